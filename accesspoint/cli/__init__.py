@@ -1,0 +1,1 @@
+"""The `peppol-ap` command line."""

@@ -1,0 +1,96 @@
+"""`peppol-ap`: the gateway's command line. Each area registers its commands here."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+from accesspoint import __version__
+from accesspoint.config import ConfigError, key_material, load_config
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
+)
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Stop with one clear line on stderr."""
+    click.echo(f"peppol-ap: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="peppol-ap")
+def cli() -> None:
+    """Peppol Access Point gateway: AS4 messaging, discovery, registrations."""
+
+
+@cli.command()
+@config_option
+@click.option("--host", help="Address to listen on (overrides server.host).")
+@click.option("--port", type=int, help="TCP port (overrides server.port).")
+@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
+def serve(config_path: str | None, host: str | None, port: int | None, workers: int) -> None:
+    """Start the gateway (gunicorn) on the configured address."""
+    from accesspoint.server import run
+
+    overrides = {"PEPPOL_AP_SERVER__HOST": host, "PEPPOL_AP_SERVER__PORT": str(port) if port else None}
+    try:
+        run(config_path, {k: v for k, v in overrides.items() if v}, workers)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+
+
+@cli.group()
+def config() -> None:
+    """Inspect and check the configuration."""
+
+
+@config.command("check")
+@config_option
+def config_check(config_path: str | None) -> None:
+    """Validate the configuration and our key material, then print a summary."""
+    try:
+        cfg = load_config(config_path)
+        material = key_material(cfg)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    click.echo(f"environment   {cfg.environment}")
+    click.echo(f"sources       {', '.join(cfg.sources)}")
+    click.echo(f"certificate   {material.certificate.subject.rfc4514_string()}")
+    click.echo(f"valid until   {material.certificate.not_valid_after_utc:%Y-%m-%d}")
+    click.echo(f"database      {cfg.database_url}")
+    click.echo("configuration OK")
+
+
+@config.command("show")
+@config_option
+def config_show(config_path: str | None) -> None:
+    """Print the effective configuration as JSON (secrets masked)."""
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        fail(f"configuration error: {exc}")
+    click.echo(json.dumps(cfg.redacted(), indent=2))
+
+
+def _register() -> None:
+    from accesspoint.cli import discovery, inspect, pki
+
+    cli.add_command(pki.pki)
+    cli.add_command(inspect.inspect)
+    cli.add_command(discovery.lookup)
+    cli.add_command(discovery.smp)
+
+
+_register()
+
+
+def main() -> None:
+    cli()
+
+
+if __name__ == "__main__":
+    main()

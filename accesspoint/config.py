@@ -1,0 +1,229 @@
+"""Configuration: conf/default.toml, an optional file named by PEPPOL_AP_CONFIG, then environment
+variables. Validated at start-up; every problem is one line naming the key, never a secret's value.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from certs.anchors import ENVIRONMENTS, TrustAnchors, peppol_anchors
+from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
+
+DEFAULT_FILE = Path(__file__).resolve().parent.parent / "conf" / "default.toml"
+ENV_PREFIX = "PEPPOL_AP_"
+SECRET_KEYS = {("keystore", "password")}
+SML_ZONES = {
+    "production": "participant.sml.prod.tech.peppol.org",
+    "test": "participant.sml.test.tech.peppol.org",
+    "local": "local.peppol.test",
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, as one line: the key, then what is wrong."""
+
+
+def _merge(base: dict[str, Any], override: Mapping[str, Any], where: str, origin: str) -> None:
+    for key, value in override.items():
+        name = f"{where}.{key}" if where else key
+        if key not in base:
+            raise ConfigError(f"{name}: unknown key (in {origin})")
+        if isinstance(base[key], dict):
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{name}: must be a table (in {origin})")
+            _merge(base[key], value, name, origin)
+        else:
+            base[key] = _coerce(name, base[key], value, origin)
+
+
+def _coerce(name: str, default: Any, value: Any, origin: str) -> Any:
+    expected = type(default)
+    if expected is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "false", "0", "no"):
+            return value.lower() in ("true", "1", "yes")
+    elif expected is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+            return int(value)
+    elif expected is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif expected is list:
+        if isinstance(value, list):
+            return value
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+    elif expected is str:
+        if isinstance(value, str):
+            return value
+    shown = "***" if name.endswith("password") else repr(value)
+    raise ConfigError(f"{name}: expected {expected.__name__}, got {shown} (in {origin})")
+
+
+def _env_overrides(environ: Mapping[str, str], defaults: dict[str, Any]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for var, value in environ.items():
+        if not var.startswith(ENV_PREFIX) or var == ENV_PREFIX + "CONFIG":
+            continue
+        path = var[len(ENV_PREFIX):].lower().split("__")
+        if len(path) == 1:
+            if path[0] not in defaults or isinstance(defaults[path[0]], dict):
+                raise ConfigError(f"{var}: unknown setting (top-level keys: use PEPPOL_AP_<KEY>)")
+            result[path[0]] = value
+        elif len(path) == 2:
+            section, key = path
+            if not isinstance(defaults.get(section), dict) or key not in defaults[section]:
+                raise ConfigError(f"{var}: unknown setting {section}.{key}")
+            result.setdefault(section, {})[key] = value
+        else:
+            raise ConfigError(f"{var}: unknown setting (use PEPPOL_AP_<SECTION>__<KEY>)")
+    return result
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"PEPPOL_AP_CONFIG: file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+@dataclass(frozen=True)
+class Config:
+    """Validated settings. Sections are attribute namespaces: cfg.server.port, cfg.keystore.pkcs12."""
+
+    data: dict[str, Any]
+    sources: tuple[str, ...]
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            value = self.data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return SimpleNamespace(**value) if isinstance(value, dict) else value
+
+    @property
+    def data_dir(self) -> Path:
+        return Path(self.data["storage"]["data_dir"]).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.data["database"]["url"] or f"sqlite:///{self.data_dir / 'gateway.db'}"
+
+    @property
+    def public_url(self) -> str:
+        server = self.data["server"]
+        return (server["public_url"] or f"http://{server['host']}:{server['port']}").rstrip("/")
+
+    @property
+    def sml_zone(self) -> str:
+        return self.data["sml"]["zone"] or SML_ZONES[self.data["environment"]]
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings with secrets replaced, for logs and `peppol-ap config show`."""
+        out = {k: dict(v) if isinstance(v, dict) else v for k, v in self.data.items()}
+        for section, key in SECRET_KEYS:
+            if out[section][key]:
+                out[section][key] = "***"
+        return out
+
+
+def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate the configuration (without touching key material; see `key_material`)."""
+    environ = os.environ if environ is None else environ
+    data = _read_toml(DEFAULT_FILE)
+    sources = [str(DEFAULT_FILE)]
+    chosen = path or environ.get(ENV_PREFIX + "CONFIG")
+    if chosen:
+        _merge(data, _read_toml(Path(chosen)), "", str(chosen))
+        sources.append(str(chosen))
+    _merge(data, _env_overrides(environ, data), "", "environment")
+    config = Config(data, tuple(sources))
+    _validate(config)
+    return config
+
+
+def _validate(cfg: Config) -> None:
+    d = cfg.data
+    if d["environment"] not in ENVIRONMENTS:
+        raise ConfigError(f"environment: must be one of {', '.join(ENVIRONMENTS)}, got {d['environment']!r}")
+    if not 0 < d["server"]["port"] < 65536:
+        raise ConfigError(f"server.port: must be 1-65535, got {d['server']['port']}")
+    order = d["revocation"]["order"]
+    if not order or any(m not in ("crl", "ocsp") for m in order) or len(set(order)) != len(order):
+        raise ConfigError(f"revocation.order: must list 'crl' and/or 'ocsp' once each, got {order!r}")
+    if not 0 < d["revocation"]["cache_hours"] <= 6:
+        raise ConfigError("revocation.cache_hours: must be between 1 and 6")
+    if d["log"]["format"] not in ("json", "text"):
+        raise ConfigError(f"log.format: must be 'json' or 'text', got {d['log']['format']!r}")
+    if d["log"]["level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ConfigError(f"log.level: must be DEBUG, INFO, WARNING or ERROR, got {d['log']['level']!r}")
+    if d["environment"] != "local" and (d["trust"]["ap_ca"] or d["trust"]["smp_ca"]):
+        raise ConfigError("trust.ap_ca/trust.smp_ca: only allowed in the local environment")
+    ks = d["keystore"]
+    if ks["pkcs12"] and (ks["key"] or ks["certificate"]):
+        raise ConfigError("keystore: set either keystore.pkcs12 or keystore.key + keystore.certificate, not both")
+    if bool(ks["key"]) != bool(ks["certificate"]):
+        raise ConfigError("keystore: keystore.key and keystore.certificate go together")
+    if d["environment"] != "local" and not (ks["pkcs12"] or ks["key"]):
+        raise ConfigError(f"keystore.pkcs12: required in the {d['environment']} environment")
+    for section, key in (("keystore", "pkcs12"), ("keystore", "key"), ("keystore", "certificate"),
+                         ("keystore", "chain")):
+        value = d[section][key]
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{section}.{key}: file not found: {value}")
+    for key in ("ap_ca", "smp_ca"):
+        for value in d["trust"][key]:
+            if not Path(value).is_file():
+                raise ConfigError(f"trust.{key}: file not found: {value}")
+
+
+def key_material(cfg: Config) -> KeyMaterial:
+    """Our AP key material, checked: opens, key matches certificate, certificate not expired."""
+    ks = cfg.data["keystore"]
+    try:
+        if ks["pkcs12"]:
+            where = "keystore.pkcs12"
+            material = load_pkcs12(ks["pkcs12"], ks["password"])
+        elif ks["key"]:
+            where = "keystore.key"
+            material = load_pem(ks["key"], ks["certificate"], ks["chain"] or None, ks["password"] or None)
+        else:
+            from certs.devpki import ensure_dev_pki
+
+            where = "storage.data_dir (dev PKI)"
+            pki = ensure_dev_pki(cfg.data_dir / "pki")
+            material = load_pkcs12(pki.ap_p12, pki.password)
+        material.check_usable()
+    except KeystoreError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return material
+
+
+def trust_anchors(cfg: Config) -> TrustAnchors:
+    """The anchors of the configured environment; local = dev PKI plus trust.* extras."""
+    env = cfg.data["environment"]
+    if env != "local":
+        return peppol_anchors(env)
+    from certs.devpki import ensure_dev_pki
+
+    pki = ensure_dev_pki(cfg.data_dir / "pki")
+    extra_ap = [c for f in cfg.data["trust"]["ap_ca"] for c in load_certificates(f)]
+    extra_smp = [c for f in cfg.data["trust"]["smp_ca"] for c in load_certificates(f)]
+    return TrustAnchors(
+        environment="local",
+        roots=tuple(load_certificates(pki.root_ca)),
+        ap_cas=tuple(load_certificates(pki.ap_ca)) + tuple(extra_ap),
+        smp_cas=tuple(load_certificates(pki.smp_ca)) + tuple(extra_smp),
+    )
