@@ -11,8 +11,8 @@ temporary file. Plaintext is handed out only after the GCM tag verified; on any 
 
 Error codes (phase4 answers every WSS4J failure with EBMS:0102; we keep 0102 for everything that means
 "we cannot decrypt this" and use EBMS:0103 where the message breaks the Peppol security policy):
-- EBMS:0102 FailedDecryption: no EncryptedKey, key not wrapped for our certificate, RSA unwrap fails,
-  unwrapped key not 16 bytes, ciphertext shorter than IV + tag, GCM tag mismatch, the attachment named
+- EBMS:0102 FailedDecryption: no EncryptedKey, key not wrapped for our certificate, ciphertext shorter
+  than IV + tag, GCM tag mismatch (which is also how a failed RSA unwrap shows), the attachment named
   by a CipherReference is not in the message, a reference that resolves to nothing, an unreadable
   certificate or base64 value.
 - EBMS:0103 PolicyNoncompliance: key transport other than xenc11#rsa-oaep with explicit SHA-256 digest
@@ -361,9 +361,9 @@ def decrypt_attachments(
 
 def unencrypted_attachments(envelope: etree._Element, content_ids: Sequence[str]) -> list[str]:
     """The content ids (in the given order) that no EncryptedData of the wsse:Security header covers."""
-    security = _security_header(envelope)
+    security = _find_security(envelope)
     covered: set[str] = set()
-    for ed in security.findall(f"{{{ns.XENC}}}EncryptedData"):
+    for ed in security.findall(f"{{{ns.XENC}}}EncryptedData") if security is not None else ():
         ref = ed.find(f"{{{ns.XENC}}}CipherData/{{{ns.XENC}}}CipherReference")
         uri = ref.get("URI", "") if ref is not None else ""
         if uri.startswith("cid:"):
@@ -373,16 +373,21 @@ def unencrypted_attachments(envelope: etree._Element, content_ids: Sequence[str]
 
 
 def _security_header(envelope: etree._Element) -> etree._Element:
+    security = _find_security(envelope)
+    if security is None:
+        raise As4Error(FAILED_DECRYPTION, "the message has no wsse:Security header, so nothing can be decrypted")
+    return security
+
+
+def _find_security(envelope: etree._Element) -> etree._Element | None:
     root = envelope.getroottree().getroot()
     soap_ns = etree.QName(root).namespace
     if etree.QName(root).localname != "Envelope" or soap_ns not in (ns.S12, ns.S11):
         raise As4Error(FAILED_DECRYPTION, f"not a SOAP envelope: root element is {root.tag}")
     headers = root.findall(f"{{{soap_ns}}}Header/{{{ns.WSSE}}}Security")
-    if not headers:
-        raise As4Error(FAILED_DECRYPTION, "the message has no wsse:Security header, so nothing can be decrypted")
     if len(headers) > 1:
         raise As4Error(POLICY_NONCOMPLIANCE, f"the message has {len(headers)} wsse:Security headers; Peppol uses one")
-    return headers[0]
+    return headers[0] if headers else None
 
 
 def _read_encrypted_key(root: etree._Element, security: etree._Element, ek: etree._Element) -> EncryptedKeyInfo:
@@ -587,14 +592,12 @@ def _unwrap(item: EncryptedKeyInfo, key: KeyMaterial) -> bytes:
     try:
         session_key = key.private_key.decrypt(item.cipher_value, _OAEP)
     except ValueError:
-        raise As4Error(
-            FAILED_DECRYPTION, f"EncryptedKey {item.id}: the key cannot be unwrapped with our private key"
-        ) from None
+        session_key = b""
     if len(session_key) != KEY_BYTES:
-        raise As4Error(
-            FAILED_DECRYPTION,
-            f"EncryptedKey {item.id}: the unwrapped key has {len(session_key)} bytes; aes128-gcm needs {KEY_BYTES}",
-        )
+        # A failed unwrap must look exactly like a failed GCM check, or the error answer becomes an
+        # RSA padding oracle for whoever can post to us. WSS4J's EncryptedKeyProcessor (phase4)
+        # likewise continues with a random key; the attachment then fails its integrity check.
+        session_key = os.urandom(KEY_BYTES)
     return session_key
 
 
@@ -638,7 +641,8 @@ def _decrypt_stream(
         except InvalidTag:
             raise As4Error(
                 FAILED_DECRYPTION,
-                f"attachment {content_id} failed the AES-GCM integrity check (altered in transit or wrong key)",
+                f"attachment {content_id} failed the AES-GCM integrity check: it was altered in transit, or the "
+                "session key in the EncryptedKey was not wrapped with our key",
             ) from None
         size = out.tell()
         out.seek(0)

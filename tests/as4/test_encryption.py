@@ -15,11 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import xmlsec
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
@@ -197,6 +198,42 @@ def test_independent_oracle_decrypts_our_output(alice: KeyMaterial, dummy: KeyMa
         assert _oracle_decrypt(xml, key.private_key, bodies) == payloads
 
 
+def _libxmlsec_decrypt(xml: bytes, key: KeyMaterial, content_id: str, body: bytes) -> bytes:
+    """libxmlsec (python-xmlsec) unwraps our EncryptedKey, reading the OAEP parameters from our XML, and
+    decrypts the part body as the CipherValue of a stand-alone EncryptedData with our EncryptionMethod."""
+    root = etree.fromstring(xml)
+    (ek,) = root.xpath("//xenc:EncryptedKey", namespaces=NSM)
+    key_ctx = xmlsec.EncryptionContext()
+    pem = key.private_key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    key_ctx.key = xmlsec.Key.from_memory(pem, xmlsec.KeyFormat.PEM)
+    session_key = key_ctx.decrypt(etree.fromstring(etree.tostring(ek)))
+    (ed,) = root.xpath(f"//xenc:EncryptedData[.//xenc:CipherReference/@URI='cid:{content_id}']", namespaces=NSM)
+    standalone = etree.Element(f"{{{XENC}}}EncryptedData", nsmap={"xenc": XENC})
+    standalone.append(etree.fromstring(etree.tostring(ed.find("xenc:EncryptionMethod", NSM))))
+    cipher_value = etree.SubElement(etree.SubElement(standalone, f"{{{XENC}}}CipherData"), f"{{{XENC}}}CipherValue")
+    cipher_value.text = base64.b64encode(body).decode()
+    data_ctx = xmlsec.EncryptionContext()
+    data_ctx.key = xmlsec.Key.from_binary_data(xmlsec.constants.KeyDataAes, session_key)
+    return data_ctx.decrypt(standalone)
+
+
+def test_libxmlsec_decrypts_our_output(alice: KeyMaterial, dummy: KeyMaterial) -> None:
+    for key in (alice, dummy):
+        payload = gzip.compress(random.Random(3).randbytes(50_000), mtime=0)
+        xml, bodies = _encrypt(key.certificate, {"a@x": payload, "b@x": b"\x1f\x8b other"})
+        assert _libxmlsec_decrypt(xml, key, "a@x", bodies["a@x"]) == payload
+        assert _libxmlsec_decrypt(xml, key, "b@x", bodies["b@x"]) == b"\x1f\x8b other"
+
+
+def test_libxmlsec_oracle_reads_the_oaep_parameters(alice: KeyMaterial) -> None:
+    """The oracle is not vacuous: claiming SHA-1 in the XML makes libxmlsec's unwrap fail."""
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"payload"})
+    root = etree.fromstring(xml)
+    root.xpath("//xenc:EncryptedKey//ds:DigestMethod", namespaces=NSM)[0].set("Algorithm", DSIG + "sha1")
+    with pytest.raises(xmlsec.Error):
+        _libxmlsec_decrypt(etree.tostring(root), alice, "a@x", bodies["a@x"])
+
+
 def test_our_decrypt_reads_what_the_oracle_style_sender_writes(alice: KeyMaterial) -> None:
     """The other direction: a message encrypted one-shot with AESGCM is decrypted by the streaming code."""
     xml, _ = _encrypt(alice.certificate, {"a@x": b"placeholder"})
@@ -345,12 +382,24 @@ def test_wrong_key_is_not_ours(alice: KeyMaterial, bob: KeyMaterial) -> None:
 
 
 def test_key_wrapped_for_another_certificate_behind_our_bst(alice: KeyMaterial, bob: KeyMaterial) -> None:
-    """A BST naming us while the key was wrapped for someone else: the unwrap itself must fail."""
+    """A BST naming us while the key was wrapped for someone else: the unwrap fails, and the answer must not
+    differ from a GCM failure (no padding oracle)."""
     xml, bodies = _encrypt(alice.certificate, {"a@x": b"secret"})
     root = parse_bytes(xml)
     bst = root.xpath("//wsse:BinarySecurityToken", namespaces=NSM)[0]
     bst.text = base64.b64encode(bob.certificate.public_bytes(Encoding.DER)).decode()
-    _expect("EBMS:0102", "cannot be unwrapped", lambda: _decrypt(root, bob, bodies))
+    _expect("EBMS:0102", "integrity check", lambda: _decrypt(root, bob, bodies))
+
+
+@pytest.mark.parametrize("key_length", [15, 32])
+def test_wrapped_key_of_wrong_length_fails_like_gcm(alice: KeyMaterial, key_length: int) -> None:
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"secret"})
+    root = parse_bytes(xml)
+    wrapped = alice.certificate.public_key().encrypt(
+        bytes(key_length), padding.OAEP(mgf=padding.MGF1(hashes.SHA256()), algorithm=hashes.SHA256(), label=None)
+    )
+    root.xpath("//xenc:CipherValue", namespaces=NSM)[0].text = base64.b64encode(wrapped).decode()
+    _expect("EBMS:0102", "integrity check", lambda: _decrypt(root, alice, bodies))
 
 
 @pytest.mark.parametrize(
@@ -523,6 +572,8 @@ def test_unencrypted_attachments_lists_the_uncovered_ones(alice: KeyMaterial) ->
     root = parse_bytes(xml)
     assert unencrypted_attachments(root, ["a@x", "b@x", "c@x", "d@x"]) == ["b@x", "d@x"]
     assert unencrypted_attachments(_envelope(), ["a@x"]) == ["a@x"]
+    no_header = f'<S12:Envelope xmlns:S12="{ns.S12}"><S12:Header/><S12:Body/></S12:Envelope>'.encode()
+    assert unencrypted_attachments(parse_bytes(no_header), ["a@x"]) == ["a@x"]
 
 
 # --- sender-side input checks ---------------------------------------------------------------------
