@@ -130,11 +130,17 @@ def encrypt_attachments(
     spill_threshold: int = 1 << 20,
 ) -> list[EncryptedAttachment]:
     """Encrypt every attachment for `recipient` and insert BST, EncryptedKey and EncryptedData elements
-    at the start of `security` (WSS4J prepends them to the already signed header)."""
+    at the start of `security` (WSS4J prepends them to the already signed header).
+
+    Bodies larger than `spill_threshold` bytes live in temporary files (0: always on disk). The
+    recipient certificate must already be verified (Peppol AP CA, validity, revocation) by the caller.
+    """
     if security.tag != f"{{{ns.WSSE}}}Security":
         raise ValueError(f"expected a wsse:Security element, got {security.tag}")
     if not attachments:
         raise ValueError("no attachments to encrypt: Peppol messages carry the payload as an attachment")
+    if security.find(f"{{{ns.XENC}}}EncryptedKey") is not None:
+        raise ValueError("this wsse:Security header already holds an xenc:EncryptedKey; encrypt a message only once")
     seen: set[str] = set()
     for att in attachments:
         _check_content_id(att.content_id)
@@ -185,7 +191,7 @@ def _check_content_id(content_id: str) -> None:
 def _encrypt_stream(key: bytes, att: PlainAttachment, spill_threshold: int) -> EncryptedAttachment:
     iv = os.urandom(IV_BYTES)
     encryptor = Cipher(algorithms.AES(key), modes.GCM(iv)).encryptor()
-    out = cast(BinaryIO, SpooledTemporaryFile(max_size=spill_threshold))
+    out = _spool(spill_threshold)
     try:
         out.write(iv)
         while chunk := att.stream.read(CHUNK):
@@ -317,7 +323,8 @@ def decrypt_attachments(
     """Decrypt every encrypted attachment of the message with our key.
 
     `ciphertexts` maps content ids (without angle brackets) to seekable streams of the received part
-    bodies; they are not closed. The result is keyed like `ciphertexts`. Attachments that no
+    bodies; they are not closed. The result is keyed like `ciphertexts`; plaintexts larger than
+    `spill_threshold` bytes live in temporary files (0: always on disk). Attachments that no
     EncryptedData covers are not returned: use `unencrypted_attachments` to reject those.
     """
     header = read_encryption_header(envelope)
@@ -331,6 +338,8 @@ def decrypt_attachments(
     for item in header.data:
         content_id = _resolve_cid(item.cipher_reference, ciphertexts)
         if content_id is None:
+            # EBMS:0102 rather than 0011: like phase4, where WSS4J's attachment callback fails. A MIME part
+            # without PartInfo (or the reverse) is the messaging layer's EBMS:0011/0003 before we run.
             raise As4Error(
                 FAILED_DECRYPTION,
                 f"EncryptedData {item.id} refers to attachment {item.cipher_reference}, which is not in the "
@@ -627,7 +636,7 @@ def _decrypt_stream(
     source.seek(0)
     iv = source.read(IV_BYTES)
     decryptor = Cipher(algorithms.AES(key), modes.GCM(iv, tag)).decryptor()
-    out = cast(BinaryIO, SpooledTemporaryFile(max_size=spill_threshold))
+    out = _spool(spill_threshold)
     try:
         remaining = total - IV_BYTES - TAG_BYTES
         while remaining:
@@ -650,6 +659,11 @@ def _decrypt_stream(
         out.close()
         raise
     return out, size
+
+
+def _spool(spill_threshold: int) -> BinaryIO:
+    # SpooledTemporaryFile treats max_size=0 as "never spill"; for us 0 means "straight to disk".
+    return cast(BinaryIO, SpooledTemporaryFile(max_size=max(1, spill_threshold)))
 
 
 def _b64(text: str | None, what: str) -> bytes:

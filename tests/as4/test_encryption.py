@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 
 from accesspoint.as4 import encryption, ns
@@ -183,6 +185,31 @@ def test_round_trip_with_dummy_phase4_key(dummy: KeyMaterial) -> None:
     payload = gzip.compress(b"<StandardBusinessDocument/>", mtime=0)
     xml, bodies = _encrypt(dummy.certificate, {"phase4-att-1@cid": payload})
     assert _decrypt(xml, dummy, bodies) == {"phase4-att-1@cid": payload}
+
+
+CHUNK = encryption.CHUNK
+
+
+@pytest.mark.parametrize("size", [1, CHUNK - 1, CHUNK, CHUNK + 1, 3 * CHUNK + 7])
+@pytest.mark.parametrize("spill_threshold", [0, 1 << 20])
+def test_round_trip_across_chunk_boundaries(alice: KeyMaterial, size: int, spill_threshold: int) -> None:
+    payload = random.Random(size).randbytes(size)
+    envelope = _envelope()
+    (enc,) = encrypt_attachments(_security(envelope), alice.certificate,
+                                 [PlainAttachment("a@x", "application/gzip", io.BytesIO(payload))],
+                                 spill_threshold=spill_threshold)
+    out = decrypt_attachments(envelope, alice, {"a@x": enc.body}, spill_threshold=spill_threshold)
+    assert _read_and_close(out["a@x"]) == payload
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.binary(max_size=300), data=st.data())
+def test_any_flipped_ciphertext_bit_is_rejected(alice: KeyMaterial, payload: bytes, data: st.DataObject) -> None:
+    xml, bodies = _encrypt(alice.certificate, {"a@x": payload})
+    body = bytearray(bodies["a@x"])
+    position = data.draw(st.integers(0, len(body) - 1), label="position")
+    body[position] ^= 1 << data.draw(st.integers(0, 7), label="bit")
+    _expect("EBMS:0102", "integrity check", lambda: _decrypt(xml, alice, {"a@x": bytes(body)}))
 
 
 def test_empty_attachment_round_trips(alice: KeyMaterial) -> None:
@@ -601,8 +628,13 @@ def test_sender_needs_security_element_and_attachments(alice: KeyMaterial) -> No
         encrypt_attachments(envelope, alice.certificate, [PlainAttachment("a@x", "application/gzip", io.BytesIO())])
     with pytest.raises(ValueError, match="no attachments"):
         encrypt_attachments(_security(envelope), alice.certificate, [])
+    encrypt_attachments(_security(envelope), alice.certificate,
+                        [PlainAttachment("a@x", "application/gzip", io.BytesIO(b"x"))])
+    with pytest.raises(ValueError, match="already holds an xenc:EncryptedKey"):
+        encrypt_attachments(_security(envelope), alice.certificate,
+                            [PlainAttachment("a@x", "application/gzip", io.BytesIO(b"x"))])
     with pytest.raises(ValueError, match="given twice"):
-        encrypt_attachments(_security(envelope), alice.certificate, [
+        encrypt_attachments(_security(_envelope()), alice.certificate, [
             PlainAttachment("a@x", "application/gzip", io.BytesIO()),
             PlainAttachment("a@x", "application/gzip", io.BytesIO()),
         ])
