@@ -27,7 +27,7 @@ import base64
 import binascii
 import os
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, cast
@@ -369,15 +369,19 @@ def decrypt_attachments(
 
 
 def unencrypted_attachments(envelope: etree._Element, content_ids: Sequence[str]) -> list[str]:
-    """The content ids (in the given order) that no EncryptedData of the wsse:Security header covers."""
+    """The content ids (in the given order) that no EncryptedData of the wsse:Security header covers.
+
+    A `cid:` reference covers the attachment `decrypt_attachments` would resolve it to, and only that one.
+    """
     security = _find_security(envelope)
+    available = set(content_ids)
     covered: set[str] = set()
     for ed in security.findall(f"{{{ns.XENC}}}EncryptedData") if security is not None else ():
         ref = ed.find(f"{{{ns.XENC}}}CipherData/{{{ns.XENC}}}CipherReference")
         uri = ref.get("URI", "") if ref is not None else ""
-        if uri.startswith("cid:"):
-            covered.add(uri[4:])
-            covered.add(unquote(uri[4:]))
+        resolved = _resolve_cid(uri, available) if uri.startswith("cid:") else None
+        if resolved is not None:
+            covered.add(resolved)
     return [cid for cid in content_ids if cid not in covered]
 
 
@@ -610,13 +614,13 @@ def _unwrap(item: EncryptedKeyInfo, key: KeyMaterial) -> bytes:
     return session_key
 
 
-def _resolve_cid(uri: str, ciphertexts: Mapping[str, BinaryIO]) -> str | None:
+def _resolve_cid(uri: str, available: Container[str]) -> str | None:
     # WSS4J takes the id after `cid:` literally; RFC 2392 says percent-encoded: try both (pitfall 7).
     literal = uri[4:]
-    if literal in ciphertexts:
+    if literal in available:
         return literal
     decoded = unquote(literal)
-    return decoded if decoded in ciphertexts else None
+    return decoded if decoded in available else None
 
 
 def _decrypt_stream(

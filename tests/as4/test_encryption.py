@@ -594,6 +594,15 @@ def test_dangling_references_are_decryption_failures(alice: KeyMaterial) -> None
     _expect("EBMS:0102", "ED-missing", lambda: _decrypt(root, alice, bodies))
 
 
+def test_literal_cid_match_wins_and_covers_only_that_attachment(alice: KeyMaterial) -> None:
+    """`cid:a%40x` names the part literally called `a%40x` when there is one, so `a@x` stays uncovered."""
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"payload"})
+    root = parse_bytes(xml)
+    root.xpath("//xenc:CipherReference", namespaces=NSM)[0].set("URI", "cid:a%40x")
+    assert unencrypted_attachments(root, ["a@x", "a%40x"]) == ["a@x"]
+    assert _decrypt(root, alice, {"a%40x": bodies["a@x"], "a@x": b"plain, not encrypted"}) == {"a%40x": b"payload"}
+
+
 def test_unencrypted_attachments_lists_the_uncovered_ones(alice: KeyMaterial) -> None:
     xml, _ = _encrypt(alice.certificate, {"a@x": b"1", "c@x": b"3"})
     root = parse_bytes(xml)
