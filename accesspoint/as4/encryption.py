@@ -315,12 +315,15 @@ def read_encryption_header(envelope: etree._Element) -> EncryptionHeader:
 
 def decrypt_attachments(
     envelope: etree._Element,
-    key: KeyMaterial,
+    key: KeyMaterial | Sequence[KeyMaterial],
     ciphertexts: Mapping[str, BinaryIO],
     *,
     spill_threshold: int = 1 << 20,
 ) -> dict[str, DecryptedAttachment]:
     """Decrypt every encrypted attachment of the message with our key.
+
+    `key` may list several of our keys: during a certificate renewal senders still encrypt for the
+    certificate the SMP published before, so the old key stays usable until that has settled.
 
     `ciphertexts` maps content ids (without angle brackets) to seekable streams of the received part
     bodies; they are not closed. The result is keyed like `ciphertexts`; plaintexts larger than
@@ -332,7 +335,10 @@ def decrypt_attachments(
         raise As4Error(FAILED_DECRYPTION, "the message is not encrypted: wsse:Security holds no xenc:EncryptedKey")
     for item in header.data:
         _check_data_policy(item)
-    session_keys = {k.id: _unwrap(k, key) for k in header.keys}
+    ours = (key,) if isinstance(key, KeyMaterial) else tuple(key)
+    if not ours:
+        raise ValueError("no key material to decrypt with")
+    session_keys = {k.id: _unwrap(k, ours) for k in header.keys}
 
     targets: dict[str, EncryptedDataInfo] = {}
     for item in header.data:
@@ -593,15 +599,17 @@ def _check_data_policy(item: EncryptedDataInfo) -> None:
         )
 
 
-def _unwrap(item: EncryptedKeyInfo, key: KeyMaterial) -> bytes:
+def _unwrap(item: EncryptedKeyInfo, ours: Sequence[KeyMaterial]) -> bytes:
     _check_key_policy(item)
-    ours = key.certificate.public_bytes(serialization.Encoding.DER)
-    if item.recipient.public_bytes(serialization.Encoding.DER) != ours:
+    recipient = item.recipient.public_bytes(serialization.Encoding.DER)
+    matching = [k for k in ours if k.certificate.public_bytes(serialization.Encoding.DER) == recipient]
+    if not matching:
         raise As4Error(
             FAILED_DECRYPTION,
             f"message is encrypted for certificate {_describe(item.recipient)}, not ours "
-            f"({_describe(key.certificate)})",
+            f"({'; '.join(_describe(k.certificate) for k in ours)})",
         )
+    key = matching[0]
     try:
         session_key = key.private_key.decrypt(item.cipher_value, _OAEP)
     except ValueError:

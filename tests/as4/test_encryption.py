@@ -114,7 +114,9 @@ def _encrypt(recipient: x509.Certificate, payloads: dict[str, bytes]) -> tuple[b
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), bodies
 
 
-def _decrypt(xml: bytes | etree._Element, key: KeyMaterial, bodies: dict[str, bytes]) -> dict[str, bytes]:
+def _decrypt(
+    xml: bytes | etree._Element, key: KeyMaterial | list[KeyMaterial], bodies: dict[str, bytes]
+) -> dict[str, bytes]:
     envelope = parse_bytes(xml) if isinstance(xml, bytes) else xml
     out = decrypt_attachments(envelope, key, {cid: io.BytesIO(b) for cid, b in bodies.items()})
     return {cid: _read_and_close(item) for cid, item in out.items()}
@@ -406,6 +408,13 @@ def test_wrong_key_is_not_ours(alice: KeyMaterial, bob: KeyMaterial) -> None:
     xml, bodies = _encrypt(alice.certificate, {"a@x": b"secret"})
     error = _expect("EBMS:0102", "not ours", lambda: _decrypt(xml, bob, bodies))
     assert "PXX000001" in error.description and "PXX000002" in error.description
+
+
+def test_old_and_new_key_during_renewal(alice: KeyMaterial, bob: KeyMaterial) -> None:
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"for the old certificate"})
+    assert _decrypt(xml, [bob, alice], bodies) == {"a@x": b"for the old certificate"}
+    error = _expect("EBMS:0102", "not ours", lambda: _decrypt(xml, [bob], bodies))
+    assert "PXX000002" in error.description
 
 
 def test_key_wrapped_for_another_certificate_behind_our_bst(alice: KeyMaterial, bob: KeyMaterial) -> None:
