@@ -612,6 +612,42 @@ def test_literal_cid_match_wins_and_covers_only_that_attachment(alice: KeyMateri
     assert _decrypt(root, alice, {"a%40x": bodies["a@x"], "a@x": b"plain, not encrypted"}) == {"a%40x": b"payload"}
 
 
+def test_encrypted_data_without_key_info_uses_the_key_that_lists_it(alice: KeyMaterial) -> None:
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"payload"})
+    root = parse_bytes(xml)
+    _remove(ED + "/ds:KeyInfo")(root)
+    assert _decrypt(root, alice, bodies) == {"a@x": b"payload"}
+    _remove("//xenc:ReferenceList")(root)
+    _expect("EBMS:0102", "no KeyInfo reference", lambda: _decrypt(root, alice, bodies))
+
+
+def _set_text(xpath: str, text: str) -> Callable[[etree._Element], None]:
+    def change(root: etree._Element) -> None:
+        root.xpath(xpath, namespaces=NSM)[0].text = text
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (_set_text("//xenc:CipherValue", "not*base64"), "CipherValue is not valid base64"),
+        (_set_text("//xenc:CipherValue", " "), "CipherValue is empty"),
+        (_set_text("//wsse:BinarySecurityToken[1]", "AAAA"), "no readable X.509 certificate"),
+        (_remove("//xenc:EncryptedKey/xenc:CipherData"), "no xenc:CipherData/xenc:CipherValue"),
+        (_set_attr("//xenc:EncryptedKey//wsse:Reference", "URI", "#nowhere"), "resolves to no element"),
+    ],
+    ids=["cipher-value-not-base64", "cipher-value-empty", "bst-not-a-certificate", "no-cipher-data",
+         "bst-reference-dangling"],
+)
+def test_unreadable_key_parts_are_decryption_failures(
+    alice: KeyMaterial, change: Callable[[etree._Element], None], words: str
+) -> None:
+    xml, bodies = _encrypt(alice.certificate, {"a@x": b"payload"})
+    root = parse_bytes(xml)
+    change(root)
+    _expect("EBMS:0102", words, lambda: _decrypt(root, alice, bodies))
+
+
 def test_unencrypted_attachments_lists_the_uncovered_ones(alice: KeyMaterial) -> None:
     xml, _ = _encrypt(alice.certificate, {"a@x": b"1", "c@x": b"3"})
     root = parse_bytes(xml)
