@@ -114,6 +114,8 @@ class EncryptedDataInfo:
 
 @dataclass(frozen=True)
 class EncryptionHeader:
+    """What wsse:Security says about encryption, in document order (for decryption and `inspect`)."""
+
     keys: tuple[EncryptedKeyInfo, ...]
     data: tuple[EncryptedDataInfo, ...]
 
