@@ -42,6 +42,7 @@ section 4 table), after the profile validator has already required one typed Par
 from __future__ import annotations
 
 import base64
+import codecs
 import copy
 import re
 import uuid
@@ -305,11 +306,14 @@ class ErrorSignal:
         return any(e.detail is not None and text in e.detail for e in self.errors)
 
     def __str__(self) -> str:
-        return "; ".join(str(e) for e in self.errors) or "ebMS Error signal without eb:Error"
+        return "; ".join(str(e) for e in self.errors)
 
 
 @dataclass(frozen=True)
 class ParsedEnvelope:
+    """A received envelope split into its parts; exactly one of user_message / receipt / error matches ``kind``
+    (an error signal that also carries a receipt has both, and kind "error")."""
+
     envelope: etree._Element
     soap_version: Literal["1.1", "1.2"]
     header: etree._Element
@@ -433,6 +437,8 @@ def new_user_message(*, domain: str, from_party: str, to_party: str, service: st
                      parts: Sequence[PartInfo], conversation_id: str | None = None,
                      now: datetime | None = None) -> UserMessage:
     """A Peppol UserMessage with fresh MessageId, ConversationId, wsu:Ids and a millisecond UTC timestamp."""
+    if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+        raise ValueError("now must be timezone-aware; a naive datetime has no defined UTC instant")
     stamp = (now or datetime.now(UTC)).astimezone(UTC)
     return UserMessage(
         message_id=new_message_id(domain),
@@ -777,12 +783,18 @@ def _parse_part_info(el: etree._Element) -> PartInfo:
 # Peppol profile checks
 
 
+# Python codecs that are text encodings to Python but no charset a Java peer (phase4: Charset.forName) knows.
+_PYTHON_ONLY_CODECS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
+
+
 def _is_charset(name: str) -> bool:
     try:
-        "".encode(name)  # LookupError also for codecs that are not text encodings (rot13, base64)
-    except LookupError:
+        # LookupError for unknown names and for codecs that are not text encodings (rot13, base64);
+        # ValueError (UnicodeError) from the "undefined" codec.
+        "".encode(name)
+        return codecs.lookup(name).name not in _PYTHON_ONLY_CODECS
+    except (LookupError, ValueError):
         return False
-    return True
 
 
 def _normalise_content_id(content_id: str) -> str:

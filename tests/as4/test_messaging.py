@@ -245,6 +245,22 @@ def test_user_message_round_trip_is_lossless() -> None:
     assert received(unusual) == unusual
 
 
+def test_new_user_message_fills_ids_and_millisecond_utc_timestamp() -> None:
+    now = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=timezone(timedelta(hours=2)))
+    um = make_um()
+    fresh = new_user_message(domain="gw.example.com", from_party="POP000001", to_party="POP000002", service=PROCESS,
+                             service_type="cenbii-procid-ubl", action=DOCTYPE, original_sender=um.original_sender,
+                             final_recipient=um.final_recipient, parts=um.parts, now=now)  # type: ignore[arg-type]
+    assert fresh.timestamp == datetime(2026, 3, 1, 10, 0, 0, 123000, tzinfo=UTC)
+    assert fresh.message_id.endswith("@gw.example.com") and fresh.conversation_id.endswith("@gw.example.com")
+    assert fresh.messaging_id != um.messaging_id and fresh.body_id != um.body_id
+    assert fresh.message_id != um.message_id
+    with pytest.raises(ValueError, match="timezone-aware"):
+        new_user_message(domain="gw.example.com", from_party="POP000001", to_party="POP000002", service=PROCESS,
+                         service_type=None, action=DOCTYPE, original_sender=um.original_sender,  # type: ignore[arg-type]
+                         final_recipient=um.final_recipient, parts=(), now=datetime(2026, 1, 1))  # type: ignore[arg-type]
+
+
 def test_part_without_properties_gets_no_empty_part_properties() -> None:
     um = make_um(parts=(PartInfo(f"cid:{CID}", None, None, None),))
     assert first(build_user_message(um), ".//eb:PartInfo").find("eb:PartProperties", ns.NSMAP) is None
@@ -663,6 +679,8 @@ def test_signal_rejections() -> None:
     ({"parts": (PartInfo(f"cid:{CID}", None, "application/gzip", None),)}, VALUE_INCONSISTENT),
     ({"parts": (PartInfo.attachment(CID, charset="no-such-charset"),)}, VALUE_INCONSISTENT),
     ({"parts": (PartInfo.attachment(CID, charset="rot13"),)}, VALUE_INCONSISTENT),
+    ({"parts": (PartInfo.attachment(CID, charset="undefined"),)}, VALUE_INCONSISTENT),
+    ({"parts": (PartInfo.attachment(CID, charset="idna"),)}, VALUE_INCONSISTENT),
     ({"parts": (PartInfo.attachment(CID), PartInfo.attachment("second@gw"))}, EXTERNAL_PAYLOAD_ERROR),
 ], ids=lambda v: "-".join(f"{k}={v[k]!r}"[:40] for k in v) if isinstance(v, dict) else str(v))
 def test_profile_rejections(changes: dict[str, object], code: str) -> None:
