@@ -22,7 +22,8 @@ eb:Messaging of a UserMessage without ``S12:mustUnderstand=true`` EBMS:0009  Pep
 0 or >1 UserMessage, UserMessage + SignalMessage, >1 PartyId,     EBMS:0003  header processing
 unknown MPC, PartInfo href not ``cid:``, CompressionType not gzip,
 CompressionType without MimeType, unknown CharacterSet,
-attachment Content-ID missing / not the n-th href
+attachment Content-ID missing / not the n-th href, SOAP Body not
+empty (Peppol payloads are attachments)
 more attachments than PartInfos, or PartInfos without attachment  EBMS:0011  header processing
 RefToMessageId on a UserMessage, PartyId @type missing/wrong,     EBMS:0010  PeppolCompatibilityValidator
 AgreementRef value / @type / @pmode, Service/@type missing,
@@ -599,6 +600,9 @@ def parse_envelope(root: etree._Element) -> ParsedEnvelope:
         if must_understand != "true":
             shown = "missing" if must_understand is None else f"{must_understand!r}"
             raise As4Error(INVALID_HEADER, f'eb:Messaging needs S12:mustUnderstand="true" (it is {shown})')
+        if any(True for _ in _elements(body)) or (body.text or "").strip():
+            raise As4Error(VALUE_INCONSISTENT, "the SOAP Body of a Peppol UserMessage must be empty; the business "
+                                               "document travels as the first MIME attachment")
         um = _parse_user_message(users[0], messaging, body)
         return parsed("user-message", user_message=um)
 

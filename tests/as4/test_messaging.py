@@ -552,6 +552,10 @@ def add_signal(envelope: etree._Element) -> None:
     etree.SubElement(info, EB + "MessageId").text = "s@x"
 
 
+def add_body_payload(envelope: etree._Element) -> None:
+    etree.SubElement(first(envelope, "S12:Body"), "{urn:example}Invoice").text = "inline"
+
+
 def add_unknown_header(envelope: etree._Element) -> None:
     block = etree.SubElement(first(envelope, "S12:Header"), "{urn:example}Routing")
     block.set(S12 + "mustUnderstand", "true")
@@ -583,10 +587,12 @@ def empty_part_properties(envelope: etree._Element) -> None:
     (empty_part_properties, INVALID_HEADER, 200),
     (set_attr(f"{USER}/eb:MessageProperties/eb:Property", "name", ""), INVALID_HEADER, 200),
     (duplicate(f"{USER}/eb:PayloadInfo/eb:PartInfo/eb:PartProperties/eb:Property"), VALUE_INCONSISTENT, 200),
+    (add_body_payload, VALUE_INCONSISTENT, 200),
 ], ids=["no-messaging", "two-messaging", "two-security", "no-body", "unknown-mustunderstand-header",
         "no-usermessage", "two-usermessages", "user-and-signal", "mustunderstand-missing", "mustunderstand-false",
         "mustunderstand-1", "no-timestamp", "no-messageid", "no-partyid", "no-action", "no-service",
-        "no-collaborationinfo", "empty-partproperties", "property-without-name", "duplicate-mimetype"])
+        "no-collaborationinfo", "empty-partproperties", "property-without-name", "duplicate-mimetype",
+        "soap-body-payload"])
 def test_envelope_rejections(mutate: Callable[[etree._Element], None], code: str, status: int) -> None:
     data = mutated(mutate)
     with pytest.raises(As4Error) as info:
