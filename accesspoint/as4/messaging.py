@@ -16,14 +16,16 @@ failure                                                           code       whe
 not XML, not a SOAP envelope, no Header/Body, no eb:Messaging,    EBMS:0009  HTTP 400 text (phase4
 unprocessed mustUnderstand header block                           http 400   ``setBadRequest``)
 eb:Messaging not schema-valid (required element missing, bad      EBMS:0009  JAXB/XSD read of Messaging
-Timestamp, empty PartProperties); MessageId not ``left@right``               (MessageId form: Oxalis)
+Timestamp, empty PartProperties); MessageId not ``left@right``;              (MessageId form: Oxalis)
+two eb:Messaging or two wsse:Security header blocks
 UserMessage in SOAP 1.1                                           EBMS:0010  Peppol PMode is SOAP 1.2
 eb:Messaging of a UserMessage without ``S12:mustUnderstand=true`` EBMS:0009  Peppol spec requires it
 0 or >1 UserMessage, UserMessage + SignalMessage, >1 PartyId,     EBMS:0003  header processing
 unknown MPC, PartInfo href not ``cid:``, CompressionType not gzip,
 CompressionType without MimeType, unknown CharacterSet,
 attachment Content-ID missing / not the n-th href, SOAP Body not
-empty (Peppol payloads are attachments)
+empty (Peppol payloads are attachments), a SignalMessage with
+neither Receipt nor Error
 more attachments than PartInfos, or PartInfos without attachment  EBMS:0011  header processing
 RefToMessageId on a UserMessage, PartyId @type missing/wrong,     EBMS:0010  PeppolCompatibilityValidator
 AgreementRef value / @type / @pmode, Service/@type missing,
