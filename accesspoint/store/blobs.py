@@ -82,7 +82,13 @@ class FilesystemBlobStore:
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
+                while True:
+                    chunk = stream.read(CHUNK)
+                    if chunk is None:
+                        # a non-blocking stream with nothing ready: ending here would store a truncated payload
+                        raise BlockingIOError("blob stream had no data ready (non-blocking); pass a blocking stream")
+                    if not chunk:
+                        break
                     digest.update(chunk)
                     size += len(chunk)
                     out.write(chunk)
