@@ -25,6 +25,8 @@ class DiscoveryError(Exception):
         super().__init__(message)
         self.message = message
         self.hint = hint if hint is not None else self.default_hint
+        # Steps of the lookup done before the failure (filled in by smp.client.Discovery), for people.
+        self.steps: tuple[object, ...] = ()
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "retryable": self.retryable, "message": self.message, "hint": self.hint}

@@ -566,8 +566,8 @@ def verify_signature(data: bytes, *, allow_sha1: bool = False) -> SignatureCheck
         result = verifier.verify(data, x509_cert=certificate, expect_config=config)
     except InvalidDigest as exc:
         problems.append(f"the document was altered after signing ({exc})")
-    except InvalidSignature as exc:
-        problems.append(f"SignatureValue does not verify with the embedded certificate's key ({exc})")
+    except InvalidSignature:
+        problems.append("SignatureValue does not verify with the embedded certificate's key")
     except InvalidCertificate as exc:
         problems.append(f"signer certificate unusable: {exc}")
     except InvalidInput as exc:
