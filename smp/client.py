@@ -131,7 +131,7 @@ def service_metadata_url(smp_uri: str, participant: Identifier, document_type: I
     return f"{service_group_url(smp_uri, participant)}/services/{path_segment(document_type)}"
 
 
-def _redirect_url(href: str, participant: Identifier, document_type: Identifier) -> str:
+def redirect_target_url(href: str, participant: Identifier, document_type: Identifier) -> str:
     """The URL to follow for a Redirect: the target SMP's base from the href, our own encoded path.
 
     The href must name the same participant and document type (decoded once, participant
@@ -287,7 +287,7 @@ class SmpClient:
         if metadata.redirect is not None:
             redirect = metadata.redirect
             try:
-                target = _redirect_url(redirect.href, participant, document_type)
+                target = redirect_target_url(redirect.href, participant, document_type)
             except ValueError as exc:
                 raise DiscoveryUntrusted(f"{what}: SMP {url} redirects, but {exc}") from None
             steps.append(Step("redirect", True, f"redirect to {target}, expected signer {redirect.certificate_uid}",
