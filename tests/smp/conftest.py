@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -121,3 +122,12 @@ def smp_rogue(pki: Path) -> KeyMaterial:
 @pytest.fixture(scope="session")
 def ap_c(pki: Path) -> KeyMaterial:
     return load_pkcs12(pki / "ap-c.p12", "test")
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A NAPTR DNS server process for local.peppol.test and two HTTP SMPs (see smpserver.World)."""
+    from tests.smp.smpserver import world as make_world
+
+    with make_world(tmp_path_factory.mktemp("sml")) as w:
+        yield w

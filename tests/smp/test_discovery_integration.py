@@ -4,9 +4,7 @@ in the right error class."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from lxml import etree
@@ -14,7 +12,6 @@ from lxml import etree
 from certs.keystore import KeyMaterial
 from smp.cache import DiscoveryCache
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient, service_metadata_url
-from smp.dnsserver import smp_record, write_records
 from smp.errors import (
     DiscoveryError,
     DiscoveryUnavailable,
@@ -22,13 +19,21 @@ from smp.errors import (
     NotSupported,
     ParticipantNotRegistered,
 )
-from smp.lookup import SmlLookup, naptr_name
+from smp.lookup import SmlLookup
 from tests.smp.conftest import AP_PURPOSE, BIS3_INVOICE, BIS3_PROCESS, SMP_PURPOSE, ChainValidator, Ident
-from tests.smp.smpserver import EndpointSpec, SmpServer, dns_server, redirect, service_group, service_information, sign
+from tests.smp.smpserver import (
+    ZONE,
+    EndpointSpec,
+    SmpServer,
+    World,
+    redirect,
+    service_group,
+    service_information,
+    sign,
+)
 
 pytestmark = pytest.mark.integration
 
-ZONE = "local.peppol.test"
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 PROCESS = (BIS3_PROCESS.scheme, BIS3_PROCESS.value)
 DOCTYPE = (BIS3_INVOICE.scheme, BIS3_INVOICE.value)
@@ -49,41 +54,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class World:
-    """DNS zone file + DNS server + two SMPs; `register` publishes a participant in the SML."""
-
-    def __init__(self, records_file: Path, dns_port: int, smp_a: SmpServer, smp_b: SmpServer) -> None:
-        self.records_file = records_file
-        self.dns_port = dns_port
-        self.smp_a = smp_a
-        self.smp_b = smp_b
-        self.records: dict[str, list[dict]] = {}
-        self.servfail: list[str] = []
-
-    def register(self, participant: Ident, smp_uri: str) -> None:
-        self.records[naptr_name(participant, ZONE)] = [smp_record(smp_uri)]
-        self._write()
-
-    def fail_dns(self, participant: Ident) -> None:
-        self.servfail.append(naptr_name(participant, ZONE))
-        self._write()
-
-    def _write(self) -> None:
-        write_records(self.records_file, self.records, servfail=self.servfail)
-
-    def discovery(self, validator: ChainValidator, *, dns_port: int | None = None, **client_args: object) -> Discovery:
-        sml = SmlLookup(ZONE, [f"127.0.0.1:{dns_port or self.dns_port}"], timeout=2.0)
-        smp = SmpClient(validator, timeout=2.0, smp_purpose=SMP_PURPOSE, clock=lambda: NOW, **client_args)
-        cache = DiscoveryCache(60, 10, negative_types=NEGATIVE_ERRORS)
-        return Discovery(sml, smp, validator, cache, ap_purpose=AP_PURPOSE)
-
-
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    records = tmp_path_factory.mktemp("sml") / "records.json"
-    write_records(records, {})
-    with dns_server(ZONE, records) as port, SmpServer() as a, SmpServer() as b:
-        yield World(records, port, a, b)
+def make_discovery(world: World, validator: ChainValidator, *, dns_port: int | None = None,
+                   **client_args: object) -> Discovery:
+    sml = SmlLookup(ZONE, [f"127.0.0.1:{dns_port or world.dns_port}"], timeout=2.0)
+    smp = SmpClient(validator, timeout=2.0, smp_purpose=SMP_PURPOSE, clock=lambda: NOW, **client_args)
+    cache = DiscoveryCache(60, 10, negative_types=NEGATIVE_ERRORS)
+    return Discovery(sml, smp, validator, cache, ap_purpose=AP_PURPOSE)
 
 
 def publish(world: World, participant: Ident, signer: KeyMaterial, ap_cert: KeyMaterial, *,
@@ -101,7 +77,7 @@ def test_registered_participant(world: World, validator: ChainValidator, smp_a: 
     publish(world, participant, smp_a, ap_c)
     href = service_metadata_url("http://stale-cname-host.example:80", participant, BIS3_INVOICE)
     world.smp_a.serve(as_tuple(participant), None, service_group(as_tuple(participant), [href]))
-    result = world.discovery(validator).find_endpoint(pid("9915:REGISTERED"), BIS3_INVOICE, BIS3_PROCESS,
+    result = make_discovery(world, validator).find_endpoint(pid("9915:REGISTERED"), BIS3_INVOICE, BIS3_PROCESS,
                                                       with_service_group=True)
     assert result.endpoint_url == AP_URL
     assert result.smp_uri == world.smp_a.base
@@ -118,7 +94,7 @@ def test_registered_participant(world: World, validator: ChainValidator, smp_a: 
 
 def test_not_registered_is_nxdomain(world: World, validator: ChainValidator) -> None:
     with pytest.raises(ParticipantNotRegistered, match=r"9915:nobody is not registered in Peppol \(NXDOMAIN for "):
-        world.discovery(validator).find_endpoint(pid("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(pid("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_unsupported_document_type_is_404(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -127,7 +103,7 @@ def test_unsupported_document_type_is_404(world: World, validator: ChainValidato
     publish(world, participant, smp_a, ap_c)
     credit_note = Ident(BIS3_INVOICE.scheme, BIS3_INVOICE.value.replace("Invoice", "CreditNote"))
     with pytest.raises(NotSupported, match=r"does not support document type .*answered 404") as info:
-        world.discovery(validator).find_endpoint(participant, credit_note, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, credit_note, BIS3_PROCESS)
     assert [s.stage for s in info.value.steps] == ["dns", "naptr", "smp"]
 
 
@@ -140,7 +116,7 @@ def test_no_endpoint_for_process_profile_or_date(world: World, validator: ChainV
         EndpointSpec(("cenbii-procid-ubl", "urn:other"), AP_URL, ap_c.certificate),
     ])
     with pytest.raises(NotSupported, match=r"no peppol-transport-as4-v2_0 endpoint .*\(3 endpoint"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_smp_down_is_unavailable(world: World, validator: ChainValidator) -> None:
@@ -150,7 +126,7 @@ def test_smp_down_is_unavailable(world: World, validator: ChainValidator) -> Non
         closed = s.getsockname()[1]
     world.register(participant, f"http://127.0.0.1:{closed}")
     with pytest.raises(DiscoveryUnavailable, match="cannot connect to SMP") as info:
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
     assert info.value.retryable
 
 
@@ -159,7 +135,7 @@ def test_smp_server_error_is_unavailable(world: World, validator: ChainValidator
     world.register(participant, world.smp_a.base)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, b"oops", status=500)
     with pytest.raises(DiscoveryUnavailable, match="answered HTTP 500"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_http_redirects_are_not_followed(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -172,12 +148,12 @@ def test_http_redirects_are_not_followed(world: World, validator: ChainValidator
     world.smp_a.serve(as_tuple(participant), DOCTYPE, b"", status=302, headers={"Location": location})
     before = len(world.smp_a.requests)
     with pytest.raises(DiscoveryUnavailable, match="HTTP 302"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
     assert len(world.smp_a.requests) == before + 1
 
 
 def test_dns_down_is_unavailable(world: World, validator: ChainValidator) -> None:
-    discovery = world.discovery(validator, dns_port=free_port())
+    discovery = make_discovery(world, validator, dns_port=free_port())
     with pytest.raises(DiscoveryUnavailable, match=r"SML lookup of .* (timed out|failed)"):
         discovery.find_endpoint(pid("9915:anyone"), BIS3_INVOICE, BIS3_PROCESS)
 
@@ -186,7 +162,7 @@ def test_dns_servfail_is_unavailable(world: World, validator: ChainValidator) ->
     participant = pid("9915:servfail")
     world.fail_dns(participant)
     with pytest.raises(DiscoveryUnavailable, match="answered with an error"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_tampered_answer_is_untrusted(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -197,7 +173,7 @@ def test_tampered_answer_is_untrusted(world: World, validator: ChainValidator, s
                 smp_a)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, body.replace(b"ap.example.test", b"evil.example.test"))
     with pytest.raises(DiscoveryUntrusted, match="altered after signing") as info:
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
     assert not info.value.retryable
     assert info.value.steps[-1].stage == "signature"
 
@@ -208,7 +184,7 @@ def test_unsigned_answer_is_untrusted(world: World, validator: ChainValidator, a
     root = service_information(as_tuple(participant), DOCTYPE, [EndpointSpec(PROCESS, AP_URL, ap_c.certificate)])
     world.smp_a.serve(as_tuple(participant), DOCTYPE, etree.tostring(root))
     with pytest.raises(DiscoveryUntrusted, match="no ds:Signature"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_rogue_signer_is_untrusted(world: World, validator: ChainValidator, smp_rogue: KeyMaterial,
@@ -216,7 +192,7 @@ def test_rogue_signer_is_untrusted(world: World, validator: ChainValidator, smp_
     participant = pid("9915:rogue")
     publish(world, participant, smp_rogue, ap_c)
     with pytest.raises(DiscoveryUntrusted, match=r"SMP signing certificate .* is not trusted \(unsupported-issuer"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator: ChainValidator,
@@ -224,7 +200,7 @@ def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator
     participant = pid("9915:smpcertasap")
     publish(world, participant, smp_a, smp_b)  # an SMP certificate where an AP certificate belongs
     with pytest.raises(DiscoveryUntrusted, match=r"access point certificate .* not trusted"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_identifier_echo_mismatch_is_untrusted(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -235,7 +211,7 @@ def test_identifier_echo_mismatch_is_untrusted(world: World, validator: ChainVal
                                     [EndpointSpec(PROCESS, AP_URL, ap_c.certificate)]), smp_a)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, body)
     with pytest.raises(DiscoveryUntrusted, match="is about participant iso6523-actorid-upis::9915:other"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def _redirecting(world: World, participant: Ident, smp_a: KeyMaterial, uid: str) -> None:
@@ -254,7 +230,7 @@ def test_redirect_followed_once(world: World, validator: ChainValidator, smp_a: 
     specs = [EndpointSpec(PROCESS, AP_URL, ap_c.certificate)]
     target = sign(service_information(as_tuple(participant), DOCTYPE, specs), smp_b)
     world.smp_b.serve(as_tuple(participant), DOCTYPE, target)
-    result = world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+    result = make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
     assert result.endpoint_url == AP_URL
     assert result.metadata.redirected_from == service_metadata_url(world.smp_a.base, participant, BIS3_INVOICE)
     assert result.metadata.url.startswith(world.smp_b.base)
@@ -270,7 +246,7 @@ def test_redirect_target_signed_by_someone_else(world: World, validator: ChainVa
     target = sign(service_information(as_tuple(participant), DOCTYPE, specs), smp_a)
     world.smp_b.serve(as_tuple(participant), DOCTYPE, target)
     with pytest.raises(DiscoveryUntrusted, match=r"is signed by CN=PXX000001.*but the redirecting SMP named"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_second_redirect_is_refused(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -281,7 +257,7 @@ def test_second_redirect_is_refused(world: World, validator: ChainValidator, smp
     world.smp_b.serve(as_tuple(participant), DOCTYPE,
                       sign(redirect(again, "CN=PXX000001,OU=PEPPOL TEST SMP,O=Example SMP A,C=XX"), smp_b))
     with pytest.raises(DiscoveryUntrusted, match="redirects again"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_redirect_about_another_participant_is_refused(world: World, validator: ChainValidator,
@@ -291,7 +267,7 @@ def test_redirect_about_another_participant_is_refused(world: World, validator: 
     href = service_metadata_url(world.smp_b.base, pid("9915:someone-else"), BIS3_INVOICE)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, sign(redirect(href, SMP_B_UID), smp_a))
     with pytest.raises(DiscoveryUntrusted, match="not about participant"):
-        world.discovery(validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_oversized_answer_is_refused(world: World, validator: ChainValidator, smp_a: KeyMaterial,
@@ -299,14 +275,14 @@ def test_oversized_answer_is_refused(world: World, validator: ChainValidator, sm
     participant = pid("9915:huge")
     publish(world, participant, smp_a, ap_c)
     with pytest.raises(DiscoveryUntrusted, match="more than the 1000 accepted"):
-        world.discovery(validator, max_bytes=1000).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator, max_bytes=1000).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
 def test_cache_answers_repeat_lookups_without_requests(world: World, validator: ChainValidator,
                                                        smp_a: KeyMaterial, ap_c: KeyMaterial) -> None:
     participant = pid("9915:cached")
     publish(world, participant, smp_a, ap_c)
-    discovery = world.discovery(validator)
+    discovery = make_discovery(world, validator)
     before = len(world.smp_a.requests)
     first = discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
     second = discovery.find_endpoint(pid("9915:CACHED"), BIS3_INVOICE, BIS3_PROCESS)
@@ -322,7 +298,7 @@ def test_cache_answers_repeat_lookups_without_requests(world: World, validator: 
 def test_zone_file_changes_are_picked_up(world: World, validator: ChainValidator, smp_a: KeyMaterial,
                                          ap_c: KeyMaterial) -> None:
     participant = pid("9915:latecomer")
-    discovery = world.discovery(validator)
+    discovery = make_discovery(world, validator)
     with pytest.raises(ParticipantNotRegistered):
         discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS, use_cache=False)
     publish(world, participant, smp_a, ap_c)
@@ -331,7 +307,7 @@ def test_zone_file_changes_are_picked_up(world: World, validator: ChainValidator
 
 def test_every_error_names_the_participant_and_has_a_hint(world: World, validator: ChainValidator) -> None:
     with pytest.raises(DiscoveryError) as info:
-        world.discovery(validator).find_endpoint(pid("9915:hinted"), BIS3_INVOICE, BIS3_PROCESS)
+        make_discovery(world, validator).find_endpoint(pid("9915:hinted"), BIS3_INVOICE, BIS3_PROCESS)
     assert "9915:hinted" in info.value.message
     assert info.value.hint
     assert info.value.to_dict()["kind"] == "participant-not-registered"
