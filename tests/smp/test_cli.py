@@ -86,7 +86,8 @@ def test_inspect_legacy_and_expired_with_options(smp_vectors: Path, trust: tuple
 
 def test_inspect_selects_endpoint_for_process(smp_vectors: Path, trust: tuple[str, ...]) -> None:
     path = smp_vectors / "generated" / "gen_ssm-valid-rsasha256-c14n-smpA.xml"
-    code, report = inspect_json(path, *trust, "--process", "cenbii-procid-ubl::urn:fdc:peppol.eu:2017:poacc:billing:01:1.0")
+    process = "cenbii-procid-ubl::urn:fdc:peppol.eu:2017:poacc:billing:01:1.0"
+    code, report = inspect_json(path, *trust, "--process", process)
     assert code == 0 and report["selected_endpoint"]["url"] == AP
     code, report = inspect_json(path, *trust, "--process", "urn:peppol:bis:billing_with_response")
     assert code == 0 and report["selected_endpoint"] is None
@@ -113,7 +114,8 @@ def test_inspect_text_output(smp_vectors: Path, trust: tuple[str, ...]) -> None:
     assert output.rstrip().endswith("verdict      OK")
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in (VECTORS / "smp" / "smp-signed").glob("*.xml")))
+@pytest.mark.parametrize("name", sorted(p.name for p in (VECTORS / "smp" / "smp-signed").glob("*.xml")
+                                         if p.name != "phoss_cef-ServiceGroup-template.xml"))
 def test_inspect_real_signed_vectors_are_not_valid_now(smp_vectors: Path, name: str) -> None:
     path = smp_vectors / "smp-signed" / name
     code, report = inspect_json(path, "--env", "test")
@@ -139,6 +141,11 @@ def test_inspect_legacy_vector_with_g2_trust_inside_validity(smp_vectors: Path) 
     )
     assert code == 0, report
     assert json.loads(report)["participant"] == "iso6523-actorid-upis::0088:5060482240009"
+
+
+def test_inspect_service_group_template(smp_vectors: Path) -> None:
+    code, report = inspect_json(smp_vectors / "smp-signed" / "phoss_cef-ServiceGroup-template.xml")
+    assert code == 0 and report["dialect"] == "bdxr-2016-05" and report["participant"] == "ID_SCHEME::ID"
 
 
 @pytest.mark.parametrize("folder", ["smp-servicegroup", "generated"])
