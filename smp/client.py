@@ -347,14 +347,22 @@ class Discovery:
         self.transport_profile = transport_profile
         self.ap_purpose = ap_purpose if ap_purpose is not None else _default_purposes()[1]
 
+    def _key(self, participant: Participant, document_type: Identifier, process: Identifier) -> tuple[str, ...]:
+        return (participant.scheme.strip(), participant.value.strip().lower(), document_type.scheme.strip(),
+                document_type.value.strip(), process.scheme.strip(), process.value.strip(), self.transport_profile)
+
+    def forget(self, participant: Participant, document_type: Identifier, process: Identifier) -> None:
+        """Drop the cached answer, e.g. when delivery showed the endpoint data is outdated (Peppol SMP
+        1.x: senders may cache but must look up again when delivery fails)."""
+        self.cache.invalidate(self._key(participant, document_type, process))
+
     def find_endpoint(self, participant: Participant, document_type: Identifier, process: Identifier, *,
                       at: datetime | None = None, use_cache: bool = True,
                       with_service_group: bool = False) -> EndpointResult:
         """The receiver's verified AS4 endpoint, or a DiscoveryError subclass."""
         if not use_cache or with_service_group:
             return self._find(participant, document_type, process, at, with_service_group)
-        key = (participant.scheme.strip(), participant.value.strip().lower(), document_type.scheme.strip(),
-               document_type.value.strip(), process.scheme.strip(), process.value.strip(), self.transport_profile)
+        key = self._key(participant, document_type, process)
         return self.cache.get(key, lambda: self._find(participant, document_type, process, at, False))
 
     def _find(self, participant: Participant, document_type: Identifier, process: Identifier,

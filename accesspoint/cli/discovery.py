@@ -129,10 +129,9 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
            no_revocation: bool, legacy_sha1: bool, at_text: str | None, as_json: bool,
            config_path: str | None) -> None:
     """Find PARTICIPANT's access point (SML NAPTR + SMP) and print every step."""
-    from smp.client import Discovery, SmpClient
+    from accesspoint.discovery import build_discovery
     from smp.errors import DiscoveryError
     from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, IdentifierError, ParticipantId, ProcessId
-    from smp.lookup import SML_ZONES, SmlLookup
 
     cfg = _config(config_path)
     env = env or cfg.data["environment"]
@@ -143,23 +142,19 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
         proc = ProcessId.parse(process) if process else BIS3_PROCESS
     except IdentifierError as exc:
         _fail(str(exc))
-    sml_zone = zone or (cfg.data["sml"]["zone"] if env == cfg.data["environment"] else "") or SML_ZONES[env]
-    servers = list(dns_servers) or list(cfg.data["sml"]["dns_servers"]) or None
+    validator = _validator(cfg, _anchors(cfg, env, trust_files, ap_trust_files), not no_revocation)
     try:
-        sml = SmlLookup(sml_zone, servers, float(cfg.data["sml"]["timeout_seconds"]))
+        discovery = build_discovery(cfg, validator, environment=env, zone=zone,
+                                    dns_servers=list(dns_servers) or None, allow_sha1=legacy_sha1)
     except ValueError as exc:
         _fail(f"--dns-server: {exc}")
-    validator = _validator(cfg, _anchors(cfg, env, trust_files, ap_trust_files), not no_revocation)
-    smp_cfg = cfg.data["smp_client"]
-    client = SmpClient(validator, timeout=float(smp_cfg["timeout_seconds"]),
-                       max_bytes=int(smp_cfg["max_response_bytes"]), allow_sha1=legacy_sha1)
-    discovery = Discovery(sml, client, validator)
+    sml_zone = discovery.sml.zone
     request = {"participant": pid.uri, "document_type": doc.uri, "process": proc.uri, "zone": sml_zone,
                "environment": env, "at": at.isoformat(), "revocation_checked": not no_revocation}
     try:
         result = discovery.find_endpoint(pid, doc, proc, at=at, use_cache=False, with_service_group=True)
     except DiscoveryError as exc:
-        steps = [s.to_dict() for s in exc.steps]  # type: ignore[attr-defined]
+        steps = [s.to_dict() for s in exc.steps]
         if as_json:
             click.echo(json.dumps({**request, "valid": False, "steps": steps, "error": exc.to_dict(),
                                    "result": None}, indent=2))

@@ -293,6 +293,9 @@ def test_cache_answers_repeat_lookups_without_requests(world: World, validator: 
             discovery.find_endpoint(pid("9915:cached-nobody"), BIS3_INVOICE, BIS3_PROCESS)
     stats = discovery.cache.stats()
     assert stats["hits"] == 1 and stats["negative_hits"] == 1 and stats["misses"] == 2
+    discovery.forget(participant, BIS3_INVOICE, BIS3_PROCESS)
+    assert discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS) is not first
+    assert len(world.smp_a.requests) == before + 2
 
 
 def test_zone_file_changes_are_picked_up(world: World, validator: ChainValidator, smp_a: KeyMaterial,
