@@ -27,6 +27,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from certs.anchors import TrustAnchors
+
 Role = Literal["ap", "smp"]
 
 MANIFEST = "pki.json"
@@ -103,6 +105,15 @@ class DevPki:
 
     def files(self) -> list[Path]:
         return [v for v in vars(self).values() if isinstance(v, Path) and v != self.directory]
+
+    def anchors(self) -> TrustAnchors:
+        """The trust anchors of this PKI as a `local` environment."""
+        return TrustAnchors(
+            environment="local",
+            roots=(x509.load_pem_x509_certificate(self.root_ca.read_bytes()),),
+            ap_cas=(x509.load_pem_x509_certificate(self.ap_ca.read_bytes()),),
+            smp_cas=(x509.load_pem_x509_certificate(self.smp_ca.read_bytes()),),
+        )
 
     def ca(self, role: Literal["root", "ap", "smp"]) -> tuple[x509.Certificate, rsa.RSAPrivateKey]:
         """The certificate and private key of one of the dev CAs."""
