@@ -71,11 +71,14 @@ class RevocationResult:
 
 
 def http_fetch(url: str, body: bytes | None, content_type: str | None, timeout: float) -> bytes:
-    """GET (body None) or POST with requests; at most MAX_RESPONSE_BYTES; RevocationFetchError on any problem."""
+    """GET (body None) or POST with requests; at most MAX_RESPONSE_BYTES.
+
+    Raises RevocationFetchError with a short reason (the caller names the URL).
+    """
     import requests
 
     if not url.lower().startswith(("http://", "https://")):
-        raise RevocationFetchError(f"{url}: only http(s) revocation URLs are supported")
+        raise RevocationFetchError("only http(s) revocation URLs are supported")
     try:
         if body is None:
             response = requests.get(url, timeout=timeout, stream=True)
@@ -84,17 +87,44 @@ def http_fetch(url: str, body: bytes | None, content_type: str | None, timeout: 
             response = requests.post(url, data=body, headers=headers, timeout=timeout, stream=True)
         with response:
             if response.status_code != 200:
-                raise RevocationFetchError(f"{url}: HTTP {response.status_code}")
+                raise RevocationFetchError(f"HTTP {response.status_code}")
             chunks: list[bytes] = []
             size = 0
             for chunk in response.iter_content(65536):
                 size += len(chunk)
                 if size > MAX_RESPONSE_BYTES:
-                    raise RevocationFetchError(f"{url}: response larger than {MAX_RESPONSE_BYTES} bytes")
+                    raise RevocationFetchError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
                 chunks.append(chunk)
             return b"".join(chunks)
+    except requests.Timeout:
+        raise RevocationFetchError(f"no answer within {timeout:g} s") from None
+    except requests.ConnectionError as exc:
+        raise RevocationFetchError(f"cannot connect ({_root_cause(exc)})") from None
     except requests.RequestException as exc:
-        raise RevocationFetchError(f"{url}: {type(exc).__name__}: {exc}") from None
+        raise RevocationFetchError(f"{type(exc).__name__}: {exc}") from None
+
+
+_PLAIN_CAUSES = {
+    "gaierror": "host name does not resolve",
+    "ConnectionRefusedError": "connection refused",
+    "ConnectionResetError": "connection reset",
+}
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost exception's name: "ConnectionRefusedError", "NameResolutionError", ... not urllib3's essay."""
+    seen: list[BaseException] = [exc]
+    while True:
+        current = seen[-1]
+        nested = current.__cause__ or current.__context__
+        if nested is None and current.args and isinstance(current.args[0], BaseException):
+            nested = current.args[0]
+        if nested is None and getattr(current, "reason", None) is not None:
+            nested = current.reason  # type: ignore[attr-defined]
+        if not isinstance(nested, BaseException) or nested in seen:
+            name = type(current).__name__
+            return _PLAIN_CAUSES.get(name, name)
+        seen.append(nested)
 
 
 def _fingerprint(cert: x509.Certificate) -> bytes:
@@ -276,7 +306,7 @@ class RevocationChecker:
         try:
             data = self.fetch(url, None, None, self.timeout)
         except RevocationFetchError as exc:
-            raise _NoAnswer(f"download failed ({exc})") from None
+            raise _NoAnswer(f"download failed: {exc}") from None
         try:
             crl = (x509.load_pem_x509_crl(data) if data.lstrip().startswith(b"-----BEGIN")
                    else x509.load_der_x509_crl(data))
@@ -317,7 +347,7 @@ class RevocationChecker:
                 data = self.fetch(url, body, "application/ocsp-request", self.timeout)
                 return self._read_ocsp(data, request, cert, issuer, now, url)
             except RevocationFetchError as exc:
-                problems.append(f"{url}: request failed ({exc})")
+                problems.append(f"{url}: request failed: {exc}")
             except _NoAnswer as exc:
                 problems.append(f"{url}: {exc}")
         raise _NoAnswer("; ".join(problems))
