@@ -15,7 +15,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -363,11 +363,12 @@ def load_pki(directory: str | Path) -> DevPki:
     return pki
 
 
-def _make_in_temp(parent: Path, name: str, **options: object) -> Path:
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent))
+def _make_in_temp(target: Path, generate: Callable[[Path], DevPki]) -> Path:
+    """Generate into a fresh temporary directory beside target (same file system, so rename is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        _generate(tmp, **options)  # type: ignore[arg-type]
+        generate(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -391,8 +392,8 @@ def init_pki(
         raise DevPkiError(f"a dev PKI already exists in {out}; use --force to replace it")
     if days <= 0:
         raise ValueError(f"days must be positive, got {days}")
-    tmp = _make_in_temp(out.parent, out.name, ap_seat_id=ap_seat_id, smp_seat_id=smp_seat_id,
-                        crl_url=crl_url, ocsp_url=ocsp_url, password=password, days=days)
+    tmp = _make_in_temp(out, lambda d: _generate(d, ap_seat_id=ap_seat_id, smp_seat_id=smp_seat_id,
+                                                 crl_url=crl_url, ocsp_url=ocsp_url, password=password, days=days))
     try:
         os.rename(tmp, out)
     except OSError:
@@ -414,8 +415,8 @@ def ensure_dev_pki(directory: str | Path) -> DevPki:
     target = Path(directory).absolute()
     if (target / MANIFEST).exists():
         return load_pki(target)
-    tmp = _make_in_temp(target.parent, target.name, ap_seat_id="POP000001", smp_seat_id="POP000001",
-                        crl_url=None, ocsp_url=None, password=DEFAULT_PASSWORD, days=730)
+    tmp = _make_in_temp(target, lambda d: _generate(d, ap_seat_id="POP000001", smp_seat_id="POP000001",
+                                                    crl_url=None, ocsp_url=None, password=DEFAULT_PASSWORD, days=730))
     try:
         os.rename(tmp, target)
     except OSError:

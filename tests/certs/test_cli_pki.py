@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -52,7 +51,6 @@ def test_init_refuses_existing_pki_in_one_line(cli_pki: Path) -> None:
     assert stderr.startswith("peppol-ap: a dev PKI already exists") and stderr.count("\n") == 1
 
 
-@pytest.mark.skipif(shutil.which("keytool") is None, reason="keytool (Java) is not installed")
 def test_java_keytool_reads_the_keystores(cli_pki: Path) -> None:
     listing = subprocess.run(
         ["keytool", "-list", "-storetype", "PKCS12", "-keystore", str(cli_pki / "ap.p12"), "-storepass", "peppol"],

@@ -140,3 +140,19 @@ def test_issue_leaf_rejects_unknown_role_and_usage(dev_pki: DevPki, leaf_dir: Pa
         issue_leaf(dev_pki, role="sml", cn="POP000001", out_dir=leaf_dir)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown key usage"):
         issue_leaf(dev_pki, cn="POP000001", key_usage=("signing",), out_dir=leaf_dir)
+
+
+def test_local_configuration_uses_the_dev_pki(tmp_path: Path) -> None:
+    from accesspoint.config import key_material, load_config, trust_anchors
+    from certs.validation import CertificateValidator, Purpose
+
+    cfg = load_config(environ={"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path / "var")})
+    material = key_material(cfg)
+    assert material.subject_cn == "POP000001"
+    assert (tmp_path / "var" / "pki" / "pki.json").is_file()
+    anchors = trust_anchors(cfg)
+    assert anchors.environment == "local"
+    verdict = CertificateValidator(anchors).validate(material.certificate, Purpose.AP_SIGNING)
+    assert verdict.valid, verdict.detail
+    # A second start loads the same PKI instead of making a new one.
+    assert key_material(cfg).certificate == material.certificate
