@@ -6,7 +6,11 @@ Used by the `local` environment and by the tests; nothing generated here is ever
 `test` or `production`, and every CA name says so.
 
 Private keys are written unencrypted (dev only). The PKCS#12 files use PBES2/AES-256 with an
-HMAC-SHA256 MAC, which Java 17 keytool reads.
+HMAC-SHA256 MAC, which Java 17 keytool reads. For a Java peer (e.g. phase4) use ap.p12 as its
+keystore (alias "ap") and truststore.p12 as its truststore, or build the truststore yourself:
+
+    keytool -importcert -noprompt -storetype PKCS12 -keystore truststore.p12 -storepass peppol \
+            -alias local-dev-ap-ca -file <pki>/ap-ca.pem      (repeat for root-ca.pem and smp-ca.pem)
 """
 
 from __future__ import annotations

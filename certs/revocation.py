@@ -34,6 +34,7 @@ MAX_CRL_CACHE = timedelta(hours=24)
 # Java's PKIX revocation checker (used by phase4) tolerates 15 minutes of clock skew on thisUpdate.
 CLOCK_SKEW = timedelta(minutes=15)
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
+MAX_CACHED_RESULTS = 50_000
 SLOW_CHECK_SECONDS = 0.5  # phase4 logs revocation checks slower than 500 ms
 
 
@@ -229,8 +230,7 @@ class RevocationChecker:
             except _NoAnswer as exc:
                 problems.append(f"{method.upper()}: {exc}")
                 continue
-            with self._lock:
-                self._results[key] = result
+            self._remember(key, result, now)
             self._count(result.status)
             self._log_slow(cert, started)
             return result
@@ -258,6 +258,20 @@ class RevocationChecker:
             detail=f"revocation status could not be determined: {reasons}",
         )
 
+    def _remember(self, key: tuple[bytes, int], result: RevocationResult, now: datetime) -> None:
+        keep = max(self.cache_age, self.grace if self.soft_fail else self.cache_age)
+        with self._lock:
+            self._results[key] = result
+            if len(self._results) > MAX_CACHED_RESULTS:
+                # Bounded memory: forget answers too old to be used even by soft fail.
+                for old in [k for k, r in self._results.items() if now - r.checked_at > keep]:
+                    del self._results[old]
+            if len(self._results) > MAX_CACHED_RESULTS:
+                for old in sorted(self._results, key=lambda k: self._results[k].checked_at)[:MAX_CACHED_RESULTS // 2]:
+                    del self._results[old]
+            for url_key in [k for k, c in self._crls.items() if c.expires <= now]:
+                del self._crls[url_key]
+
     def _fresh(self, result: RevocationResult, now: datetime) -> bool:
         if not timedelta(0) <= now - result.checked_at <= self.cache_age:
             return False
@@ -282,7 +296,6 @@ class RevocationChecker:
             except _NoAnswer as exc:
                 problems.append(f"{url}: {exc}")
                 continue
-            assert crl.next_update_utc is not None  # _load_crl only returns CRLs with a nextUpdate
             entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
             window = {"this_update": crl.last_update_utc, "next_update": crl.next_update_utc, "checked_at": now}
             # As Java's PKIX checker does: a revocation dated after the validation time does not count.

@@ -350,3 +350,26 @@ def test_checker_settings_are_validated() -> None:
         RevocationChecker(order=())
     with pytest.raises(ValueError, match="cache_seconds"):
         RevocationChecker(cache_seconds=7 * 3600)
+
+
+def test_result_cache_is_bounded(dev_pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from certs import revocation
+
+    monkeypatch.setattr(revocation, "MAX_CACHED_RESULTS", 2)
+    ca, key = dev_pki.ca("ap")
+    responder = OcspResponder(ca, key)
+    asked: list[str] = []
+
+    def fetch(url: str, body: bytes | None, content_type: str | None, timeout: float) -> bytes:
+        asked.append(url)
+        assert body is not None
+        return responder(body)
+
+    checker = RevocationChecker(fetch=fetch, order=("ocsp",))
+    leaves = [_leaf(dev_pki, tmp_path, ocsp=f"http://ocsp.invalid/{i}") for i in range(3)]
+    for i, leaf in enumerate(leaves):
+        checker.check(leaf.certificate, ca, at=NOW + timedelta(seconds=i))
+    # Three answers do not fit in two places: the oldest half went, the newest is still served from cache.
+    assert checker.check(leaves[2].certificate, ca, at=NOW + timedelta(seconds=5)).source == "cache"
+    assert checker.check(leaves[0].certificate, ca, at=NOW + timedelta(seconds=5)).source == "ocsp"
+    assert len(asked) == 4
