@@ -392,6 +392,8 @@ def init_pki(
 ) -> DevPki:
     """Create a dev PKI in out_dir. Refuses to replace an existing one unless force."""
     out = Path(out_dir).absolute()
+    if out.exists() and not out.is_dir():
+        raise DevPkiError(f"{out} is a file, not a directory")
     if (out / MANIFEST).exists() and not force:
         raise DevPkiError(f"a dev PKI already exists in {out}; use --force to replace it")
     if days <= 0:

@@ -137,9 +137,15 @@ class CertificateValidator:
         usage_problem = _key_usage_problem(cert, purpose)
         if usage_problem:
             return verdict(BAD_KEY_USAGE, usage_problem)
-        if purpose is not Purpose.SMP_SIGNING and not SEAT_ID.fullmatch(_cn(cert.subject)):
-            return verdict(BAD_SUBJECT, f"the subject CN {_cn(cert.subject)!r} is not a Peppol seat ID "
-                           "(P + 2 letters + 6 digits, e.g. POP000001)")
+        if purpose is not Purpose.SMP_SIGNING:
+            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            # The CN is the AS4 PartyId; with several CNs "the" seat ID would be ambiguous.
+            if len(cns) != 1:
+                return verdict(BAD_SUBJECT, f"the subject has {len(cns)} CNs; an AP certificate has exactly one, "
+                               "its seat ID")
+            if not SEAT_ID.fullmatch(str(cns[0].value)):
+                return verdict(BAD_SUBJECT, f"the subject CN {cns[0].value!r} is not a Peppol seat ID "
+                               "(P + 2 letters + 6 digits, e.g. POP000001)")
         base = f"valid {purpose.value} certificate of the {env} environment, issued by {_cn(ca.subject)!r}"
         if self.revocation is None:
             return verdict(None, f"{base}; revocation NOT checked (disabled)")

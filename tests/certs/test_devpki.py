@@ -156,3 +156,9 @@ def test_local_configuration_uses_the_dev_pki(tmp_path: Path) -> None:
     assert verdict.valid, verdict.detail
     # A second start loads the same PKI instead of making a new one.
     assert key_material(cfg).certificate == material.certificate
+
+
+def test_init_refuses_a_file_as_directory(tmp_path: Path) -> None:
+    (tmp_path / "pki").write_text("not a directory")
+    with pytest.raises(DevPkiError, match="is a file"):
+        init_pki(tmp_path / "pki")

@@ -184,3 +184,25 @@ def test_real_g3_ap_leaf_from_phase4_message(test_env: CertificateValidator, vec
     assert test_env.validate(cert, Purpose.AP_ENCRYPTION, at=AT).valid
     assert test_env.validate(cert, Purpose.AP_SIGNING, at=datetime(2027, 9, 1, tzinfo=UTC)).reason == "expired"
     assert test_env.validate(cert, Purpose.AP_SIGNING, at=datetime(2025, 9, 1, tzinfo=UTC)).reason == "not-yet-valid"
+
+
+def test_ap_certificate_with_two_cns(validator: CertificateValidator, dev_pki: DevPki, leaf_dir: Path) -> None:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    ca, ca_key = dev_pki.ca("ap")
+    template = issue_leaf(dev_pki, cn="POP000020", out_dir=leaf_dir).certificate
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "POP000020"),
+                                 x509.NameAttribute(NameOID.COMMON_NAME, "POP000021")]))
+        .issuer_name(ca.subject)
+        .public_key(template.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(template.not_valid_before_utc)
+        .not_valid_after(template.not_valid_after_utc)
+    )
+    for extension in template.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    verdict = validator.validate(builder.sign(ca_key, hashes.SHA256()), Purpose.AP_SIGNING)
+    assert verdict.reason == "bad-subject" and "2 CNs" in verdict.detail
