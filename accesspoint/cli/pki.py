@@ -112,7 +112,8 @@ def _sorted_anchors(cas: list[x509.Certificate]) -> TrustAnchors:
               help="PEM/DER file of CAs to trust instead of the shipped ones (e.g. a dev PKI's truststore.pem). "
                    "Issuing CAs whose CN names a SERVICE METADATA PUBLISHER (or SMP) CA count as SMP CAs, the "
                    "others as AP CAs; self-signed ones are roots. Repeatable.")
-@click.option("--at", "at_text", help="Check at this ISO 8601 time instead of now (no zone = UTC).")
+@click.option("--at", "at_text", help="Check at this ISO 8601 time instead of now (no zone = UTC). Revocation "
+              "servers only answer for now, so with a past time add --no-revocation.")
 @click.option("--no-revocation", is_flag=True, help="Skip CRL/OCSP (the verdict says so).")
 @click.option("--json", "as_json", is_flag=True, help="Print the verdict as JSON.")
 def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[Path, ...], at_text: str | None,
