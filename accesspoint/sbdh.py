@@ -96,9 +96,19 @@ def _q(local: str) -> str:
     return f"{{{SBDH_NS}}}{local}"
 
 
+def _split_tag(element: etree._Element) -> tuple[str, str]:
+    """(namespace, local name) of an element. Not etree.QName: it raises on the odd names that libxml2
+    lets through after a namespace error (e.g. ':x:Invoice')."""
+    tag = str(element.tag)
+    if tag.startswith("{"):
+        namespace, _, local = tag[1:].partition("}")
+        return namespace, local
+    return "", tag
+
+
 def _describe(element: etree._Element) -> str:
-    name = etree.QName(element)
-    return f"<{name.localname}> in namespace {name.namespace!r}" if name.namespace else f"<{name.localname}>"
+    namespace, local = _split_tag(element)
+    return f"<{local}> in namespace {namespace!r}" if namespace else f"<{local}>"
 
 
 @dataclass(frozen=True)
@@ -113,8 +123,8 @@ class _Payload:
 
 
 def _payload_of(element: etree._Element) -> _Payload:
-    name = etree.QName(element)
-    return _Payload(name.namespace or "", name.localname, element.get("mimeType"))
+    namespace, local = _split_tag(element)
+    return _Payload(namespace, local, element.get("mimeType"))
 
 
 def _read_envelope(stream: IO[bytes]) -> tuple[etree._Element, _Payload]:
@@ -153,10 +163,14 @@ def _children(parent: etree._Element, local: str) -> list[etree._Element]:
     return parent.findall(_q(local))
 
 
+def _join(path: str, local: str) -> str:
+    return f"{path}/{local}" if path else local
+
+
 def _one(parent: etree._Element, local: str, path: str) -> etree._Element:
     found = _children(parent, local)
     if len(found) != 1:
-        raise _binding_error(f"{path}/{local}", "is missing" if not found else f"occurs {len(found)} times, "
+        raise _binding_error(_join(path, local), "is missing" if not found else f"occurs {len(found)} times, "
                                                                                 "expected once")
     return found[0]
 
@@ -168,14 +182,14 @@ def _text(element: etree._Element, path: str) -> str:
 
 
 def _one_text(parent: etree._Element, local: str, path: str) -> str:
-    return _text(_one(parent, local, path), f"{path}/{local}")
+    return _text(_one(parent, local, path), _join(path, local))
 
 
 def _optional_text(parent: etree._Element, local: str, path: str) -> str | None:
     found = _children(parent, local)
     if len(found) > 1:
-        raise _binding_error(f"{path}/{local}", f"occurs {len(found)} times, expected at most once")
-    return _text(found[0], f"{path}/{local}") if found else None
+        raise _binding_error(_join(path, local), f"occurs {len(found)} times, expected at most once")
+    return _text(found[0], _join(path, local)) if found else None
 
 
 def parse_xs_datetime(text: str) -> tuple[datetime, bool]:
@@ -449,6 +463,8 @@ def parse_sbdh(source: bytes | IO[bytes]) -> Sbdh:
     """Read and check the SBDH of a Standard Business Document (bytes or a binary stream).
 
     Raises SbdhError with the peppol-commons error id; warnings (e.g. invalid MLS_TO) are in `.warnings`.
+    A stream is read only up to a chunk past the business document's start tag; it is left positioned
+    somewhere after that, so re-open or seek before reading the payload.
     """
     stream = io.BytesIO(source) if isinstance(source, bytes | bytearray | memoryview) else source
     try:
@@ -480,12 +496,12 @@ def _endpoint(party: etree._Element, role: str, code: str) -> ParticipantId:
         raise SbdhError(code, f"cbc:EndpointID of the {role}: {exc}") from exc
 
 
-def _ubl_header_fields(document: bytes) -> tuple[etree.QName, dict[str, etree._Element]]:
+def _ubl_header_fields(document: bytes) -> tuple[tuple[str, str], dict[str, etree._Element]]:
     """Root name and the root children we need, streaming and stopping after the customer party."""
     wanted = {f"{{{UBL_CBC}}}CustomizationID": "CustomizationID", f"{{{UBL_CBC}}}ProfileID": "ProfileID",
               f"{{{UBL_CAC}}}AccountingSupplierParty": "AccountingSupplierParty",
               f"{{{UBL_CAC}}}AccountingCustomerParty": "AccountingCustomerParty"}
-    root_name: etree.QName | None = None
+    root_name: tuple[str, str] | None = None
     children: dict[str, etree._Element] = {}
     depth = 0
     try:
@@ -495,8 +511,8 @@ def _ubl_header_fields(document: bytes) -> tuple[etree.QName, dict[str, etree._E
                 if depth == 1:
                     if element.getroottree().docinfo.doctype:
                         raise SbdhError("invalid-business-message", "the UBL document has a DOCTYPE declaration")
-                    root_name = etree.QName(element)
-                    if root_name.namespace not in UBL_ROOTS or UBL_ROOTS[root_name.namespace] != root_name.localname:
+                    root_name = _split_tag(element)
+                    if UBL_ROOTS.get(root_name[0]) != root_name[1]:
                         raise SbdhError("invalid-business-message",
                                         f"the document root is {_describe(element)}; an SBDH can only be derived "
                                         "from a UBL 2.1 Invoice or CreditNote (send other documents as a complete SBD)")
@@ -531,7 +547,7 @@ def sbdh_from_ubl(document: bytes, *, country_c1: str | None = None, instance_id
     identifier rules); document type: root namespace, root name, CustomizationID and UBL version 2.1;
     process: ProfileID; C1 country: the supplier's postal address unless given.
     """
-    root_name, children = _ubl_header_fields(document)
+    (namespace, local_name), children = _ubl_header_fields(document)
     customization_element = children.get("CustomizationID")
     customization = (customization_element.text or "").strip() if customization_element is not None else ""
     if not customization:
@@ -546,7 +562,7 @@ def sbdh_from_ubl(document: bytes, *, country_c1: str | None = None, instance_id
     receiver = _endpoint(customer, "AccountingCustomerParty", "invalid-receiver-value")
     try:
         document_type = DocumentTypeId(
-            DOCTYPE_SCHEME, f"{root_name.namespace}::{root_name.localname}##{customization}::{UBL_VERSION}")
+            DOCTYPE_SCHEME, f"{namespace}::{local_name}##{customization}::{UBL_VERSION}")
     except IdentifierError as exc:
         raise SbdhError("invalid-document-type-identifier", f"cbc:CustomizationID gives no valid document type: "
                                                             f"{exc}") from exc
@@ -568,7 +584,7 @@ def sbdh_from_ubl(document: bytes, *, country_c1: str | None = None, instance_id
         sender=sender, receiver=receiver, document_type=document_type, process=process, country_c1=country_c1,
         instance_identifier=instance_identifier if instance_identifier is not None else str(uuid.uuid4()),
         creation=creation if creation is not None else _now_milliseconds(),
-        standard=root_name.namespace or "", type_version=UBL_VERSION, type=root_name.localname,
+        standard=namespace, type_version=UBL_VERSION, type=local_name,
     )
 
 

@@ -202,6 +202,9 @@ def _mutate(good: bytes, old: str, new: str) -> bytes:
     ("<Standard>urn:oasis:names:specification:ubl:schema:xsd:Invoice-2</Standard>",
      "<Standard>urn:oasis:names:specification:ubl:schema:xsd:Invoice</Standard>", "invalid-standard"),
     ("<HeaderVersion>1.0</HeaderVersion>", "", "invalid-sbd-xml"),
+    ('<Sender>\n      <Identifier Authority="iso6523-actorid-upis">0088:7315458756324</Identifier>\n    </Sender>', "",
+     "invalid-sbd-xml"),
+    ('<Identifier Authority="iso6523-actorid-upis">0088:7315458756324</Identifier>', "", "invalid-sbd-xml"),
     ("<CreationDateAndTime>2019-04-25T15:46:10Z</CreationDateAndTime>",
      "<CreationDateAndTime>25.04.2019</CreationDateAndTime>", "invalid-sbd-xml"),
     ("<Type>Invoice</Type>", "<Type><b>Invoice</b></Type>", "invalid-sbd-xml"),
@@ -479,3 +482,9 @@ def test_random_mutations_only_raise_sbdh_errors(vectors: Path, mutations: list[
         return
     assert isinstance(header, Sbdh)
     assert isinstance(header.document_type, DocumentTypeId)
+
+
+def test_payload_root_with_a_namespace_error_is_reported_not_crashing(vectors: Path) -> None:
+    data = _mutate(_good(vectors, "good-bis3-full.xml"), "<ns4:Invoice ", "<:s4:Invoice ")
+    with pytest.raises((SbdhError, XmlError)):
+        parse_sbdh(data)
