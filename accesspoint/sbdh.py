@@ -50,7 +50,7 @@ SPIS_ICD = "0242"
 _COUNTRY_RE = re.compile(r"[A-Z0-9][A-Z0-9]")
 _SPID_RE = re.compile(r"[0-9]{6}(-[0-9A-Z_]{3,12}(\.[0-9A-Z\-._~]{3,24})?)?", re.IGNORECASE)
 _DATETIME_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?")
+    r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})?", re.ASCII)
 
 UBL_CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 UBL_CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
@@ -222,7 +222,8 @@ def format_xs_datetime(value: datetime) -> str:
         raise ValueError("the creation time must carry a time zone")
     if offset % timedelta(minutes=1):
         raise ValueError("xs:dateTime offsets are whole minutes")
-    text = value.strftime("%Y-%m-%dT%H:%M:%S")
+    text = (f"{value.year:04d}-{value.month:02d}-{value.day:02d}T"
+            f"{value.hour:02d}:{value.minute:02d}:{value.second:02d}")
     if value.microsecond:
         text += f".{value.microsecond:06d}".rstrip("0")
     if not offset:
@@ -600,8 +601,10 @@ def _check_writable(header: Sbdh) -> None:
         raise SbdhError("invalid-country-c1", f"C1 country {header.country_c1!r} is not an ISO 3166-1 alpha-2 code")
     if not header.instance_identifier.strip():
         raise SbdhError("invalid-instance-identifier", "the SBDH InstanceIdentifier is empty")
-    if header.creation.utcoffset() is None:
-        raise SbdhError("invalid-creation-date-time", "the SBDH creation time has no time zone")
+    try:
+        format_xs_datetime(header.creation)
+    except ValueError as exc:
+        raise SbdhError("invalid-creation-date-time", f"the SBDH creation time cannot be written: {exc}") from None
     doctype_value = header.document_type.value
     if not header.standard or not doctype_value.startswith(header.standard):
         raise SbdhError("invalid-standard", f"Standard {header.standard!r} does not start the document type "

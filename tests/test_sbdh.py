@@ -488,3 +488,37 @@ def test_payload_root_with_a_namespace_error_is_reported_not_crashing(vectors: P
     data = _mutate(_good(vectors, "good-bis3-full.xml"), "<ns4:Invoice ", "<:s4:Invoice ")
     with pytest.raises((SbdhError, XmlError)):
         parse_sbdh(data)
+
+
+class _Trickle(io.RawIOBase):
+    """Returns at most 7 bytes per read, to cross every chunk boundary of the prolog handling."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        chunk, self._data = self._data[:7], self._data[7:]
+        return chunk
+
+
+def test_write_from_a_trickling_stream_and_a_large_document(vectors: Path) -> None:
+    header, document = _se_invoice(vectors)
+    out = io.BytesIO()
+    write_sbd(header, _Trickle(b"\xef\xbb\xbf" + document), out)
+    assert out.getvalue() == build_sbd(header, document)
+    line_start = document.index(b"<cac:InvoiceLine>")
+    line_end = document.index(b"</cac:InvoiceLine>") + len(b"</cac:InvoiceLine>")
+    large = document[:line_end] + document[line_start:line_end] * 5000 + document[line_end:]
+    assert len(large) > 2 * 1024 * 1024
+    sbd = build_sbd(header, large)
+    assert sbd.endswith(large.split(b"?>", 1)[1] + b"\n</sh:StandardBusinessDocument>\n")
+    assert parse_sbdh(sbd) == header
+
+
+def test_digits_must_be_ascii_and_years_four_digits() -> None:
+    with pytest.raises(ValueError):
+        parse_xs_datetime("٢٠٢٥-05-11T00:39:44Z")
+    assert format_xs_datetime(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00Z"
