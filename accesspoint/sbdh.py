@@ -60,6 +60,8 @@ UBL_ROOTS = {
 }
 UBL_VERSION = "2.1"
 
+# XML 1.0 Char minus CR, which parsers turn into LF (the value would not read back the same)
+_XML_TEXT_RE = re.compile("[\t\n\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 _COPY_CHUNK = 64 * 1024
 _MAX_PROLOG = 4096
 
@@ -633,6 +635,9 @@ def _header_xml(header: Sbdh) -> tuple[bytes, bytes]:
     def add(parent: etree._Element, local: str, text: str | None = None) -> etree._Element:
         child = etree.SubElement(parent, _q(local))
         if text is not None:
+            if not _XML_TEXT_RE.fullmatch(text):
+                raise SbdhError("invalid-sbd-xml", f"the value {text!r} for SBDH <{local}> contains characters "
+                                                   "that XML cannot carry unchanged (control characters or CR)")
             child.text = text.strip()
         return child
 
@@ -767,7 +772,7 @@ def write_sbd(header: Sbdh, document_stream: IO[bytes], out_stream: IO[bytes]) -
     header raises SbdhError; the output written so far must then be discarded.
     """
     _check_writable(header)
-    opening, closing = _header_xml(header)
+    opening, closing = _header_xml(header)  # before reading anything: a bad header costs no I/O
     head = _read_prolog(document_stream)
     skip = _prolog_length(head)
     out_stream.write(opening)

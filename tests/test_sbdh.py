@@ -522,3 +522,12 @@ def test_digits_must_be_ascii_and_years_four_digits() -> None:
     with pytest.raises(ValueError):
         parse_xs_datetime("٢٠٢٥-05-11T00:39:44Z")
     assert format_xs_datetime(datetime(999, 1, 1, tzinfo=UTC)) == "0999-01-01T00:00:00Z"
+
+
+def test_values_xml_cannot_carry_are_refused(vectors: Path) -> None:
+    header, document = _se_invoice(vectors)
+    for bad in [replace(header, additional=(("note", "a\x01b"),)), replace(header, instance_identifier="a\rb"),
+                replace(header, process=ProcessId("cenbii-procid-ubl", "urn:\x07"))]:
+        with pytest.raises(SbdhError) as err:
+            build_sbd(bad, document)
+        assert err.value.code == "invalid-sbd-xml" and "control characters" in str(err.value)
