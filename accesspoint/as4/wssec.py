@@ -41,7 +41,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
@@ -234,6 +234,17 @@ def _add_reference(
     return reference
 
 
+def _as_received(envelope: etree._Element) -> etree._Element:
+    """The tree a receiver parses from our serialisation of `envelope`.
+
+    lxml's C14N of a sub-tree of a tree built in memory does not reliably render InclusiveNamespaces
+    prefixes declared on ancestors (seen with lxml 6.1.3: `xmlns:S12` sometimes missing), while C14N of a
+    parsed tree does. So digests and the signature are computed over a parsed copy -- exactly the input
+    the receiver canonicalises. The caller still serialises the signed `envelope` itself, once.
+    """
+    return safexml.parse_bytes(etree.tostring(envelope))
+
+
 def sign(
     envelope: etree._Element,
     key: KeyMaterial,
@@ -258,7 +269,7 @@ def sign(
     if security.find(_q(ns.DS, "Signature")) is not None:
         raise ValueError("cannot sign: the wsse:Security header already holds a ds:Signature")
 
-    messaging, messaging_id = _ensure_wsu_id(messaging_blocks[0], "msg-")
+    _, messaging_id = _ensure_wsu_id(messaging_blocks[0], "msg-")
     body, body_id = _ensure_wsu_id(body, "id-")
     prefixes = list(prefix_list)
 
@@ -274,16 +285,24 @@ def sign(
         _sub(c14n_method, ns.EC, "InclusiveNamespaces", "ec", PrefixList=" ".join(prefixes))
     _sub(signed_info, ns.DS, "SignatureMethod", "ds", Algorithm=ns.RSA_SHA256)
 
+    received = _as_received(envelope)
+    _, received_header, received_body = _soap_parts(received)
+    assert received_header is not None and received_body is not None  # same shape as `envelope`
     references = [
         _add_reference(signed_info, f"#{messaging_id}", ns.C14N_EXCL, prefixes,
-                       hashlib.sha256(_c14n(messaging, prefixes)).digest()),
-        _add_reference(signed_info, f"#{body_id}", ns.C14N_EXCL, None, hashlib.sha256(_c14n(body, [])).digest()),
+                       hashlib.sha256(_c14n(received_header.find(_q(ns.EB, "Messaging")), prefixes)).digest()),
+        _add_reference(signed_info, f"#{body_id}", ns.C14N_EXCL, None,
+                       hashlib.sha256(_c14n(received_body, [])).digest()),
     ]
     for attachment in attachments:
         references.append(_add_reference(signed_info, f"cid:{attachment.content_id}", ns.SWA_CONTENT_SIGNATURE,
                                          None, attachment_digest(attachment)))
 
-    signature_value = key.private_key.sign(_c14n(signed_info, prefixes), padding.PKCS1v15(), hashes.SHA256())
+    received_signed_info = next(
+        s.find(_q(ns.DS, "SignedInfo")) for s in _as_received(envelope).iter(_q(ns.DS, "Signature"))
+        if s.get("Id") == signature.get("Id")
+    )
+    signature_value = key.private_key.sign(_c14n(received_signed_info, prefixes), padding.PKCS1v15(), hashes.SHA256())
     _sub(signature, ns.DS, "SignatureValue", "ds").text = _b64(signature_value)
     key_info = _sub(signature, ns.DS, "KeyInfo", "ds", Id=f"KI-{uuid.uuid4()}")
     token_reference = _sub(key_info, ns.WSSE, "SecurityTokenReference", "wsse")
@@ -467,10 +486,14 @@ def _signer_certificate(
         report._fail(f"BinarySecurityToken {uri} has EncodingType {encoding!r}; only Base64Binary is accepted")
         return None
     try:
-        return x509.load_der_x509_certificate(_b64decode(bst.text))
-    except ValueError:
+        certificate = x509.load_der_x509_certificate(_b64decode(bst.text))
+        # cryptography parses lazily: touch what we use so a corrupted token fails here, not later
+        certificate.subject.rfc4514_string()
+        certificate.public_key()
+    except (ValueError, UnsupportedAlgorithm):
         report._fail(f"BinarySecurityToken {uri} does not hold a readable base64 DER X.509 certificate")
         return None
+    return certificate
 
 
 def _check_digest(
@@ -483,13 +506,19 @@ def _check_digest(
         attachment = _lookup_attachment(attachments, content_id)
         if attachment is None:
             return None, f"attachment {reference.uri} is signed but not supplied; its digest cannot be checked", None
-        actual = attachment_digest(attachment, digest_name)
+        try:
+            actual = attachment_digest(attachment, digest_name)
+        except (safexml.XmlError, etree.C14NError) as exc:
+            return False, f"attachment {reference.uri} has an XML type but cannot be canonicalised: {exc}", None
         target = None
     else:
         target = index.get(reference.uri[1:])
         if target is None:
             return False, f"reference {reference.uri} points to no element with that Id", None
-        actual = hashlib.new(digest_name, _c14n(target, reference.transforms[0][1])).digest()
+        try:
+            actual = hashlib.new(digest_name, _c14n(target, reference.transforms[0][1])).digest()
+        except etree.C14NError:
+            return False, f"{reference.uri} cannot be canonicalised (e.g. a relative namespace URI)", target
     if actual != reference.digest_value:
         return False, f"digest of {reference.uri} does not match: the referenced content was changed", target
     return True, None, target
@@ -571,7 +600,11 @@ def verify(
     algorithm = SIGNATURE_METHODS[method.get("Algorithm") if method is not None else ""]()
     c14n_method = signed_info.find(_q(ns.DS, "CanonicalizationMethod"))
     prefixes = _inclusive_prefixes(c14n_method) if c14n_method is not None else []
-    report.signature_valid = _rsa_verify(public_key, signature_value, _c14n(signed_info, prefixes), algorithm)
+    try:
+        canonical_signed_info = _c14n(signed_info, prefixes)
+    except etree.C14NError:
+        return report._fail("ds:SignedInfo cannot be canonicalised (e.g. a relative namespace URI)")
+    report.signature_valid = _rsa_verify(public_key, signature_value, canonical_signed_info, algorithm)
     if not report.signature_valid:
         report._fail(f"the SignatureValue does not verify with the key of {report.signer_subject}: SignedInfo was "
                      f"changed or signed with another key")
