@@ -148,12 +148,12 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _b64decode(text: str | None) -> bytes:
+def decode_base64(text: str | None) -> bytes:
     """Decode base64 allowing whitespace and line breaks anywhere (pitfall 19)."""
     return base64.b64decode("".join((text or "").split()), validate=True)
 
 
-def _soap_parts(envelope: etree._Element) -> tuple[str, etree._Element | None, etree._Element | None]:
+def soap_parts(envelope: etree._Element) -> tuple[str, etree._Element | None, etree._Element | None]:
     """SOAP namespace, Header and Body of an envelope (direct children only)."""
     qname = etree.QName(envelope)
     if qname.localname != "Envelope" or qname.namespace not in _SOAP_NAMESPACES:
@@ -259,7 +259,7 @@ def sign(
     (phase4 uses "S12"). Raises ValueError when the envelope is not a SOAP envelope with a Header
     holding exactly one eb:Messaging, or is already signed.
     """
-    soap, header, body = _soap_parts(envelope)
+    soap, header, body = soap_parts(envelope)
     if header is None or body is None:
         raise ValueError("cannot sign: the element is not a SOAP envelope with a Header and a Body")
     messaging_blocks = header.findall(_q(ns.EB, "Messaging"))
@@ -286,7 +286,7 @@ def sign(
     _sub(signed_info, ns.DS, "SignatureMethod", "ds", Algorithm=ns.RSA_SHA256)
 
     received = _as_received(envelope)
-    _, received_header, received_body = _soap_parts(received)
+    _, received_header, received_body = soap_parts(received)
     assert received_header is not None and received_body is not None  # same shape as `envelope`
     references = [
         _add_reference(signed_info, f"#{messaging_id}", ns.C14N_EXCL, prefixes,
@@ -442,7 +442,7 @@ def _parse_signed_info(signed_info: etree._Element, report: SignatureReport) -> 
         else:
             report._fail(f"reference URI {uri!r} is not allowed; only '#<Id>' and 'cid:<Content-ID>' are accepted")
         try:
-            digest_value = _b64decode(element.findtext(_q(ns.DS, "DigestValue")))
+            digest_value = decode_base64(element.findtext(_q(ns.DS, "DigestValue")))
         except ValueError:
             report._fail(f"reference {uri!r}: DigestValue is not base64")
             digest_value = b""
@@ -486,7 +486,7 @@ def _signer_certificate(
         report._fail(f"BinarySecurityToken {uri} has EncodingType {encoding!r}; only Base64Binary is accepted")
         return None
     try:
-        certificate = x509.load_der_x509_certificate(_b64decode(bst.text))
+        certificate = x509.load_der_x509_certificate(decode_base64(bst.text))
         # cryptography parses lazily: touch what we use so a corrupted token fails here, not later
         certificate.subject.rfc4514_string()
         certificate.public_key()
@@ -546,7 +546,7 @@ def verify(
     """
     require = require if require is not None else RequiredCoverage()
     report = SignatureReport()
-    _soap, header, body = _soap_parts(envelope)
+    _soap, header, body = soap_parts(envelope)
     if header is None or body is None:
         return report._fail("the message is not a SOAP envelope with a Header and a Body, so it carries no signature")
     securities = header.findall(_q(ns.WSSE, "Security"))
@@ -593,7 +593,7 @@ def verify(
             report.covered_content_ids.append(reference.uri[4:])
 
     try:
-        signature_value = _b64decode(signature.findtext(_q(ns.DS, "SignatureValue")))
+        signature_value = decode_base64(signature.findtext(_q(ns.DS, "SignatureValue")))
     except ValueError:
         return report._fail("ds:SignatureValue is not base64")
     method = signed_info.find(_q(ns.DS, "SignatureMethod"))
