@@ -154,16 +154,32 @@ def decode_base64(text: str | None) -> bytes:
 
 
 def soap_parts(envelope: etree._Element) -> tuple[str, etree._Element | None, etree._Element | None]:
-    """SOAP namespace, Header and Body of an envelope (direct children only)."""
+    """SOAP namespace, Header and Body of an envelope; None for a part that is not exactly one direct child."""
     qname = etree.QName(envelope)
     if qname.localname != "Envelope" or qname.namespace not in _SOAP_NAMESPACES:
         return "", None, None
     soap = qname.namespace
-    return soap, envelope.find(_q(soap, "Header")), envelope.find(_q(soap, "Body"))
+    headers, bodies = envelope.findall(_q(soap, "Header")), envelope.findall(_q(soap, "Body"))
+    if len(headers) != 1 or len(bodies) != 1:
+        return soap, None, None
+    return soap, headers[0], bodies[0]
 
 
 def _element_ids(element: etree._Element) -> set[str]:
     return {value for attr in _ID_ATTRIBUTES if (value := element.get(attr)) is not None}
+
+
+def _index_ids(envelope: etree._Element) -> tuple[dict[str, etree._Element], set[str]]:
+    """Every Id value in the document and the values found on more than one element."""
+    index: dict[str, etree._Element] = {}
+    duplicates: set[str] = set()
+    for element in envelope.iter(etree.Element):
+        for value in _element_ids(element):
+            if value in index:
+                duplicates.add(value)
+            else:
+                index[value] = element
+    return index, duplicates
 
 
 def _inclusive_prefixes(parent: etree._Element) -> list[str]:
@@ -270,7 +286,7 @@ def sign(
         raise ValueError("cannot sign: the wsse:Security header already holds a ds:Signature")
 
     _, messaging_id = _ensure_wsu_id(messaging_blocks[0], "msg-")
-    body, body_id = _ensure_wsu_id(body, "id-")
+    _, body_id = _ensure_wsu_id(body, "id-")
     prefixes = list(prefix_list)
 
     bst_id = f"X509-{uuid.uuid4()}"
@@ -285,23 +301,22 @@ def sign(
         _sub(c14n_method, ns.EC, "InclusiveNamespaces", "ec", PrefixList=" ".join(prefixes))
     _sub(signed_info, ns.DS, "SignatureMethod", "ds", Algorithm=ns.RSA_SHA256)
 
-    received = _as_received(envelope)
-    _, received_header, received_body = soap_parts(received)
-    assert received_header is not None and received_body is not None  # same shape as `envelope`
+    received_ids, duplicates = _index_ids(_as_received(envelope))
+    if duplicates:
+        raise ValueError(f"cannot sign: the Id value(s) {', '.join(sorted(duplicates))} occur on more than one "
+                         f"element, so a receiver would reject the signature")
     references = [
         _add_reference(signed_info, f"#{messaging_id}", ns.C14N_EXCL, prefixes,
-                       hashlib.sha256(_c14n(received_header.find(_q(ns.EB, "Messaging")), prefixes)).digest()),
+                       hashlib.sha256(_c14n(received_ids[messaging_id], prefixes)).digest()),
         _add_reference(signed_info, f"#{body_id}", ns.C14N_EXCL, None,
-                       hashlib.sha256(_c14n(received_body, [])).digest()),
+                       hashlib.sha256(_c14n(received_ids[body_id], [])).digest()),
     ]
     for attachment in attachments:
         references.append(_add_reference(signed_info, f"cid:{attachment.content_id}", ns.SWA_CONTENT_SIGNATURE,
                                          None, attachment_digest(attachment)))
 
-    received_signed_info = next(
-        s.find(_q(ns.DS, "SignedInfo")) for s in _as_received(envelope).iter(_q(ns.DS, "Signature"))
-        if s.get("Id") == signature.get("Id")
-    )
+    received_signature, _ = _index_ids(_as_received(envelope))
+    received_signed_info = received_signature[signature.get("Id") or ""].find(_q(ns.DS, "SignedInfo"))
     signature_value = key.private_key.sign(_c14n(received_signed_info, prefixes), padding.PKCS1v15(), hashes.SHA256())
     _sub(signature, ns.DS, "SignatureValue", "ds").text = _b64(signature_value)
     key_info = _sub(signature, ns.DS, "KeyInfo", "ds", Id=f"KI-{uuid.uuid4()}")
@@ -383,19 +398,6 @@ def _lookup_attachment(source: AttachmentSource, content_id: str) -> AttachmentC
 
 def _content_id_matches(required: str, uri_content_id: str) -> bool:
     return required in (uri_content_id, unquote(uri_content_id))
-
-
-def _index_ids(envelope: etree._Element) -> tuple[dict[str, etree._Element], set[str]]:
-    """Every Id value in the document and the values found on more than one element."""
-    index: dict[str, etree._Element] = {}
-    duplicates: set[str] = set()
-    for element in envelope.iter(etree.Element):
-        for value in _element_ids(element):
-            if value in index:
-                duplicates.add(value)
-            else:
-                index[value] = element
-    return index, duplicates
 
 
 @dataclass

@@ -224,6 +224,20 @@ def test_signing_without_messaging_is_refused() -> None:
         sign(envelope, make_key("POP000001"), [])
 
 
+def test_signing_an_envelope_with_duplicate_ids_is_refused() -> None:
+    envelope = user_message_envelope([])
+    messaging = envelope.find("S12:Header/eb:Messaging", NSMAP)
+    etree.SubElement(messaging, "{urn:x}Extra", Id=messaging.get(f"{{{ns.WSU}}}Id"))
+    with pytest.raises(ValueError, match="occur on more than one element"):
+        sign(envelope, make_key("POP000001"), [])
+
+
+def test_envelope_with_two_bodies_is_rejected() -> None:
+    attachment = gzip_attachment()
+    data = _signed([attachment]).replace(b"</S12:Envelope>", b"<S12:Body/></S12:Envelope>")
+    _assert_rejected(_verify_bytes(data, [attachment]), FAILED_AUTHENTICATION, "not a SOAP envelope")
+
+
 def _signxml_verify(data: bytes, attachment: AttachmentContent, cert_pem: bytes) -> None:
     with attachment.open() as stream:
         attachment_bytes = stream.read()
