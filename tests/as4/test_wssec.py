@@ -6,6 +6,7 @@ import base64
 import copy
 import gzip
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -274,6 +275,35 @@ def test_gzip_attachment_digest_is_over_the_raw_bytes() -> None:
     raw = gzip.compress(b"payload" * 50000, mtime=0)
     wssec_digest = attachment_digest(bytes_attachment("a@cid", raw))
     assert wssec_digest == hashlib.sha256(raw).digest()
+
+
+class _GeneratedStream(io.RawIOBase):
+    """`size` pseudo-random bytes produced on demand; records the largest read so tests can bound memory."""
+
+    def __init__(self, size: int) -> None:
+        self.remaining = size
+        self.largest_read = 0
+        self.produced = hashlib.sha256()
+        self._block = hashlib.sha256(b"seed").digest() * 2048  # 64 KiB
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.remaining if n is None or n < 0 else min(n, self.remaining)
+        self.largest_read = max(self.largest_read, n)
+        data = (self._block * (n // len(self._block) + 1))[:n]
+        self.remaining -= n
+        self.produced.update(data)
+        return data
+
+
+def test_large_attachment_is_digested_in_chunks() -> None:
+    stream = _GeneratedStream(100 * 1024 * 1024)
+    digest = attachment_digest(AttachmentContent("big@cid", "application/gzip", lambda: stream))
+    assert stream.remaining == 0
+    assert digest == stream.produced.digest()
+    assert stream.largest_read <= wssec.CHUNK_SIZE
 
 
 def test_text_attachment_line_ends_are_normalised_across_chunks(monkeypatch) -> None:
