@@ -8,7 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from lxml import etree
+from signxml import SignatureConfiguration, XMLVerifier
 
 from accesspoint.as4 import ns
 from accesspoint.as4.errors import INVALID_RECEIPT
@@ -79,6 +81,14 @@ def test_receipt_layout() -> None:
     signed_uris = [r.get("URI") for r in root.findall(".//ds:SignedInfo/ds:Reference", NSMAP)]
     assert len(signed_uris) == 2 and all(u.startswith("#") for u in signed_uris)
     assert root.find(".//{http://www.w3.org/2001/04/xmlenc#}EncryptedKey") is None
+
+
+def test_signxml_verifies_our_receipt() -> None:
+    _message_id, _sent, receipt = _exchange()
+    cert = make_key("POP000002").certificate.public_bytes(serialization.Encoding.PEM).decode()
+    verified = XMLVerifier().verify(receipt, x509_cert=cert, validate_schema=False, id_attribute="Id",
+                                    expect_config=SignatureConfiguration(require_x509=False, expect_references=2))
+    assert len(verified) == 2
 
 
 def test_receipt_signed_with_the_dummy_key_verifies(vectors: Path) -> None:

@@ -260,6 +260,13 @@ def test_signxml_verifies_our_signature() -> None:
     _signxml_verify(data, attachment, key.certificate.public_bytes(serialization.Encoding.PEM))
 
 
+def test_signxml_verifies_our_signature_with_the_dummy_key(vectors: Path) -> None:
+    attachment = gzip_attachment()
+    key = dummy_key(vectors)
+    data = _signed([attachment], key=key)
+    _signxml_verify(data, attachment, key.certificate.public_bytes(serialization.Encoding.PEM))
+
+
 def test_signxml_rejects_our_signature_after_tampering() -> None:
     attachment = gzip_attachment()
     key = make_key("POP000001")
