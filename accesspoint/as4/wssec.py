@@ -34,10 +34,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import io
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, cast
 from urllib.parse import unquote
 
 from cryptography import x509
@@ -84,6 +85,34 @@ class AttachmentContent:
     content_id: str
     mime_type: str
     open: Callable[[], BinaryIO]
+
+    @classmethod
+    def from_stream(cls, content_id: str, mime_type: str, stream: BinaryIO) -> AttachmentContent:
+        """Read a seekable stream the caller keeps owning (e.g. a decrypted attachment's body).
+
+        Each `open` rewinds it and hands out a view whose close() leaves the stream open, so the
+        payload can still be gunzipped after the signature check.
+        """
+        def open_view() -> BinaryIO:
+            stream.seek(0)
+            return cast(BinaryIO, io.BufferedReader(_BorrowedStream(stream)))
+
+        return cls(content_id, mime_type, open_view)
+
+
+class _BorrowedStream(io.RawIOBase):
+    """A read-only view of another stream that does not close it."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray | memoryview) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _base_mime_type(mime_type: str) -> str:
