@@ -638,6 +638,26 @@ def test_any_changed_byte_in_signed_parts_is_rejected(position: int, flip: int) 
         assert report.valid, f"byte {position} changed nothing that was signed, yet: {report.problems}"
 
 
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(position=st.integers(min_value=0, max_value=len(_SIGNED) - 1), flip=st.integers(min_value=1, max_value=255))
+def test_any_changed_byte_anywhere_never_raises_nor_forges(position: int, flip: int) -> None:
+    """Anywhere in the message (BST, KeyInfo, attributes, ...): verify reports instead of raising, and a
+    valid verdict always means Messaging, Body and SignedInfo are exactly what was signed."""
+    data = bytearray(_SIGNED)
+    data[position] ^= flip
+    try:
+        root = safexml.parse_bytes(bytes(data))
+    except safexml.XmlError:
+        return
+    report = verify(root, {_ATTACHMENT.content_id: _ATTACHMENT},
+                    require=RequiredCoverage(attachment_content_ids=[_ATTACHMENT.content_id]))
+    assert report.valid == (report.error is None)
+    if report.valid:
+        assert _canonical_parts(root) == _canonical_parts(_ORIGINAL)
+    else:
+        assert report.problems and report.error.code in (FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE)
+
+
 def test_verify_needs_no_reserialisation_of_received_bytes() -> None:
     """Bytes with unusual but valid formatting verify as received (no normalisation step in between)."""
     attachment = gzip_attachment()
