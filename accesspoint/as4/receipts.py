@@ -18,17 +18,14 @@ signer is a Peppol AP certificate, and the AP we sent to, is the caller's check 
 
 from __future__ import annotations
 
-import copy
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from cryptography import x509
 from lxml import etree
 
-from accesspoint.as4 import ns, wssec
-from accesspoint.as4.errors import INVALID_RECEIPT
+from accesspoint.as4 import messaging, ns, wssec
+from accesspoint.as4.errors import INVALID_RECEIPT, As4Error
 from certs.keystore import KeyMaterial
 from smp import safexml
 
@@ -37,52 +34,24 @@ def _q(namespace: str, local: str) -> str:
     return f"{{{namespace}}}{local}"
 
 
-# --------------------------------------------------------------------------- building and signing
+# --------------------------------------------------------------------------- signing
 
 
-def _build_receipt(ref_to_message_id: str, nri_references: Sequence[etree._Element]) -> etree._Element:
-    """Unsigned receipt envelope, laid out like phase4's, with the references deep-copied in order.
-
-    Kept minimal here because `messaging.build_receipt` had not landed on main when this was written.
-    """
-    envelope = etree.Element(_q(ns.S12, "Envelope"), nsmap={"S12": ns.S12})
-    header = etree.SubElement(envelope, _q(ns.S12, "Header"))
-    security = etree.SubElement(header, _q(ns.WSSE, "Security"), nsmap={"wsse": ns.WSSE, "wsu": ns.WSU})
-    security.set(_q(ns.S12, "mustUnderstand"), "true")
-    messaging = etree.SubElement(header, _q(ns.EB, "Messaging"),
-                                 nsmap={"eb": ns.EB, "ebbp": ns.EBBP, "ds": ns.DS, "wsu": ns.WSU})
-    messaging.set(_q(ns.S12, "mustUnderstand"), "true")
-    messaging.set(_q(ns.WSU, "Id"), f"msg-{uuid.uuid4()}")
-    signal = etree.SubElement(messaging, _q(ns.EB, "SignalMessage"))
-    info = etree.SubElement(signal, _q(ns.EB, "MessageInfo"))
-    etree.SubElement(info, _q(ns.EB, "Timestamp")).text = (
-        datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"))
-    etree.SubElement(info, _q(ns.EB, "MessageId")).text = f"{uuid.uuid4()}@peppol-ap"
-    etree.SubElement(info, _q(ns.EB, "RefToMessageId")).text = ref_to_message_id
-    nri = etree.SubElement(etree.SubElement(signal, _q(ns.EB, "Receipt")), _q(ns.EBBP, "NonRepudiationInformation"))
-    for reference in nri_references:
-        copied = copy.deepcopy(reference)
-        copied.tail = None
-        etree.SubElement(nri, _q(ns.EBBP, "MessagePartNRInformation")).append(copied)
-    body = etree.SubElement(envelope, _q(ns.S12, "Body"), nsmap={"wsu": ns.WSU})
-    body.set(_q(ns.WSU, "Id"), f"id-{uuid.uuid4()}")
-    return envelope
-
-
-def sign_receipt(user_message_refs: Sequence[etree._Element], ref_to_message_id: str, key: KeyMaterial) -> bytes:
+def sign_receipt(
+    user_message_refs: Sequence[etree._Element],
+    ref_to_message_id: str,
+    key: KeyMaterial,
+    *,
+    message_id: str | None = None,
+    domain: str = messaging.DEFAULT_MESSAGE_ID_DOMAIN,
+) -> bytes:
     """The signed receipt for a verified UserMessage, serialised once (UTF-8 with XML declaration).
 
     `user_message_refs` are the ds:Reference elements of the received SignedInfo
-    (`SignatureReport.signed_info_references`); all of them go into the NRI, in order.
+    (`SignatureReport.signed_info_references`); `messaging.build_receipt` copies all of them into the
+    NRI, in order. The receipt signs its own eb:Messaging and Body and is never encrypted.
     """
-    if not ref_to_message_id:
-        raise ValueError("a receipt must name the MessageId it acknowledges (RefToMessageId)")
-    if not user_message_refs:
-        raise ValueError("a non-repudiation receipt needs the ds:Reference elements of the received signature")
-    for reference in user_message_refs:
-        if reference.tag != _q(ns.DS, "Reference"):
-            raise ValueError(f"NRI entries must be ds:Reference elements, got {reference.tag}")
-    envelope = _build_receipt(ref_to_message_id, user_message_refs)
+    envelope = messaging.build_receipt(ref_to_message_id, user_message_refs, message_id=message_id, domain=domain)
     wssec.sign(envelope, key, [])
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
@@ -162,17 +131,6 @@ def _match_nri(received: Sequence[etree._Element], sent: Sequence[etree._Element
     return matched
 
 
-def _describe_errors(signal: etree._Element) -> str:
-    errors = signal.findall(_q(ns.EB, "Error"))
-    described = []
-    for error in errors:
-        words = [error.get("errorCode") or "(no errorCode)", error.get("shortDescription") or ""]
-        detail = " / ".join(t.strip() for t in (error.findtext(_q(ns.EB, "Description")),
-                                                 error.findtext(_q(ns.EB, "ErrorDetail"))) if t and t.strip())
-        described.append(" ".join(w for w in words if w) + (f": {detail}" if detail else ""))
-    return "; ".join(described)
-
-
 def verify_receipt(
     data: bytes | etree._Element, *, sent_message_id: str, sent_references: Sequence[etree._Element]
 ) -> ReceiptVerdict:
@@ -190,44 +148,35 @@ def verify_receipt(
             return _finish(verdict, f"the response is not XML: {exc}")
     else:
         root = data
-
-    soap, header, _body = wssec.soap_parts(root)
-    if header is None:
-        return _finish(verdict, "the response is not a SOAP envelope with a Header")
-    if soap != ns.S12:
-        problems.append("the receipt is SOAP 1.1; Peppol AS4 uses SOAP 1.2 only")
-    messaging_blocks = header.findall(_q(ns.EB, "Messaging"))
-    if len(messaging_blocks) != 1:
-        return _finish(verdict, f"the response holds {len(messaging_blocks)} eb:Messaging header blocks, not 1")
-    signal = messaging_blocks[0].find(_q(ns.EB, "SignalMessage"))
-    if signal is None:
-        return _finish(verdict, "the response's eb:Messaging holds no eb:SignalMessage")
-    verdict.message_id = (signal.findtext(f"{_q(ns.EB, 'MessageInfo')}/{_q(ns.EB, 'MessageId')}") or "").strip()
-    verdict.ref_to_message_id = (signal.findtext(f"{_q(ns.EB, 'MessageInfo')}/{_q(ns.EB, 'RefToMessageId')}")
-                                 or "").strip() or None
-
-    if signal.find(_q(ns.EB, "Error")) is not None:
-        return _finish(verdict, f"the receiver answered with an ebMS Error signal, not a Receipt: "
-                                f"{_describe_errors(signal)}")
-    receipt = signal.find(_q(ns.EB, "Receipt"))
+    try:
+        parsed = messaging.parse_envelope(root)
+    except As4Error as exc:
+        return _finish(verdict, f"the response is not a readable ebMS signal: {exc.description}")
+    if parsed.kind == "user-message":
+        return _finish(verdict, "the response is a UserMessage, not a Receipt")
+    signal = parsed.error or parsed.receipt
+    if signal is not None:
+        verdict.message_id, verdict.ref_to_message_id = signal.message_id, signal.ref_to_message_id
+    if parsed.error is not None:
+        return _finish(verdict, f"the receiver answered with an ebMS Error signal, not a Receipt: {parsed.error}")
+    receipt = parsed.receipt
     if receipt is None:
-        return _finish(verdict, "the response's eb:SignalMessage holds neither an eb:Receipt nor an eb:Error")
+        return _finish(verdict, "the response holds no eb:Receipt")
 
+    if parsed.soap_version != "1.2":
+        problems.append("the receipt is SOAP 1.1; Peppol AS4 uses SOAP 1.2 only")
     report = wssec.verify(root, {}, require=wssec.RequiredCoverage(messaging=True, body=True))
     verdict.signature = report
     verdict.signer = report.signer
     problems.extend(f"receipt signature: {p}" for p in report.problems)
-
-    if verdict.ref_to_message_id != sent_message_id:
-        problems.append(f"the receipt's RefToMessageId {verdict.ref_to_message_id!r} is not the MessageId we sent "
+    if receipt.ref_to_message_id != sent_message_id:
+        problems.append(f"the receipt's RefToMessageId {receipt.ref_to_message_id!r} is not the MessageId we sent "
                         f"({sent_message_id!r})")
-    nri = receipt.find(_q(ns.EBBP, "NonRepudiationInformation"))
-    if nri is None:
-        problems.append("the receipt holds no ebbp:NonRepudiationInformation (not a non-repudiation receipt)")
+    if not receipt.nri_references:
+        problems.append("the receipt holds no ebbp:NonRepudiationInformation references (not a non-repudiation "
+                        "receipt)")
     else:
-        received = [r for part in nri.findall(_q(ns.EBBP, "MessagePartNRInformation"))
-                    for r in part.findall(_q(ns.DS, "Reference"))]
-        verdict.nri_references = _match_nri(received, sent_references, problems)
+        verdict.nri_references = _match_nri(receipt.nri_references, sent_references, problems)
     return _finish(verdict)
 
 

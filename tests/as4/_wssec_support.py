@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from accesspoint.as4 import ns
+from accesspoint.as4 import messaging, ns
 from accesspoint.as4.wssec import AttachmentContent
 from certs.keystore import KeyMaterial, load_pem
 
@@ -86,3 +86,17 @@ def soap_part_of_mime(data: bytes) -> bytes:
 
 def body_of_http_dump(data: bytes) -> bytes:
     return data[data.index(b"<?xml"):]
+
+
+def peppol_user_message_envelope(content_ids: list[str]) -> etree._Element:
+    """A complete Peppol UserMessage built by `messaging` (what the outbound pipeline signs)."""
+    user_message = messaging.new_user_message(
+        domain="test.example", from_party="POP000001", to_party="POP000002",
+        service="urn:fdc:peppol.eu:2017:poacc:billing:01:1.0", service_type="cenbii-procid-ubl",
+        action="busdox-docid-qns::urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##"
+               "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1",
+        original_sender=messaging.Participant("iso6523-actorid-upis", "0088:7315458756324"),
+        final_recipient=messaging.Participant("iso6523-actorid-upis", "0088:5798000000001"),
+        parts=[messaging.PartInfo.attachment(content_id) for content_id in content_ids],
+    )
+    return messaging.build_user_message(user_message)

@@ -12,13 +12,19 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
-from accesspoint.as4 import ns
+from accesspoint.as4 import messaging, ns
 from accesspoint.as4.errors import INVALID_RECEIPT
 from accesspoint.as4.receipts import nri_reference_mismatch, sign_receipt, verify_receipt
 from accesspoint.as4.wssec import RequiredCoverage, sign, verify
 from certs.keystore import KeyMaterial
 from smp import safexml
-from tests.as4._wssec_support import body_of_http_dump, dummy_key, gzip_attachment, make_key, user_message_envelope
+from tests.as4._wssec_support import (
+    body_of_http_dump,
+    dummy_key,
+    gzip_attachment,
+    make_key,
+    peppol_user_message_envelope,
+)
 
 NSMAP = dict(ns.NSMAP)
 NRI_PATH = "S12:Header/eb:Messaging/eb:SignalMessage/eb:Receipt/ebbp:NonRepudiationInformation"
@@ -30,13 +36,14 @@ def _exchange(receiver_key: KeyMaterial | None = None) -> tuple[str, list[etree.
     Returns our MessageId, the references we signed, and the receipt bytes.
     """
     attachment = gzip_attachment()
-    envelope = user_message_envelope([attachment.content_id])
+    envelope = peppol_user_message_envelope([attachment.content_id])
     sent_references = sign(envelope, make_key("POP000001"), [attachment])
-    message_id = envelope.findtext(".//eb:MessageId", namespaces=NSMAP)
-    received = safexml.parse_bytes(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
-    report = verify(received, {attachment.content_id: attachment},
+    received = messaging.parse_envelope_bytes(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"))
+    assert received.user_message is not None
+    report = verify(received.envelope, {attachment.content_id: attachment},
                     require=RequiredCoverage(attachment_content_ids=[attachment.content_id]))
     report.raise_for_error()
+    message_id = received.user_message.message_id
     receipt = sign_receipt(report.signed_info_references, message_id, receiver_key or make_key("POP000002"))
     return message_id, sent_references, receipt
 
@@ -281,3 +288,20 @@ def test_nri_fragment_digest_whitespace_is_ignored(vectors: Path) -> None:
         sent = copy.deepcopy(reference)
         sent.find("ds:DigestValue", NSMAP).text = "".join(sent.findtext("ds:DigestValue", namespaces=NSMAP).split())
         assert nri_reference_mismatch(reference, sent) is None
+
+
+def test_user_message_instead_of_receipt_is_invalid() -> None:
+    attachment = gzip_attachment()
+    envelope = peppol_user_message_envelope([attachment.content_id])
+    sent = sign(envelope, make_key("POP000001"), [attachment])
+    verdict = verify_receipt(etree.tostring(envelope), sent_message_id="m@x", sent_references=sent)
+    _assert_invalid(verdict, "not a Receipt")
+
+
+def test_unreadable_signal_is_invalid() -> None:
+    message_id, sent, receipt = _exchange()
+    root = safexml.parse_bytes(receipt)
+    info = root.find("S12:Header/eb:Messaging/eb:SignalMessage/eb:MessageInfo", NSMAP)
+    info.remove(info.find("eb:MessageId", NSMAP))
+    verdict = verify_receipt(root, sent_message_id=message_id, sent_references=sent)
+    _assert_invalid(verdict, "not a readable ebMS signal: eb:MessageId")

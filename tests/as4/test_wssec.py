@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
-from accesspoint.as4 import ns, wssec
+from accesspoint.as4 import messaging, ns, wssec
 from accesspoint.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
 from accesspoint.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
 from accesspoint.as4.wssec import AttachmentContent, RequiredCoverage, attachment_digest, sign, verify
@@ -29,6 +29,7 @@ from tests.as4._wssec_support import (
     dummy_key,
     gzip_attachment,
     make_key,
+    peppol_user_message_envelope,
     soap_part_of_mime,
     user_message_envelope,
 )
@@ -152,6 +153,18 @@ def test_sign_serialise_reparse_verify() -> None:
     assert [r.digest_valid for r in report.references] == [True, True, True]
     assert report.covered_content_ids == [attachment.content_id]
     assert report.signer_subject == "CN=POP000001,C=BE"
+
+
+def test_round_trip_of_a_messaging_built_user_message() -> None:
+    attachment = gzip_attachment()
+    envelope = peppol_user_message_envelope([attachment.content_id])
+    sign(envelope, make_key("POP000001"), [attachment])
+    data = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+    report = _verify_bytes(data, [attachment])
+    assert report.valid, report.problems
+    parsed = messaging.parse_envelope(safexml.parse_bytes(data))
+    assert parsed.user_message is not None
+    assert report.covered_ids == [parsed.user_message.messaging_id, parsed.user_message.body_id]
 
 
 def test_signed_layout_follows_phase4() -> None:
