@@ -317,6 +317,11 @@ def sign(
     _, messaging_id = _ensure_wsu_id(messaging_blocks[0], "msg-")
     _, body_id = _ensure_wsu_id(body, "id-")
     prefixes = list(prefix_list)
+    # checked before anything is added, so a refused envelope is left as it was (apart from the Ids)
+    received_ids, duplicates = _index_ids(_as_received(envelope))
+    if duplicates:
+        raise ValueError(f"cannot sign: the Id value(s) {', '.join(sorted(duplicates))} occur on more than one "
+                         f"element, so a receiver would reject the signature")
 
     bst_id = f"X509-{uuid.uuid4()}"
     bst = _sub(security, ns.WSSE, "BinarySecurityToken", "wsse", EncodingType=ns.BST_BASE64, ValueType=ns.BST_X509V3)
@@ -330,10 +335,6 @@ def sign(
         _sub(c14n_method, ns.EC, "InclusiveNamespaces", "ec", PrefixList=" ".join(prefixes))
     _sub(signed_info, ns.DS, "SignatureMethod", "ds", Algorithm=ns.RSA_SHA256)
 
-    received_ids, duplicates = _index_ids(_as_received(envelope))
-    if duplicates:
-        raise ValueError(f"cannot sign: the Id value(s) {', '.join(sorted(duplicates))} occur on more than one "
-                         f"element, so a receiver would reject the signature")
     references = [
         _add_reference(signed_info, f"#{messaging_id}", ns.C14N_EXCL, prefixes,
                        hashlib.sha256(_c14n(received_ids[messaging_id], prefixes)).digest()),
@@ -344,8 +345,8 @@ def sign(
         references.append(_add_reference(signed_info, f"cid:{attachment.content_id}", ns.SWA_CONTENT_SIGNATURE,
                                          None, attachment_digest(attachment)))
 
-    received_signature, _ = _index_ids(_as_received(envelope))
-    received_signed_info = received_signature[signature.get("Id") or ""].find(_q(ns.DS, "SignedInfo"))
+    ids_with_signed_info, _ = _index_ids(_as_received(envelope))
+    received_signed_info = ids_with_signed_info[signature.get("Id") or ""].find(_q(ns.DS, "SignedInfo"))
     signature_value = key.private_key.sign(_c14n(received_signed_info, prefixes), padding.PKCS1v15(), hashes.SHA256())
     _sub(signature, ns.DS, "SignatureValue", "ds").text = _b64(signature_value)
     key_info = _sub(signature, ns.DS, "KeyInfo", "ds", Id=f"KI-{uuid.uuid4()}")

@@ -694,16 +694,17 @@ def test_sign_encrypt_then_decrypt_verify() -> None:
     wire = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 
     received = safexml.parse_bytes(wire)
-    decrypted = decrypt_attachments(received, receiver, {content_id: encrypted[0].body})
-    attachments = {cid: AttachmentContent.from_stream(cid, d.mime_type, d.body) for cid, d in decrypted.items()}
-    report = verify(received, attachments, require=RequiredCoverage(attachment_content_ids=[content_id]))
-    assert report.valid, report.problems
-    assert report.signer_subject == "CN=POP000001,C=BE"  # the signing BST, not the receiver's BST the key is for
-    # the decrypted body is still usable after verification (gunzip comes next in the pipeline)
-    body = decrypted[content_id].body
-    assert not body.closed
-    body.seek(0)
-    assert gzip.decompress(body.read()).startswith(b"<Invoice>1</Invoice>")
+    with encrypted[0].body as ciphertext:
+        decrypted = decrypt_attachments(received, receiver, {content_id: ciphertext})
+    with decrypted[content_id].body as body:
+        attachments = {content_id: AttachmentContent.from_stream(content_id, decrypted[content_id].mime_type, body)}
+        report = verify(received, attachments, require=RequiredCoverage(attachment_content_ids=[content_id]))
+        assert report.valid, report.problems
+        assert report.signer_subject == "CN=POP000001,C=BE"  # the signing BST, not the one the key is for
+        # the decrypted body is still usable after verification (gunzip comes next in the pipeline)
+        assert not body.closed
+        body.seek(0)
+        assert gzip.decompress(body.read()).startswith(b"<Invoice>1</Invoice>")
 
 
 def test_from_stream_rewinds_for_each_read() -> None:
