@@ -572,9 +572,12 @@ def verify(
 ) -> SignatureReport:
     """Verify the WS-Security signature of a received envelope; never raises for a bad message.
 
-    `envelope` is the root of the tree parsed from the received bytes. `attachments` gives the
-    decrypted (still compressed) attachment octets by Content-ID. `require` defaults to Messaging +
-    Body; pass the Content-IDs of all attachments of the message so an unsigned one is rejected.
+    `envelope` is the root of the tree parsed from the received bytes (not a tree built in memory:
+    see `_as_received`). `attachments` gives the decrypted (still compressed) attachment octets by
+    Content-ID, e.g. `AttachmentContent.from_stream` over `DecryptedAttachment.body`; a lookup that
+    raises LookupError or returns None means "not supplied". `require` defaults to Messaging + Body;
+    pass the Content-IDs of all attachments of the message (the PartInfo hrefs) so an unsigned one is
+    rejected. The report's `signed_info_references` are what `receipts.sign_receipt` needs.
     """
     require = require if require is not None else RequiredCoverage()
     report = SignatureReport()
