@@ -9,7 +9,8 @@ signed tree exactly once; nothing here pretty-prints or re-serialises.
 Verification works on the element tree parsed from the bytes received and never raises for a bad
 message: it returns a `SignatureReport` whose `error` is the ebMS error we would answer with.
 
-Error mapping (our choice, aligned with phase4 where phase4 has one):
+Error mapping (our choice, aligned with phase4 where phase4 has one; phase4's WSS4J layer answers most
+signature failures with EBMS:0102 because it cannot tell them apart, while its own checks use 0101/0103):
 
 - EBMS:0103 PolicyNoncompliance (phase4 >= 4.2.6): the signing key is not referenced through a
   SecurityTokenReference/wsse:Reference to an X509v3 BinarySecurityToken (issuer-serial, SKI,
