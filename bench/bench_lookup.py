@@ -20,11 +20,13 @@ sys.path.insert(0, str(ROOT))
 
 from certs.anchors import TrustAnchors  # noqa: E402
 from certs.keystore import load_certificates, load_pkcs12  # noqa: E402
+from certs.validation import CertificateValidator  # noqa: E402
 from smp.cache import DiscoveryCache  # noqa: E402
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient  # noqa: E402
 from smp.dnsserver import smp_record, write_records  # noqa: E402
+from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS  # noqa: E402
 from smp.lookup import SmlLookup, naptr_name  # noqa: E402
-from tests.smp.conftest import AP_PURPOSE, BIS3_INVOICE, BIS3_PROCESS, SMP_PURPOSE, ChainValidator, Ident  # noqa: E402
+from tests.smp.conftest import Ident  # noqa: E402
 from tests.smp.smpserver import EndpointSpec, SmpServer, dns_server, service_information, sign  # noqa: E402
 
 ZONE = "local.peppol.test"
@@ -41,7 +43,7 @@ def main() -> int:
     anchors = TrustAnchors("local", tuple(load_certificates(args.pki / "test-root-ca.cert.pem")),
                            tuple(load_certificates(args.pki / "test-ap-ca.cert.pem")),
                            tuple(load_certificates(args.pki / "test-smp-ca.cert.pem")))
-    validator = ChainValidator(anchors)
+    validator = CertificateValidator(anchors)
     smp_key = load_pkcs12(args.pki / "smp-a.p12", "test")
     ap_cert = load_pkcs12(args.pki / "ap-c.p12", "test").certificate
     participants = [Ident("iso6523-actorid-upis", f"9915:bench{i:05d}") for i in range(args.participants)]
@@ -56,9 +58,9 @@ def main() -> int:
             smp.serve((p.scheme, p.value), (BIS3_INVOICE.scheme, BIS3_INVOICE.value), body)
         with dns_server(ZONE, records) as port:
             now = datetime.now(UTC)
-            client = SmpClient(validator, timeout=5.0, smp_purpose=SMP_PURPOSE, clock=lambda: now)
+            client = SmpClient(validator, timeout=5.0, clock=lambda: now)
             discovery = Discovery(SmlLookup(ZONE, [f"127.0.0.1:{port}"], 5.0), client, validator,
-                                  DiscoveryCache(900, 120, negative_types=NEGATIVE_ERRORS), ap_purpose=AP_PURPOSE)
+                                  DiscoveryCache(900, 120, negative_types=NEGATIVE_ERRORS))
             start = time.perf_counter()
             for p in participants:
                 discovery.find_endpoint(p, BIS3_INVOICE, BIS3_PROCESS)

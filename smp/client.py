@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from cryptography import x509
 
+from certs.validation import Purpose
 from smp.cache import DiscoveryCache
 from smp.errors import (
     DiscoveryError,
@@ -57,22 +58,10 @@ NEGATIVE_ERRORS: tuple[type[DiscoveryError], ...] = (ParticipantNotRegistered, N
 _RETRYABLE_REASONS = {"revocation-unknown"}
 
 
-class Verdict(Protocol):
-    valid: bool
-    reason: str | None
-    detail: str
-
-
 class CertificateValidator(Protocol):
-    """certs.validation.CertificateValidator fits this shape."""
+    """certs.validation.CertificateValidator (with the environment's anchors and a revocation checker)."""
 
-    def validate(self, cert: x509.Certificate, purpose: Any, at: datetime | None = None) -> Any: ...
-
-
-def _default_purposes() -> tuple[Any, Any]:
-    from certs.validation import Purpose
-
-    return Purpose.SMP_SIGNING, Purpose.AP_ENCRYPTION
+    def validate(self, cert: x509.Certificate, purpose: Purpose, at: datetime | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -163,7 +152,6 @@ class SmpClient:
         timeout: float | tuple[float, float] = (5.0, 10.0),
         max_bytes: int = DEFAULT_MAX_BYTES,
         allow_sha1: bool = False,
-        smp_purpose: Any = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.validator = validator
@@ -171,7 +159,6 @@ class SmpClient:
         self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.max_bytes = max_bytes
         self.allow_sha1 = allow_sha1
-        self.smp_purpose = smp_purpose if smp_purpose is not None else _default_purposes()[0]
         self.clock = clock or (lambda: datetime.now(UTC))
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -263,7 +250,7 @@ class SmpClient:
         assert check.certificate is not None and check.signed_root is not None
         steps.append(Step("signature", True, f"valid ({check.algorithm}), signed by {check.subject}",
                           {"signer": check.subject, "warnings": list(check.warnings)}))
-        verdict = self.validator.validate(check.certificate, self.smp_purpose, at)
+        verdict = self.validator.validate(check.certificate, Purpose.SMP_SIGNING, at)
         steps.append(Step("smp-certificate", bool(verdict.valid), verdict.detail or ("valid" if verdict.valid else ""),
                           {"subject": check.subject, "reason": verdict.reason}))
         if not verdict.valid:
@@ -338,14 +325,12 @@ class Discovery:
         cache: DiscoveryCache[EndpointResult] | None = None,
         *,
         transport_profile: str = AS4_V2,
-        ap_purpose: Any = None,
     ) -> None:
         self.sml = sml
         self.smp = smp
         self.validator = validator
         self.cache = cache if cache is not None else DiscoveryCache(negative_types=NEGATIVE_ERRORS)
         self.transport_profile = transport_profile
-        self.ap_purpose = ap_purpose if ap_purpose is not None else _default_purposes()[1]
 
     def _key(self, participant: Participant, document_type: Identifier, process: Identifier) -> tuple[str, ...]:
         return (participant.scheme.strip(), participant.value.strip().lower(), document_type.scheme.strip(),
@@ -402,7 +387,7 @@ class Discovery:
                 f"endpoint {endpoint.url} of {_shown(participant)} has no usable certificate "
                 f"({endpoint.certificate_problem})"
             )
-        verdict = self.validator.validate(endpoint.certificate, self.ap_purpose, at)
+        verdict = self.validator.validate(endpoint.certificate, Purpose.AP_ENCRYPTION, at)
         subject = endpoint.certificate.subject.rfc4514_string()
         steps.append(Step("ap-certificate", bool(verdict.valid), verdict.detail or ("valid" if verdict.valid else ""),
                           {"subject": subject, "reason": verdict.reason,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from accesspoint.config import load_config
 from accesspoint.discovery import build_discovery
-from tests.smp.conftest import ChainValidator
+from certs.validation import CertificateValidator
 
 
-def test_configured_values(validator: ChainValidator) -> None:
+def test_configured_values(validator: CertificateValidator) -> None:
     cfg = load_config(environ={
         "PEPPOL_AP_ENVIRONMENT": "local", "PEPPOL_AP_SML__ZONE": "sml.example.test",
         "PEPPOL_AP_SML__DNS_SERVERS": "127.0.0.1:5353", "PEPPOL_AP_SMP_CLIENT__CACHE_MINUTES": "5",
@@ -21,7 +21,7 @@ def test_configured_values(validator: ChainValidator) -> None:
     assert discovery.smp.allow_sha1 is False
 
 
-def test_other_environment_gets_its_peppol_zone(validator: ChainValidator) -> None:
+def test_other_environment_gets_its_peppol_zone(validator: CertificateValidator) -> None:
     cfg = load_config(environ={"PEPPOL_AP_SML__ZONE": "sml.example.test"})
     assert build_discovery(cfg, validator, environment="test").sml.zone == "participant.sml.test.tech.peppol.org"
     assert build_discovery(cfg, validator, environment="production", zone="z.test").sml.zone == "z.test"

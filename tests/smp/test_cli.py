@@ -10,8 +10,9 @@ from click.testing import CliRunner
 
 from accesspoint.cli.main import cli
 from certs.keystore import KeyMaterial
+from smp.identifiers import BIS3_INVOICE
 from tests.conftest import VECTORS
-from tests.smp.conftest import BIS3_INVOICE, PARTICIPANT, Ident
+from tests.smp.conftest import PARTICIPANT, Ident
 from tests.smp.smpserver import ZONE, EndpointSpec, World, service_information, sign
 
 AT = "2026-11-21T12:00:00Z"

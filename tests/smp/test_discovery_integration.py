@@ -10,6 +10,7 @@ import pytest
 from lxml import etree
 
 from certs.keystore import KeyMaterial
+from certs.validation import CertificateValidator
 from smp.cache import DiscoveryCache
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient, service_metadata_url
 from smp.errors import (
@@ -19,8 +20,8 @@ from smp.errors import (
     NotSupported,
     ParticipantNotRegistered,
 )
+from smp.identifiers import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS, ParticipantId
 from smp.lookup import SmlLookup
-from tests.smp.conftest import AP_PURPOSE, BIS3_INVOICE, BIS3_PROCESS, SMP_PURPOSE, ChainValidator, Ident
 from tests.smp.smpserver import (
     ZONE,
     EndpointSpec,
@@ -40,11 +41,11 @@ DOCTYPE = (BIS3_INVOICE.scheme, BIS3_INVOICE.value)
 AP_URL = "https://ap.example.test/as4"
 
 
-def pid(value: str) -> Ident:
-    return Ident("iso6523-actorid-upis", value)
+def pid(value: str) -> ParticipantId:
+    return ParticipantId.parse(value)
 
 
-def as_tuple(ident: Ident) -> tuple[str, str]:
+def as_tuple(ident: ParticipantId) -> tuple[str, str]:
     return (ident.scheme, ident.value)
 
 
@@ -54,15 +55,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def make_discovery(world: World, validator: ChainValidator, *, dns_port: int | None = None,
+def make_discovery(world: World, validator: CertificateValidator, *, dns_port: int | None = None,
                    **client_args: object) -> Discovery:
     sml = SmlLookup(ZONE, [f"127.0.0.1:{dns_port or world.dns_port}"], timeout=2.0)
-    smp = SmpClient(validator, timeout=2.0, smp_purpose=SMP_PURPOSE, clock=lambda: NOW, **client_args)
+    smp = SmpClient(validator, timeout=2.0, clock=lambda: NOW, **client_args)
     cache = DiscoveryCache(60, 10, negative_types=NEGATIVE_ERRORS)
-    return Discovery(sml, smp, validator, cache, ap_purpose=AP_PURPOSE)
+    return Discovery(sml, smp, validator, cache)
 
 
-def publish(world: World, participant: Ident, signer: KeyMaterial, ap_cert: KeyMaterial, *,
+def publish(world: World, participant: ParticipantId, signer: KeyMaterial, ap_cert: KeyMaterial, *,
             server: SmpServer | None = None, endpoints: list[EndpointSpec] | None = None) -> None:
     server = server or world.smp_a
     world.register(participant, server.base)
@@ -71,7 +72,7 @@ def publish(world: World, participant: Ident, signer: KeyMaterial, ap_cert: KeyM
     server.serve(as_tuple(participant), DOCTYPE, body)
 
 
-def test_registered_participant(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_registered_participant(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                 ap_c: KeyMaterial) -> None:
     participant = pid("9915:registered")
     publish(world, participant, smp_a, ap_c)
@@ -88,26 +89,25 @@ def test_registered_participant(world: World, validator: ChainValidator, smp_a: 
     assert stages == ["dns", "naptr", "services", "smp", "signature", "smp-certificate", "identifiers", "endpoint",
                       "ap-certificate"]
     assert result.steps[2].data["document_types"] == [BIS3_INVOICE.uri]
-    assert (result.certificate_subject, AP_PURPOSE) in validator.calls
-    assert ("CN=PXX000001,OU=PEPPOL TEST SMP,O=Example SMP A,C=XX", SMP_PURPOSE) in validator.calls
+    assert result.metadata.certificate_verdict.valid
+    assert result.metadata.signature.subject == "CN=PXX000001,OU=PEPPOL TEST SMP,O=Example SMP A,C=XX"
 
 
-def test_not_registered_is_nxdomain(world: World, validator: ChainValidator) -> None:
+def test_not_registered_is_nxdomain(world: World, validator: CertificateValidator) -> None:
     with pytest.raises(ParticipantNotRegistered, match=r"9915:nobody is not registered in Peppol \(NXDOMAIN for "):
         make_discovery(world, validator).find_endpoint(pid("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_unsupported_document_type_is_404(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_unsupported_document_type_is_404(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                           ap_c: KeyMaterial) -> None:
     participant = pid("9915:invoiceonly")
     publish(world, participant, smp_a, ap_c)
-    credit_note = Ident(BIS3_INVOICE.scheme, BIS3_INVOICE.value.replace("Invoice", "CreditNote"))
-    with pytest.raises(NotSupported, match=r"does not support document type .*answered 404") as info:
-        make_discovery(world, validator).find_endpoint(participant, credit_note, BIS3_PROCESS)
+    with pytest.raises(NotSupported, match=r"does not support document type .*CreditNote.*answered 404") as info:
+        make_discovery(world, validator).find_endpoint(participant, BIS3_CREDIT_NOTE, BIS3_PROCESS)
     assert [s.stage for s in info.value.steps] == ["dns", "naptr", "smp"]
 
 
-def test_no_endpoint_for_process_profile_or_date(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_no_endpoint_for_process_profile_or_date(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                                  ap_c: KeyMaterial) -> None:
     participant = pid("9915:futureonly")
     publish(world, participant, smp_a, ap_c, endpoints=[
@@ -119,7 +119,7 @@ def test_no_endpoint_for_process_profile_or_date(world: World, validator: ChainV
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_smp_down_is_unavailable(world: World, validator: ChainValidator) -> None:
+def test_smp_down_is_unavailable(world: World, validator: CertificateValidator) -> None:
     participant = pid("9915:smpdown")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -130,7 +130,7 @@ def test_smp_down_is_unavailable(world: World, validator: ChainValidator) -> Non
     assert info.value.retryable
 
 
-def test_smp_server_error_is_unavailable(world: World, validator: ChainValidator) -> None:
+def test_smp_server_error_is_unavailable(world: World, validator: CertificateValidator) -> None:
     participant = pid("9915:smp500")
     world.register(participant, world.smp_a.base)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, b"oops", status=500)
@@ -138,7 +138,7 @@ def test_smp_server_error_is_unavailable(world: World, validator: ChainValidator
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_http_redirects_are_not_followed(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_http_redirects_are_not_followed(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                          ap_c: KeyMaterial) -> None:
     target = pid("9915:moved-target")
     publish(world, target, smp_a, ap_c)
@@ -152,20 +152,20 @@ def test_http_redirects_are_not_followed(world: World, validator: ChainValidator
     assert len(world.smp_a.requests) == before + 1
 
 
-def test_dns_down_is_unavailable(world: World, validator: ChainValidator) -> None:
+def test_dns_down_is_unavailable(world: World, validator: CertificateValidator) -> None:
     discovery = make_discovery(world, validator, dns_port=free_port())
     with pytest.raises(DiscoveryUnavailable, match=r"SML lookup of .* (timed out|failed)"):
         discovery.find_endpoint(pid("9915:anyone"), BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_dns_servfail_is_unavailable(world: World, validator: ChainValidator) -> None:
+def test_dns_servfail_is_unavailable(world: World, validator: CertificateValidator) -> None:
     participant = pid("9915:servfail")
     world.fail_dns(participant)
     with pytest.raises(DiscoveryUnavailable, match="answered with an error"):
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_tampered_answer_is_untrusted(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_tampered_answer_is_untrusted(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                       ap_c: KeyMaterial) -> None:
     participant = pid("9915:tampered")
     world.register(participant, world.smp_a.base)
@@ -178,7 +178,7 @@ def test_tampered_answer_is_untrusted(world: World, validator: ChainValidator, s
     assert info.value.steps[-1].stage == "signature"
 
 
-def test_unsigned_answer_is_untrusted(world: World, validator: ChainValidator, ap_c: KeyMaterial) -> None:
+def test_unsigned_answer_is_untrusted(world: World, validator: CertificateValidator, ap_c: KeyMaterial) -> None:
     participant = pid("9915:unsigned")
     world.register(participant, world.smp_a.base)
     root = service_information(as_tuple(participant), DOCTYPE, [EndpointSpec(PROCESS, AP_URL, ap_c.certificate)])
@@ -187,7 +187,7 @@ def test_unsigned_answer_is_untrusted(world: World, validator: ChainValidator, a
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_rogue_signer_is_untrusted(world: World, validator: ChainValidator, smp_rogue: KeyMaterial,
+def test_rogue_signer_is_untrusted(world: World, validator: CertificateValidator, smp_rogue: KeyMaterial,
                                    ap_c: KeyMaterial) -> None:
     participant = pid("9915:rogue")
     publish(world, participant, smp_rogue, ap_c)
@@ -195,7 +195,7 @@ def test_rogue_signer_is_untrusted(world: World, validator: ChainValidator, smp_
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator: ChainValidator,
+def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator: CertificateValidator,
                                                          smp_a: KeyMaterial, smp_b: KeyMaterial) -> None:
     participant = pid("9915:smpcertasap")
     publish(world, participant, smp_a, smp_b)  # an SMP certificate where an AP certificate belongs
@@ -203,7 +203,7 @@ def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_identifier_echo_mismatch_is_untrusted(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_identifier_echo_mismatch_is_untrusted(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                                ap_c: KeyMaterial) -> None:
     participant = pid("9915:asked")
     world.register(participant, world.smp_a.base)
@@ -214,7 +214,7 @@ def test_identifier_echo_mismatch_is_untrusted(world: World, validator: ChainVal
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def _redirecting(world: World, participant: Ident, smp_a: KeyMaterial, uid: str) -> None:
+def _redirecting(world: World, participant: ParticipantId, smp_a: KeyMaterial, uid: str) -> None:
     world.register(participant, world.smp_a.base)
     href = service_metadata_url(world.smp_b.base, participant, BIS3_INVOICE)
     world.smp_a.serve(as_tuple(participant), DOCTYPE, sign(redirect(href, uid), smp_a))
@@ -223,7 +223,7 @@ def _redirecting(world: World, participant: Ident, smp_a: KeyMaterial, uid: str)
 SMP_B_UID = "C=XX, O=Example SMP B, OU=PEPPOL TEST SMP, CN=PXX000002"
 
 
-def test_redirect_followed_once(world: World, validator: ChainValidator, smp_a: KeyMaterial, smp_b: KeyMaterial,
+def test_redirect_followed_once(world: World, validator: CertificateValidator, smp_a: KeyMaterial, smp_b: KeyMaterial,
                                 ap_c: KeyMaterial) -> None:
     participant = pid("9915:redirected")
     _redirecting(world, participant, smp_a, SMP_B_UID)
@@ -238,7 +238,7 @@ def test_redirect_followed_once(world: World, validator: ChainValidator, smp_a: 
     assert [s.stage for s in result.steps].count("signature") == 2
 
 
-def test_redirect_target_signed_by_someone_else(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_redirect_target_signed_by_someone_else(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                                 ap_c: KeyMaterial) -> None:
     participant = pid("9915:redirect-wrong-signer")
     _redirecting(world, participant, smp_a, SMP_B_UID)
@@ -249,7 +249,7 @@ def test_redirect_target_signed_by_someone_else(world: World, validator: ChainVa
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_second_redirect_is_refused(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_second_redirect_is_refused(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                     smp_b: KeyMaterial) -> None:
     participant = pid("9915:redirect-twice")
     _redirecting(world, participant, smp_a, SMP_B_UID)
@@ -260,7 +260,7 @@ def test_second_redirect_is_refused(world: World, validator: ChainValidator, smp
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_redirect_about_another_participant_is_refused(world: World, validator: ChainValidator,
+def test_redirect_about_another_participant_is_refused(world: World, validator: CertificateValidator,
                                                        smp_a: KeyMaterial) -> None:
     participant = pid("9915:redirect-elsewhere")
     world.register(participant, world.smp_a.base)
@@ -270,7 +270,7 @@ def test_redirect_about_another_participant_is_refused(world: World, validator: 
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_oversized_answer_is_refused(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_oversized_answer_is_refused(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                      ap_c: KeyMaterial) -> None:
     participant = pid("9915:huge")
     publish(world, participant, smp_a, ap_c)
@@ -278,7 +278,7 @@ def test_oversized_answer_is_refused(world: World, validator: ChainValidator, sm
         make_discovery(world, validator, max_bytes=1000).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
-def test_cache_answers_repeat_lookups_without_requests(world: World, validator: ChainValidator,
+def test_cache_answers_repeat_lookups_without_requests(world: World, validator: CertificateValidator,
                                                        smp_a: KeyMaterial, ap_c: KeyMaterial) -> None:
     participant = pid("9915:cached")
     publish(world, participant, smp_a, ap_c)
@@ -298,7 +298,7 @@ def test_cache_answers_repeat_lookups_without_requests(world: World, validator: 
     assert len(world.smp_a.requests) == before + 2
 
 
-def test_zone_file_changes_are_picked_up(world: World, validator: ChainValidator, smp_a: KeyMaterial,
+def test_zone_file_changes_are_picked_up(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
                                          ap_c: KeyMaterial) -> None:
     participant = pid("9915:latecomer")
     discovery = make_discovery(world, validator)
@@ -308,7 +308,7 @@ def test_zone_file_changes_are_picked_up(world: World, validator: ChainValidator
     assert discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS, use_cache=False).endpoint_url == AP_URL
 
 
-def test_every_error_names_the_participant_and_has_a_hint(world: World, validator: ChainValidator) -> None:
+def test_every_error_names_the_participant_and_has_a_hint(world: World, validator: CertificateValidator) -> None:
     with pytest.raises(DiscoveryError) as info:
         make_discovery(world, validator).find_endpoint(pid("9915:hinted"), BIS3_INVOICE, BIS3_PROCESS)
     assert "9915:hinted" in info.value.message

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from certs.keystore import KeyMaterial
+from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS
 from smp.servicemetadata import (
     DS,
     Endpoint,
@@ -21,7 +22,7 @@ from smp.servicemetadata import (
     parse_service_metadata,
     verify_signature,
 )
-from tests.smp.conftest import BIS3_INVOICE, BIS3_PROCESS, PARTICIPANT
+from tests.smp.conftest import PARTICIPANT
 from tests.smp.smpserver import EndpointSpec, service_information, sign
 
 PROCESS = (BIS3_PROCESS.scheme, BIS3_PROCESS.value)

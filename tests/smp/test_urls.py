@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from smp.client import redirect_target_url, service_group_url, service_metadata_url
-from tests.smp.conftest import BIS3_INVOICE, Ident
+from smp.identifiers import BIS3_INVOICE
+from tests.smp.conftest import Ident
 
 PID = Ident("iso6523-actorid-upis", "0088:5798000000001")
 CREDIT_NOTE = Ident(

@@ -9,6 +9,8 @@ import pytest
 
 from certs.anchors import TrustAnchors
 from certs.keystore import load_certificates
+from certs.validation import CertificateValidator, Purpose
+from smp.identifiers import BIS3_PROCESS
 from smp.servicemetadata import (
     AS4_V2,
     ServiceMetadataError,
@@ -20,7 +22,7 @@ from smp.servicemetadata import (
     subject_matches,
     verify_signature,
 )
-from tests.smp.conftest import BIS3_PROCESS, PARTICIPANT, SMP_PURPOSE, VECTOR_NOW, ChainValidator, Ident
+from tests.smp.conftest import PARTICIPANT, VECTOR_NOW, Ident
 
 BASWARE_AS4 = "https://test-api.basware.com/peppol/as4"
 # file -> (valid in legacy mode (SHA-1 allowed), AS4 v2 endpoint usable at 2026-11-21 for the file's first process)
@@ -106,8 +108,8 @@ def test_inclusive_c14n_reference_vector_picks_second_endpoint(smp_vectors: Path
 def test_g2_signers_are_trusted_inside_validity_only(smp_vectors: Path) -> None:
     pki = smp_vectors / "pki"
 
-    def g2(root: str, smp_ca: str) -> ChainValidator:
-        return ChainValidator(TrustAnchors("legacy-g2", tuple(load_certificates(pki / root)), (),
+    def g2(root: str, smp_ca: str) -> CertificateValidator:
+        return CertificateValidator(TrustAnchors("legacy-g2", tuple(load_certificates(pki / root)), (),
                                            tuple(load_certificates(pki / smp_ca))))
 
     prod = g2("pc_trustedca_2018_Peppol_Root_CA.cer", "pc_trustedca_2018_Peppol_ServiceMetadataPublisher_CA.cer")
@@ -121,12 +123,12 @@ def test_g2_signers_are_trusted_inside_validity_only(smp_vectors: Path) -> None:
     ]
     for validator, name, inside in cases:
         check = verify_signature((smp_vectors / "smp-signed" / name).read_bytes(), allow_sha1=True)
-        assert validator.validate(check.certificate, SMP_PURPOSE, inside).valid, name
-        assert validator.validate(check.certificate, SMP_PURPOSE, VECTOR_NOW).reason == "expired", name
+        assert validator.validate(check.certificate, Purpose.SMP_SIGNING, inside).valid, name
+        assert validator.validate(check.certificate, Purpose.SMP_SIGNING, VECTOR_NOW).reason == "expired", name
     greek = verify_signature(
         (smp_vectors / "smp-signed" / "vefa_busdox-servicemetadata-9933-061828591.xml").read_bytes(), allow_sha1=True)
     for validator in (prod, test):
-        assert validator.validate(greek.certificate, SMP_PURPOSE, datetime(2016, 1, 1, tzinfo=UTC)).reason == \
+        assert validator.validate(greek.certificate, Purpose.SMP_SIGNING, datetime(2016, 1, 1, tzinfo=UTC)).reason == \
             "unsupported-issuer"
 
 
@@ -258,12 +260,12 @@ def test_table_covers_every_generated_vector(smp_vectors: Path) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(GENERATED))
-def test_generated_vectors(smp_vectors: Path, validator: ChainValidator, name: str) -> None:
+def test_generated_vectors(smp_vectors: Path, validator: CertificateValidator, name: str) -> None:
     sig_valid, cert_valid, endpoint_url = GENERATED[name]
     data = (smp_vectors / "generated" / name).read_bytes()
     check = verify_signature(data)
     assert check.valid is sig_valid, check.problems
-    assert validator.validate(check.certificate, SMP_PURPOSE, VECTOR_NOW).valid is cert_valid
+    assert validator.validate(check.certificate, Purpose.SMP_SIGNING, VECTOR_NOW).valid is cert_valid
     metadata = parse_service_metadata(check.signed_root if check.valid else data)
     if endpoint_url is None:
         assert metadata.redirect is not None
@@ -290,10 +292,10 @@ def test_legacy_vector_only_in_legacy_mode(smp_vectors: Path) -> None:
     assert "RSA_SHA1" in verify_signature(data).problems[0]
 
 
-def test_expired_signer_valid_inside_its_window(smp_vectors: Path, validator: ChainValidator) -> None:
+def test_expired_signer_valid_inside_its_window(smp_vectors: Path, validator: CertificateValidator) -> None:
     check = verify_signature((smp_vectors / "generated" / "gen_ssm-expired-signer.xml").read_bytes())
-    assert validator.validate(check.certificate, SMP_PURPOSE, VECTOR_NOW).reason == "expired"
-    assert validator.validate(check.certificate, SMP_PURPOSE, datetime(2026, 3, 1, tzinfo=UTC)).valid
+    assert validator.validate(check.certificate, Purpose.SMP_SIGNING, VECTOR_NOW).reason == "expired"
+    assert validator.validate(check.certificate, Purpose.SMP_SIGNING, datetime(2026, 3, 1, tzinfo=UTC)).valid
 
 
 def test_participant_case_differs_is_accepted(smp_vectors: Path) -> None:
