@@ -54,8 +54,18 @@ from smp.servicemetadata import (
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 NEGATIVE_ERRORS: tuple[type[DiscoveryError], ...] = (ParticipantNotRegistered, NotSupported)
 # A certificate whose revocation status cannot be learnt is a temporary condition (the CRL/OCSP
-# server is down), not proof of forgery.
-_RETRYABLE_REASONS = {"revocation-unknown"}
+# server is down), not proof of forgery: retry later instead of failing the message.
+REVOCATION_UNKNOWN = "revocation-unknown"
+
+
+def _certificate_error(verdict: Any, role: str, subject: str | None, context: str) -> DiscoveryError:
+    if verdict.reason == REVOCATION_UNKNOWN:
+        return DiscoveryUnavailable(
+            f"{context}: the revocation status of the {role} certificate {subject} cannot be learnt right now "
+            f"({verdict.detail})"
+        )
+    return DiscoveryUntrusted(f"{context}: the {role} certificate {subject} is not trusted "
+                              f"({verdict.reason}: {verdict.detail})")
 
 
 class CertificateValidator(Protocol):
@@ -254,9 +264,7 @@ class SmpClient:
         steps.append(Step("smp-certificate", bool(verdict.valid), verdict.detail or ("valid" if verdict.valid else ""),
                           {"subject": check.subject, "reason": verdict.reason}))
         if not verdict.valid:
-            error = DiscoveryUnavailable if verdict.reason in _RETRYABLE_REASONS else DiscoveryUntrusted
-            raise error(f"{what}: SMP signing certificate {check.subject} is not trusted "
-                        f"({verdict.reason}: {verdict.detail})")
+            raise _certificate_error(verdict, "SMP signing", check.subject, what)
         try:
             metadata = parse_service_metadata(check.signed_root)
         except ServiceMetadataError as exc:
@@ -394,8 +402,7 @@ class Discovery:
                            "not_before": endpoint.certificate.not_valid_before_utc.isoformat(),
                            "not_after": endpoint.certificate.not_valid_after_utc.isoformat()}))
         if not verdict.valid:
-            error = DiscoveryUnavailable if verdict.reason in _RETRYABLE_REASONS else DiscoveryUntrusted
-            raise error(f"access point certificate {subject} of {_shown(participant)} at {endpoint.url} is not "
-                        f"trusted ({verdict.reason}: {verdict.detail})")
+            raise _certificate_error(verdict, "access point", subject,
+                                     f"endpoint {endpoint.url} of {_shown(participant)}")
         return EndpointResult(answer.smp_uri, endpoint.url, endpoint.certificate, verdict, endpoint.transport_profile,
                               endpoint, verified, tuple(steps))

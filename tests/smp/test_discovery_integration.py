@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import socket
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from lxml import etree
 
-from certs.keystore import KeyMaterial
+from certs.anchors import TrustAnchors
+from certs.devpki import init_pki, issue_leaf
+from certs.keystore import KeyMaterial, load_certificates
+from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
 from smp.cache import DiscoveryCache
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient, service_metadata_url
@@ -191,7 +195,7 @@ def test_rogue_signer_is_untrusted(world: World, validator: CertificateValidator
                                    ap_c: KeyMaterial) -> None:
     participant = pid("9915:rogue")
     publish(world, participant, smp_rogue, ap_c)
-    with pytest.raises(DiscoveryUntrusted, match=r"SMP signing certificate .* is not trusted \(unsupported-issuer"):
+    with pytest.raises(DiscoveryUntrusted, match=r"the SMP signing certificate .* is not trusted \(unsupported-issuer"):
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
@@ -199,7 +203,7 @@ def test_endpoint_certificate_from_wrong_ca_is_untrusted(world: World, validator
                                                          smp_a: KeyMaterial, smp_b: KeyMaterial) -> None:
     participant = pid("9915:smpcertasap")
     publish(world, participant, smp_a, smp_b)  # an SMP certificate where an AP certificate belongs
-    with pytest.raises(DiscoveryUntrusted, match=r"access point certificate .* not trusted"):
+    with pytest.raises(DiscoveryUntrusted, match=r"of .*: the access point certificate .* not trusted"):
         make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
 
 
@@ -314,3 +318,26 @@ def test_every_error_names_the_participant_and_has_a_hint(world: World, validato
     assert "9915:hinted" in info.value.message
     assert info.value.hint
     assert info.value.to_dict()["kind"] == "participant-not-registered"
+
+
+def test_revocation_server_down_is_unavailable(world: World, tmp_path: Path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    dev = init_pki(tmp_path / "pki")
+    anchors = TrustAnchors("local", tuple(load_certificates(dev.root_ca)), tuple(load_certificates(dev.ap_ca)),
+                           tuple(load_certificates(dev.smp_ca)))
+    smp_leaf = issue_leaf(dev, role="smp", cn="PXX000007", crl_url=f"http://127.0.0.1:{closed}/smp.crl")
+    ap_leaf = issue_leaf(dev, role="ap", cn="PXX000008")
+    participant = pid("9915:revocation-down")
+    publish(world, participant, KeyMaterial(smp_leaf.key, smp_leaf.certificate),
+            KeyMaterial(ap_leaf.key, ap_leaf.certificate))
+    validator = CertificateValidator(anchors, RevocationChecker(timeout=1.0))
+    sml = SmlLookup(ZONE, [f"127.0.0.1:{world.dns_port}"], timeout=2.0)
+    discovery = Discovery(sml, SmpClient(validator, timeout=2.0), validator)
+    expected = r"revocation status of the SMP signing certificate .*PXX000007"
+    with pytest.raises(DiscoveryUnavailable, match=expected) as info:
+        discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)
+    assert info.value.retryable
+    assert info.value.steps[-1].stage == "smp-certificate" and info.value.steps[-1].data["reason"] == \
+        "revocation-unknown"
