@@ -2,7 +2,8 @@
 
 Used by the tests, the benchmark and the local SML. Records come from a JSON file that is
 re-read whenever it changes, so another process (the local SML) can publish and withdraw
-participants by rewriting the file (`write_records` does that atomically):
+participants by rewriting the file (`write_records` does that atomically, `set_records` changes one
+name under a lock):
 
     {"ttl": 60,
      "records": {"<name relative to the zone or absolute>": [
@@ -21,6 +22,7 @@ prints `listening on 127.0.0.1:<port>` once the UDP and TCP sockets are bound.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import sys
@@ -47,6 +49,30 @@ def write_records(path: str | Path, records: Mapping[str, Sequence[Mapping[str, 
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump({"ttl": ttl, "records": records, "servfail": list(servfail)}, fh, indent=1)
     os.replace(tmp, path)
+
+
+def read_records(path: str | Path) -> dict[str, Any]:
+    """The records file as written by write_records (empty zone if the file does not exist yet)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {"ttl": 60, "records": {}, "servfail": []}
+    return {"ttl": int(data.get("ttl", 60)), "records": dict(data.get("records", {})),
+            "servfail": list(data.get("servfail", []))}
+
+
+def set_records(path: str | Path, name: str, records: Sequence[Mapping[str, Any]] | None) -> None:
+    """Publish (records) or withdraw (None) one name, keeping the others; serialised between
+    processes with a lock file next to the records file."""
+    path = Path(path)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data = read_records(path)
+        if records is None:
+            data["records"].pop(name, None)
+        else:
+            data["records"][name] = [dict(r) for r in records]
+        write_records(path, data["records"], ttl=data["ttl"], servfail=data["servfail"])
 
 
 def smp_record(smp_uri: str, *, order: int = 100, preference: int = 10) -> dict[str, Any]:

@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from smp.dnsserver import ZoneServer, smp_record, write_records
+from smp.dnsserver import ZoneServer, read_records, set_records, smp_record, write_records
 
 ZONE = "local.peppol.test"
 NAME = f"abc.iso6523-actorid-upis.{ZONE}"
@@ -86,3 +86,20 @@ def _reread(server: ZoneServer, records: Path) -> None:
     assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
     records.write_text("{ not json")
     assert ask(server, f"new.iso6523-actorid-upis.{ZONE}", "NAPTR").answer
+
+
+def test_set_records_publishes_and_withdraws_one_name(tmp_path: Path) -> None:
+    records = tmp_path / "records.json"
+    assert read_records(records) == {"ttl": 60, "records": {}, "servfail": []}
+    set_records(records, "a.iso6523-actorid-upis", [smp_record("https://a.example.test")])
+    set_records(records, "b.iso6523-actorid-upis", [smp_record("https://b.example.test")])
+    set_records(records, "a.iso6523-actorid-upis", None)
+    data = read_records(records)
+    assert list(data["records"]) == ["b.iso6523-actorid-upis"]
+    assert data["records"]["b.iso6523-actorid-upis"][0]["regexp"] == "!^.*$!https://b.example.test!"
+    server = ZoneServer(ZONE, records).start()
+    try:
+        assert ask(server, f"b.iso6523-actorid-upis.{ZONE}", "NAPTR").answer
+        assert ask(server, f"a.iso6523-actorid-upis.{ZONE}", "NAPTR").rcode() == dns.rcode.NXDOMAIN
+    finally:
+        server.stop()
