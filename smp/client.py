@@ -23,7 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from cryptography import x509
 
-from certs.validation import Purpose
+from certs.validation import REVOCATION_UNKNOWN, Purpose
 from smp.cache import DiscoveryCache
 from smp.errors import (
     DiscoveryError,
@@ -46,6 +46,7 @@ from smp.servicemetadata import (
     echo_problems,
     parse_service_group,
     parse_service_metadata,
+    same_participant,
     select_endpoint,
     subject_matches,
     verify_signature,
@@ -53,12 +54,11 @@ from smp.servicemetadata import (
 
 DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 NEGATIVE_ERRORS: tuple[type[DiscoveryError], ...] = (ParticipantNotRegistered, NotSupported)
-# A certificate whose revocation status cannot be learnt is a temporary condition (the CRL/OCSP
-# server is down), not proof of forgery: retry later instead of failing the message.
-REVOCATION_UNKNOWN = "revocation-unknown"
 
 
 def _certificate_error(verdict: Any, role: str, subject: str | None, context: str) -> DiscoveryError:
+    # A certificate whose revocation status cannot be learnt is a temporary condition (the CRL/OCSP
+    # server is down), not proof of forgery: retry later instead of failing the message.
     if verdict.reason == REVOCATION_UNKNOWN:
         return DiscoveryUnavailable(
             f"{context}: the revocation status of the {role} certificate {subject} cannot be learnt right now "
@@ -230,7 +230,7 @@ class SmpClient:
             group = parse_service_group(body)
         except (XmlError, ServiceMetadataError) as exc:
             raise DiscoveryUntrusted(f"{what}: answer from {url} is not a valid ServiceGroup: {exc}") from None
-        if not _same_participant(group.participant, participant):
+        if not same_participant(group.participant, participant):
             raise DiscoveryUntrusted(
                 f"{what}: answer from {url} is about {group.participant.uri}, not {_shown(participant)}"
             )
@@ -308,10 +308,6 @@ class SmpClient:
                                      + "; ".join(problems))
         steps.append(Step("identifiers", True, "answer matches the requested participant and document type"))
         return VerifiedMetadata(url, metadata, check, verdict, redirected_from, tuple(steps))
-
-
-def _same_participant(a: Identifier, b: Identifier) -> bool:
-    return a.scheme.strip() == b.scheme.strip() and a.value.strip().lower() == b.value.strip().lower()
 
 
 def _reason(exc: BaseException) -> str:
