@@ -24,6 +24,7 @@ import binascii
 import re
 import secrets
 import tempfile
+import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ _SOAP_ROOT_HEADERS = b"Content-Type: application/soap+xml;charset=UTF-8\r\nConte
 # and WSS4J's literal match of the id after `cid:` (as4.md pitfall 7) cannot go wrong.
 _URI_SAFE_ID = re.compile(r"[A-Za-z0-9._~-]+(@[A-Za-z0-9._~-]+)?")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
+_BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")  # RFC 2046 bcharsnospace
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 
 
@@ -209,10 +211,10 @@ class _QuotedPrintable:
         data = self._pending + data
         cut = data.rfind(b"\n") + 1
         if not cut and len(data) > self._MAX_PENDING:
-            # An over-long line (QP lines are at most 76 characters): decode all but a possible split escape.
-            cut = len(data) - 2
-            while data[cut - 1:cut] == b"=" or data[cut - 2:cut - 1] == b"=":
-                cut -= 1
+            # An over-long line (QP lines are at most 76 characters): decode up to the last "=" near the end, so
+            # that neither an "=XY" escape nor a soft line break is cut in two.
+            last_escape = data.rfind(b"=", len(data) - 2)
+            cut = last_escape if last_escape >= 0 else len(data)
         self._pending = data[cut:]
         return binascii.a2b_qp(data[:cut])
 
@@ -269,6 +271,21 @@ class MimeMessage:
 
     root: Part
     attachments: list[Part] = field(default_factory=list)
+
+    def find_attachment(self, href: str) -> Part | None:
+        """The attachment a `cid:` reference (eb:PartInfo/@href, ds:Reference/@URI) points to, or None.
+
+        The id after `cid:` is matched literally first, as WSS4J does, then percent-decoded as RFC 2392 says
+        (shared/docs/as4.md pitfall 7). Content-IDs are unique within a message (`parse_message` checks it).
+        """
+        if not href.lower().startswith("cid:"):
+            return None
+        wanted = href[4:]
+        for candidate in (wanted, urllib.parse.unquote(wanted)):
+            for part in self.attachments:
+                if part.content_id == candidate:
+                    return part
+        return None
 
     def close(self) -> None:
         self.root.close()
@@ -416,6 +433,7 @@ class _MultipartReader:
     def _read_headers(self, where: str) -> dict[str, str]:
         src = self.src
         lines: list[bytes] = []
+        total = 0
         pos = 0
         while True:
             nl = src.buf.find(b"\n", pos)
@@ -432,7 +450,8 @@ class _MultipartReader:
             if not line:
                 break
             lines.append(line)
-            if sum(len(x) for x in lines) > MAX_HEADER_BLOCK:
+            total += len(line)
+            if total > MAX_HEADER_BLOCK:
                 raise _mime_error(f"the headers of {where} exceed {MAX_HEADER_BLOCK} bytes")
         headers: dict[str, str] = {}
         for name, value in _parse_header_lines(lines, f"the headers of {where}"):
@@ -511,6 +530,8 @@ def parse_message(stream: BinaryIO, content_type: str | None, *, spill_threshold
     multipart/related gives the root part (`start` if present and matching a part, else the first part) and the
     other parts as attachments in wire order; a plain SOAP body (application/soap+xml or text/xml) gives a root only.
     Reads at most `max_total` bytes from the stream and stops after the closing boundary (the epilogue is ignored).
+    A plain SOAP body ends only at the end of the stream, which is seen only by reading past it, so it must be
+    shorter than `max_total`.
     Raises As4Error: HTTP 400 for anything unparsable, HTTP 413 when the message does not end within `max_total`.
     """
     if content_type is None or not content_type.strip():
@@ -603,8 +624,8 @@ class OutgoingAttachment:
         if not _URI_SAFE_ID.fullmatch(self.content_id):
             raise ValueError(f"Content-ID {self.content_id!r} must be URI-safe (letters, digits, '.', '_', '~', '-' "
                              "and one '@'), so that its cid: reference needs no escaping")
-        if not _MEDIA_TYPE.fullmatch(self.content_type.split(";", 1)[0].strip()) or any(
-                c in self.content_type for c in "\r\n"):
+        if (not _MEDIA_TYPE.fullmatch(self.content_type.split(";", 1)[0].strip()) or not self.content_type.isascii()
+                or any(c in self.content_type for c in "\r\n")):
             raise ValueError(f"attachment content type {self.content_type!r} is not a single-line media type")
 
 
@@ -641,6 +662,8 @@ def write_message(root_xml: bytes, attachments: Sequence[OutgoingAttachment], *,
         boundary = new_boundary()
         while any(boundary.encode("ascii") in data for data in in_memory):
             boundary = new_boundary()
+    elif not _BOUNDARY.fullmatch(boundary):
+        raise ValueError(f"{boundary!r} is not a MIME boundary (1 to 70 of the RFC 2046 boundary characters)")
     elif any(boundary.encode("ascii") in data for data in in_memory):
         raise ValueError("the requested MIME boundary occurs in the message content")
     content_type = f'multipart/related; boundary="{boundary}"; type="application/soap+xml"'

@@ -173,6 +173,17 @@ def test_content_id_with_and_without_brackets() -> None:
         assert [message.root.content_id] + [p.content_id for p in message.attachments] == ["a@x", "b@x", "c@x"]
 
 
+def test_find_attachment_by_cid_reference_literal_then_percent_decoded() -> None:
+    parts = [([], SOAP), (["Content-ID: <a b@x>"], b"1"), (["Content-ID: <c%41@x>"], b"2"),
+             (["Content-ID: <d@x>"], b"3")]
+    with parse(build(parts)) as message:
+        found = [message.find_attachment(href) for href in ("cid:a%20b@x", "CID:c%41@x", "cid:d@x")]
+        assert [p.read_bytes() if p else None for p in found] == [b"1", b"2", b"3"]
+        assert message.find_attachment("cid:cA@x") is None  # a literal "%41" is not "A"
+        assert message.find_attachment("d@x") is None  # not a cid: reference
+        assert message.find_attachment("cid:nowhere@x") is None
+
+
 def test_part_headers_are_lower_cased_and_unfolded_and_default_type_applies() -> None:
     parts = [(["CONTENT-TYPE: application/soap+xml;", "\tcharset=UTF-8", "X-Note: one", "x-note: two"], SOAP),
              ([], b"no headers")]
@@ -204,6 +215,16 @@ def test_content_transfer_encodings_are_decoded(cte: str, encoded: bytes) -> Non
         with message:
             assert message.attachments[0].read_bytes() == expected
             assert message.attachments[0].size == len(expected)
+
+
+@pytest.mark.parametrize("step", [1, 3, 5000, 100_000])
+def test_quoted_printable_over_long_lines_and_soft_breaks(step: int) -> None:
+    # QP lines should stay under 77 characters; a longer one is decoded in pieces without cutting an escape.
+    encoded = b"=41" * 5000 + b"x" * 9000 + b"=\r\n" + b"=3D" * 3 + b"\r\n" + b"tail="
+    expected = b"A" * 5000 + b"x" * 9000 + b"===" + b"\r\n" + b"tail"
+    parts = [([], SOAP), (["Content-Transfer-Encoding: quoted-printable"], encoded)]
+    with parse_message(Trickle(build(parts), step), ctype()) as message:
+        assert message.attachments[0].read_bytes() == expected
 
 
 @pytest.mark.parametrize(("cte", "body", "words"), [
@@ -431,6 +452,12 @@ def test_generated_boundary_avoids_in_memory_content(monkeypatch: pytest.MonkeyP
     assert parse_content_type(content_type)[1]["boundary"] == "----=_Part_fresh"
     with parse(b"".join(chunks), content_type) as message:
         assert message.root.read_bytes() == b"<x>----=_Part_clash</x>"
+
+
+@pytest.mark.parametrize("boundary", ["", "has space", "x" * 71, 'quote"d', "new\nline"])
+def test_explicit_boundary_must_be_a_valid_boundary(boundary: str) -> None:
+    with pytest.raises(ValueError):
+        write_message(SOAP, [], boundary=boundary)
 
 
 def test_boundary_inside_streamed_attachment_is_refused_not_sent() -> None:
