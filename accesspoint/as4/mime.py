@@ -28,7 +28,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 from accesspoint.as4.errors import MIME_INCONSISTENCY, As4Error
 
@@ -338,6 +338,14 @@ def _new_body(spill_threshold: int) -> tempfile.SpooledTemporaryFile[bytes]:
     return tempfile.SpooledTemporaryFile(max_size=spill_threshold, mode="w+b", prefix="as4-part-")
 
 
+class _Tail(NamedTuple):
+    """What follows a boundary: the closing "--", or the end of a delimiter line (and whether it ended in CRLF)."""
+
+    closing: bool
+    line_end: int
+    crlf: bool
+
+
 class _MultipartReader:
     def __init__(self, source: _Input, boundary: str, spill_threshold: int) -> None:
         self.src = source
@@ -347,9 +355,6 @@ class _MultipartReader:
         # Set from the first boundary line: whether a CR before "\n--boundary" belongs to the delimiter. Deciding
         # per message keeps a binary body that ends in 0x0D intact when the sender uses bare LF line ends.
         self.crlf = True
-        # Where the line after the last classified boundary starts, and whether that line ended in CRLF.
-        self._line_end = 0
-        self._line_crlf = True
 
     def read_parts(self) -> list[Part]:
         parts: list[Part] = []
@@ -368,13 +373,13 @@ class _MultipartReader:
             raise _mime_error("the multipart body has a closing boundary but no parts")
         return parts
 
-    def _boundary_tail(self, start: int) -> str | None:
-        """Classify what follows a boundary that ends at `start`: "close", "next", or None (not a boundary)."""
+    def _boundary_tail(self, start: int) -> _Tail | None:
+        """Classify what follows a boundary string that ends at `start`; None if it is not a boundary after all."""
         src = self.src
         src.ensure(start + 2)
         buf = src.buf
         if buf[start:start + 2] == b"--":
-            return "close"
+            return _Tail(closing=True, line_end=start + 2, crlf=self.crlf)
         i = start
         while True:
             if i >= len(buf) and not src.fill():
@@ -388,47 +393,43 @@ class _MultipartReader:
                                       f"{MAX_TRANSPORT_PADDING} bytes of trailing whitespace")
                 continue
             if ch == 0x0A:
-                self._line_end = i + 1
-                self._line_crlf = False
-                return "next"
+                return _Tail(closing=False, line_end=i + 1, crlf=False)
             if ch == 0x0D:
                 if not src.ensure(i + 2):
                     raise _mime_error("the MIME body ends inside a boundary line")
                 if src.buf[i + 1] == 0x0A:
-                    self._line_end = i + 2
-                    self._line_crlf = True
-                    return "next"
+                    return _Tail(closing=False, line_end=i + 2, crlf=True)
             return None
 
     def _skip_preamble(self) -> bool:
+        """Drop everything up to the first boundary line; True if that is already the closing boundary."""
         src = self.src
         src.ensure(len(self.dash_boundary))
-        # The first boundary may start the body with no preamble (the compressiontype vector) ...
-        candidates = [0] if src.buf.startswith(self.dash_boundary) else []
+        # The first boundary either starts the body (no preamble, as in the compressiontype vector) or follows a
+        # line end; preamble lines before it are dropped as they stream past.
+        start: int | None = 0 if src.buf.startswith(self.dash_boundary) else None
         search_from = 0
         while True:
-            if not candidates:
+            if start is None:
                 i = src.buf.find(self.delimiter, search_from)
-                if i >= 0:
-                    candidates.append(i + 1)
-                else:
-                    # ... or follow preamble lines, which are dropped, keeping a possible partial delimiter.
-                    keep = len(self.delimiter) - 1
+                if i < 0:
+                    keep = len(self.delimiter) - 1  # a delimiter may be split across reads
                     if len(src.buf) > keep:
                         del src.buf[:len(src.buf) - keep]
                     search_from = 0
                     if not src.fill():
                         raise _mime_error("the multipart boundary given in the Content-Type never appears in the body")
                     continue
-            start = candidates.pop()
-            kind = self._boundary_tail(start + len(self.dash_boundary))
-            if kind == "close":
+                start = i + 1
+            tail = self._boundary_tail(start + len(self.dash_boundary))
+            if tail is None:
+                search_from, start = start, None  # a longer string that merely starts like the boundary
+                continue
+            if tail.closing:
                 return True
-            if kind == "next":
-                self.crlf = self._line_crlf
-                del src.buf[:self._line_end]
-                return False
-            search_from = start  # a longer string that merely starts like the boundary; keep looking
+            self.crlf = tail.crlf
+            del src.buf[:tail.line_end]
+            return False
 
     def _read_headers(self, where: str) -> dict[str, str]:
         src = self.src
@@ -486,20 +487,20 @@ class _MultipartReader:
                     if not src.fill():
                         raise _mime_error(f"the MIME body ends inside {where}, before its closing boundary")
                     continue
-                kind = self._boundary_tail(i + len(self.delimiter))
-                if kind is None:
+                tail = self._boundary_tail(i + len(self.delimiter))
+                if tail is None:
                     search_from = i + 1
                     continue
                 end = i - 1 if self.crlf and i > 0 and src.buf[i - 1] == 0x0D else i
                 size += body.write(decoder.feed(bytes(src.buf[:end])))
                 size += body.write(decoder.finish())
-                if kind == "next":
-                    del src.buf[:self._line_end]
+                if not tail.closing:
+                    del src.buf[:tail.line_end]
                 body.seek(0)
                 part = Part(headers=headers, content_type=content_type, media_type=media_type,
                             content_id=normalise_content_id(raw_id) if raw_id is not None else None,
                             body=body, size=size)
-                return part, kind == "close"
+                return part, tail.closing
         except BaseException:
             body.close()
             raise

@@ -150,9 +150,15 @@ def test_without_start_or_with_unmatched_start_the_first_part_is_root() -> None:
             assert [p.content_id for p in message.attachments] == ["root@x", "third@x"]
 
 
-def test_preamble_lines_are_ignored() -> None:
+@pytest.mark.parametrize("preamble", [
     # peppol-py posts its own MIME header lines, which a receiver sees as preamble
-    preamble = f"Content-Type: {ctype()}\r\nMIME-Version: 1.0\r\n\r\n--not-the-boundary\r\n".encode()
+    f"Content-Type: {ctype()}\r\nMIME-Version: 1.0\r\n\r\n--not-the-boundary\r\n".encode(),
+    # strings that start like the boundary but are longer, at the very start and after a line end
+    f"--{BOUNDARY}X\r\nline\n--{BOUNDARY}-x\r\n".encode(),
+    b"\r\n",  # phase4's leading CRLF
+    b"x" * 200_000,
+])
+def test_preamble_lines_are_ignored(preamble: bytes) -> None:
     with parse(build(three_parts(), preamble=preamble, epilogue=b"epilogue\r\n--" + BOUNDARY.encode())) as message:
         assert message.root.read_bytes() == b"first body"
         assert len(message.attachments) == 2
