@@ -467,7 +467,10 @@ class _MultipartReader:
 
     def _read_body(self, headers: dict[str, str], where: str) -> tuple[Part, bool]:
         content_type = headers.get("content-type", DEFAULT_PART_TYPE)
-        media_type, _ = parse_content_type(content_type)
+        try:
+            media_type, _ = parse_content_type(content_type)
+        except As4Error as exc:
+            raise _mime_error(f"{where}: {exc.description}") from exc
         raw_id = headers.get("content-id")
         decoder = _decoder_for(headers.get("content-transfer-encoding"), where)
         body = _new_body(self.spill_threshold)

@@ -325,6 +325,7 @@ THREE = build(three_parts())
     (f"--{BOUNDARY}\r\n folded first\r\n\r\nx\r\n--{BOUNDARY}--".encode(), "continuation line"),
     (build([(["Content-ID: <same@x>"], b"1"), (["Content-ID: same@x"], b"2")]), "same Content-ID"),
     (build([(["Content-ID: <a@x>", "Content-ID: <b@x>"], b"1")]), "content-id more than once"),
+    (build([([], b"1"), (["Content-Type: text"], b"2")]), "MIME part 2: Content-Type 'text' does not start"),
     (f"--{BOUNDARY}\r\nX: {'y' * 70000}\r\n\r\nx\r\n--{BOUNDARY}--".encode(), "exceed"),
     (f"--{BOUNDARY}{' ' * 2000}\r\n\r\nx\r\n--{BOUNDARY}--".encode(), "trailing whitespace"),
 ])
