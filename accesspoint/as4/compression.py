@@ -71,9 +71,10 @@ class _BoundedGunzip:
         if self.out > self.max_bytes:
             raise _failure(f"the decompressed payload exceeds the limit of {self.max_bytes} bytes")
         if self.out > self._limit():
+            basis = (f"a compressed size of {self.compressed_size} bytes" if self.compressed_size is not None
+                     else f"{self.fed} compressed bytes read so far")
             raise _failure(f"the payload expands more than {self.max_ratio:g} times when decompressed "
-                           f"({self.out} bytes from {self.fed} compressed bytes read so far); refusing a "
-                           "likely decompression bomb")
+                           f"({self.out} bytes from {basis}); refusing a likely decompression bomb")
         self.dst.write(data)
 
     def feed(self, data: bytes) -> None:

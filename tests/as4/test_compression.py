@@ -111,6 +111,7 @@ def test_known_compressed_size_fixes_the_ratio_bound_from_the_start() -> None:
     with pytest.raises(As4Error) as exc:
         gunzip_bounded(io.BytesIO(member), sink, max_bytes=1 << 30, max_ratio=200, compressed_size=len(member))
     assert exc.value.code == DECOMPRESSION_FAILURE
+    assert f"from a compressed size of {len(member)} bytes" in exc.value.description
     assert sink.size <= max(200 * len(member), RATIO_FLOOR_BYTES)
     assert gunzip_bounded(io.BytesIO(member), Sink(), max_bytes=1 << 30, max_ratio=2000,
                           compressed_size=len(member)) == 8 << 20
