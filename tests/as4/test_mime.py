@@ -271,6 +271,8 @@ def test_plain_soap_is_root_only(content_type: str) -> None:
     ("nonsense", "type/subtype"),
     ('multipart/related; boundary="unterminated', "unterminated"),
     ("multipart/related; boundary", "malformed parameter"),
+    (f"multipart/related; boundary={'x' * 300}", "not a valid boundary"),
+    ("multipart/related; boundary=\u00e4", "not a valid boundary"),
 ])
 def test_bad_content_type_is_http_400(content_type: str | None, words: str) -> None:
     with pytest.raises(As4Error) as exc:
