@@ -545,3 +545,55 @@ def test_any_content_type_text_gives_a_result_or_as4error(value: str) -> None:
         return
     assert media_type == media_type.lower() and media_type.count("/") == 1
     assert all(name == name.lower() for name in params)
+
+
+@st.composite
+def wire_variants(draw: st.DrawFn) -> tuple[bytes, str, bytes, list[tuple[str | None, bytes]]]:
+    """A multipart message in a random mix of the forms seen in the wild, with the parts it must decode to."""
+    nl = draw(st.sampled_from([b"\r\n", b"\n"]))
+    boundary = draw(st.from_regex(r"[0-9A-Za-z'()+_,./:=?-]{1,70}", fullmatch=True))
+    count = draw(st.integers(1, 4))
+    parts: list[tuple[list[str], bytes]] = []
+    expected: list[tuple[str | None, bytes]] = []
+    for n in range(count):
+        body = draw(st.binary(max_size=1500))
+        cte = draw(st.sampled_from([None, "binary", "8bit", "base64", "quoted-printable"]))
+        if cte == "base64":
+            encoded = base64.encodebytes(body).replace(b"\n", nl)
+        elif cte == "quoted-printable":
+            encoded = binascii.b2a_qp(body, istext=False).replace(b"\n", nl)
+        else:
+            encoded = body
+        if f"--{boundary}".encode() in nl + encoded + nl:
+            continue  # a boundary must not occur in the content; the writer guarantees it, hand-built parts not
+        cid = draw(st.sampled_from([None, f"<p{n}@x>", f"p{n}@x"]))
+        headers = [f"Content-Transfer-Encoding: {cte}"] if cte else []
+        if cid:
+            headers.insert(draw(st.integers(0, len(headers))), f"Content-ID: {cid}")
+        parts.append((headers, encoded))
+        expected.append((cid.strip("<>") if cid else None, body))
+    preamble = draw(st.sampled_from([b"", nl, b"MIME-Version: 1.0" + nl + nl, b"This is a multi-part message" + nl]))
+    if f"--{boundary}".encode() in preamble or not parts:
+        preamble = b""
+    root_id = draw(st.sampled_from([None, *[cid for cid, _ in expected if cid]]))
+    content_type = f'multipart/related; boundary="{boundary}"'
+    if root_id is not None:
+        content_type += f"; start=\"{draw(st.sampled_from([f'<{root_id}>', root_id]))}\""
+    data = build(parts, boundary=boundary, nl=nl, preamble=preamble) if parts else b""
+    root_index = next((n for n, (cid, _) in enumerate(expected) if root_id and cid == root_id), 0)
+    return data, content_type, expected[root_index][1] if expected else b"", \
+        [e for n, e in enumerate(expected) if n != root_index]
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(variant=wire_variants(), step=st.integers(1, 3000))
+def test_every_wire_variant_decodes_to_its_parts(variant: tuple[bytes, str, bytes, list[tuple[str | None, bytes]]],
+                                                 step: int) -> None:
+    data, content_type, root, attachments = variant
+    if not data:
+        with pytest.raises(As4Error):
+            parse_message(Trickle(data, step), content_type)
+        return
+    with parse_message(Trickle(data, step), content_type) as message:
+        assert message.root.read_bytes() == root
+        assert [(p.content_id, p.read_bytes()) for p in message.attachments] == attachments
