@@ -116,6 +116,17 @@ def test_compressiontype_vector_base64_attachment_decodes_and_gunzips(vectors: P
             assert parse_bytes(out.getvalue()) is not None
 
 
+@pytest.mark.parametrize("name", ["um-phase4-peppol-signed-encrypted.mime", "um-unsupported-compressiontype.mime"])
+def test_vectors_decode_like_the_stdlib_email_parser(vectors: Path, name: str) -> None:
+    path = vectors / "as4/messages" / name
+    reference = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(path.read_bytes())
+    expected = [part.get_payload(decode=True) for part in reference.get_payload()]
+    with path.open("rb") as stream:
+        headers, body = read_http_dump(stream)
+        with parse_message(body, headers["content-type"]) as message:
+            assert [message.root.read_bytes()] + [p.read_bytes() for p in message.attachments] == expected
+
+
 def test_http_dump_skips_status_or_request_line_and_joins_repeated_headers() -> None:
     for first in (b"HTTP/1.1 200 OK\r\n", b"POST /as4 HTTP/1.1\r\n", b""):
         dump = first + (b"Content-Type: multipart/related;\r\n\tboundary=\"b\"\r\nX-A: 1\r\nx-a: 2\r\n\r\nBODY")
