@@ -6,6 +6,7 @@ import gzip
 import io
 import os
 import struct
+import tempfile
 import tracemalloc
 import zlib
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from hypothesis import strategies as st
 
 from accesspoint.as4.compression import RATIO_FLOOR_BYTES, gunzip_bounded, gzip_bytes, gzip_stream
 from accesspoint.as4.errors import DECOMPRESSION_FAILURE, As4Error
+from accesspoint.as4.mime import OutgoingAttachment, parse_message, write_message
 from smp.safexml import parse_bytes
 from tests.as4.streams import Generated, Sink, Trickle
 
@@ -169,3 +171,27 @@ def test_mutated_gzip_raises_only_decompression_failure(data: st.DataObject, ste
         return
     # Only mutations that zlib cannot see (header flags, OS byte, MTIME) may pass, and then the content is intact.
     assert out == SAMPLE[:3000]
+
+
+def test_100_mb_gzip_attachment_received_and_gunzipped_in_bounded_memory() -> None:
+    # MIME parsing plus bounded gunzip of a 100 MB payload: the part of the receive path these modules own.
+    block = os.urandom(1 << 20)  # repeats 1 MiB apart, beyond deflate's 32 KiB window: barely compressible
+
+    def gzipped_payload() -> Iterator[bytes]:
+        compressor = zlib.compressobj(1, zlib.DEFLATED, 31)
+        for _ in range(100):
+            yield compressor.compress(block)
+        yield compressor.flush()
+
+    content_type, chunks = write_message(b"<soap/>", [OutgoingAttachment("a@x", Generated(gzipped_payload()))])
+    tracemalloc.start()
+    try:
+        with parse_message(Generated(chunks), content_type) as message:
+            out = tempfile.SpooledTemporaryFile(max_size=1 << 20)
+            with out:
+                size = gunzip_bounded(message.attachments[0].open(), out, max_bytes=200 << 20, max_ratio=200)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert size == 100 << 20
+    assert peak < 4 << 20, f"receiving and gunzipping 100 MB allocated {peak} bytes at peak"
