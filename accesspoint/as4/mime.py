@@ -43,9 +43,11 @@ PLAIN_SOAP_TYPES = frozenset({"application/soap+xml", "text/xml"})
 DEFAULT_PART_TYPE = "text/plain; charset=us-ascii"  # RFC 2045 section 5.2
 
 _SOAP_ROOT_HEADERS = b"Content-Type: application/soap+xml;charset=UTF-8\r\nContent-Transfer-Encoding: binary\r\n"
-# Outgoing Content-IDs and their domain: RFC 3986 unreserved characters plus "@", so `cid:<id>` needs no escaping
-# and WSS4J's literal match of the id after `cid:` (as4.md pitfall 7) cannot go wrong.
-_URI_SAFE_ID = re.compile(r"[A-Za-z0-9._~-]+(@[A-Za-z0-9._~-]+)?")
+# Outgoing Content-IDs: characters that are both valid in an RFC 3986 path (so `cid:<id>` needs no escaping and
+# WSS4J's literal match of the id after `cid:`, as4.md pitfall 7, cannot go wrong) and RFC 5322 atext (so the
+# Content-ID header is a valid msg-id), with at most one "@".
+_ID_CHARS = r"[A-Za-z0-9._~!$&'*+=-]+"
+_URI_SAFE_ID = re.compile(f"{_ID_CHARS}(@{_ID_CHARS})?")
 _MEDIA_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,./:=?-]{1,70}")  # RFC 2046 bcharsnospace
 _TOKEN_CHARS = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
@@ -626,8 +628,8 @@ class OutgoingAttachment:
 
     def __post_init__(self) -> None:
         if not _URI_SAFE_ID.fullmatch(self.content_id):
-            raise ValueError(f"Content-ID {self.content_id!r} must be URI-safe (letters, digits, '.', '_', '~', '-' "
-                             "and one '@'), so that its cid: reference needs no escaping")
+            raise ValueError(f"Content-ID {self.content_id!r} must be URI-safe (letters, digits, ._~!$&'*+=- "
+                             "and at most one '@', no angle brackets), so that its cid: reference needs no escaping")
         if (not _MEDIA_TYPE.fullmatch(self.content_type.split(";", 1)[0].strip()) or not self.content_type.isascii()
                 or any(c in self.content_type for c in "\r\n")):
             raise ValueError(f"attachment content type {self.content_type!r} is not a single-line media type")
@@ -635,8 +637,8 @@ class OutgoingAttachment:
 
 def new_content_id(domain: str = "cid") -> str:
     """A fresh attachment Content-ID `att-<uuid>@<domain>` (phase4 uses `phase4-att-<uuid>@cid`), URI-safe."""
-    if not re.fullmatch(r"[A-Za-z0-9._~-]+", domain):
-        raise ValueError(f"Content-ID domain {domain!r} must be URI-safe (letters, digits, '.', '_', '~', '-')")
+    if not re.fullmatch(_ID_CHARS, domain):
+        raise ValueError(f"Content-ID domain {domain!r} must be URI-safe (letters, digits, ._~!$&'*+=-)")
     return f"att-{uuid.uuid4()}@{domain}"
 
 

@@ -454,10 +454,16 @@ def test_new_content_id_is_uri_safe_and_unique() -> None:
         new_content_id("bad domain")
 
 
-@pytest.mark.parametrize("content_id", ["<a@b>", "a b@c", "a@b@c", "x\r\nInjected: 1", "", "a%20b@c"])
+@pytest.mark.parametrize("content_id", ["<a@b>", "a b@c", "a@b@c", "x\r\nInjected: 1", "", "a%20b@c", "a(b)@c",
+                                        "a;b@c", "a:b@c", "a,b@c", "a/b@c", "a@", "@b"])
 def test_outgoing_attachment_refuses_unsafe_content_ids(content_id: str) -> None:
     with pytest.raises(ValueError):
         OutgoingAttachment(content_id, b"x")
+
+
+def test_outgoing_attachment_accepts_phase4_and_sub_delimiter_ids() -> None:
+    for content_id in ("phase4-att-ff0f8ad5-f982-48ba-b8e2-26997600f496@cid", "a+b=c!d$e&f'g*h@x.y", "no-domain"):
+        assert OutgoingAttachment(content_id, b"x").content_id == content_id
 
 
 def test_outgoing_attachment_refuses_multi_line_content_type() -> None:
