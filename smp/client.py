@@ -366,14 +366,23 @@ class Discovery:
 
     def _steps(self, participant: Participant, document_type: Identifier, process: Identifier, at: datetime,
                with_service_group: bool, steps: list[Step]) -> EndpointResult:
-        answer = self.sml.lookup(participant)
+        try:
+            answer = self.sml.lookup(participant)
+        except DiscoveryError as exc:
+            steps.append(Step("dns", False, exc.message))
+            raise
         steps.append(Step("dns", True, answer.dns_name, {"dns_name": answer.dns_name}))
         steps.append(Step("naptr", True, "; ".join(str(r) for r in answer.records),
                           {"records": [str(r) for r in answer.records], "smp_uri": answer.smp_uri}))
         if with_service_group:
-            group = self.smp.service_group(answer.smp_uri, participant)
-            steps.append(Step("services", True, f"{len(group.document_types)} document type(s) registered",
-                              {"document_types": [d.uri for d in group.document_types]}))
+            # Informational only (the CLI lists the services): the ServiceMetadata request below decides.
+            try:
+                group = self.smp.service_group(answer.smp_uri, participant)
+            except DiscoveryError as exc:
+                steps.append(Step("services", False, exc.message, {"document_types": []}))
+            else:
+                steps.append(Step("services", True, f"{len(group.document_types)} document type(s) registered",
+                                  {"document_types": [d.uri for d in group.document_types]}))
         verified = self.smp.service_metadata(answer.smp_uri, participant, document_type, at=at, steps=steps)
         endpoint = select_endpoint(verified.metadata, process, self.transport_profile, at=at)
         if endpoint is None:

@@ -189,14 +189,14 @@ def _print_steps(request: dict[str, Any], steps: Any) -> None:
         click.echo("revocation   NOT checked (--no-revocation)")
     for step in steps:
         mark = "ok " if step.ok else "BAD"
-        click.echo(f"{step.stage:<12} {mark} {step.detail}")
+        click.echo(f"{step.stage:<15} {mark} {step.detail}")
         if step.stage == "naptr":
-            click.echo(f"{'smp uri':<12} ok  {step.data['smp_uri']}")
+            click.echo(f"{'smp uri':<15} ok  {step.data['smp_uri']}")
         elif step.stage == "services":
             for doc in step.data["document_types"]:
-                click.echo(f"{'':<16}{doc}")
+                click.echo(f"{'':<20}{doc}")
         elif step.stage == "ap-certificate" and "subject" in step.data:
-            click.echo(f"{'':<16}{step.data['subject']}, valid {step.data['not_before']} .. {step.data['not_after']}")
+            click.echo(f"{'':<20}{step.data['subject']}, valid {step.data['not_before']} .. {step.data['not_after']}")
 
 
 # --------------------------------------------------------------------------------------------- smp inspect

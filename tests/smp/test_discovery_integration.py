@@ -98,8 +98,21 @@ def test_registered_participant(world: World, validator: CertificateValidator, s
 
 
 def test_not_registered_is_nxdomain(world: World, validator: CertificateValidator) -> None:
-    with pytest.raises(ParticipantNotRegistered, match=r"9915:nobody is not registered in Peppol \(NXDOMAIN for "):
+    with pytest.raises(ParticipantNotRegistered, match=r"9915:nobody is not registered in Peppol \(NXDOMAIN for ") \
+            as info:
         make_discovery(world, validator).find_endpoint(pid("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
+    assert [(s.stage, s.ok) for s in info.value.steps] == [("dns", False)]
+
+
+def test_missing_service_group_does_not_stop_the_lookup(world: World, validator: CertificateValidator,
+                                                        smp_a: KeyMaterial, ap_c: KeyMaterial) -> None:
+    participant = pid("9915:nogroup")
+    publish(world, participant, smp_a, ap_c)
+    result = make_discovery(world, validator).find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS,
+                                                            with_service_group=True)
+    services = next(s for s in result.steps if s.stage == "services")
+    assert not services.ok and "answered 404" in services.detail
+    assert result.endpoint_url == AP_URL
 
 
 def test_unsupported_document_type_is_404(world: World, validator: CertificateValidator, smp_a: KeyMaterial,
