@@ -5,7 +5,7 @@ Models live in `accesspoint.store.models`; engine, sessions, `upgrade` and `clai
 """
 
 from accesspoint.store.blobs import BlobKeyError, BlobNotFoundError, BlobRef, BlobStore, FilesystemBlobStore
-from accesspoint.store.database import claim_outbound, make_engine, session_factory, upgrade
+from accesspoint.store.database import begin_write, claim_outbound, make_engine, session_factory, upgrade
 from accesspoint.store.tokens import hash_token, new_token
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "BlobRef",
     "BlobStore",
     "FilesystemBlobStore",
+    "begin_write",
     "claim_outbound",
     "hash_token",
     "make_engine",

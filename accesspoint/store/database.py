@@ -107,6 +107,21 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def begin_write(session: Session) -> None:
+    """Open the session's transaction for read-then-write work (a duplicate check then an insert, a claim).
+
+    SQLite: `BEGIN IMMEDIATE` takes the write lock up front, so concurrent writers wait their turn (busy timeout);
+    a deferred transaction that read first would instead fail with "database is locked" when another process
+    wrote meanwhile. PostgreSQL: an ordinary transaction; there row locks and unique constraints do that work.
+    """
+    if session.in_transaction():
+        raise RuntimeError("begin_write needs a session without an open transaction (commit or roll back first)")
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
+    else:
+        session.connection()
+
+
 def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, lease: timedelta) -> list[Message]:
     """Claim up to `limit` due outbound messages for `worker_id` and commit the claim.
 
@@ -127,9 +142,6 @@ def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, 
         raise ValueError("now must be timezone-aware (UTC)")
     if session.in_transaction():
         raise RuntimeError("claim_outbound needs a session without an open transaction: it commits the claim itself")
-    dialect = session.get_bind().dialect.name
-    if dialect == "sqlite":
-        session.connection(execution_options={SQLITE_BEGIN: "IMMEDIATE"})
     due = or_(
         (Message.state.in_([MessageState.QUEUED, MessageState.RETRYING])) & (Message.next_attempt_at <= now),
         (Message.state == MessageState.SENDING) & (Message.locked_until < now),
@@ -140,9 +152,10 @@ def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, 
         .order_by(Message.next_attempt_at, Message.created_at)
         .limit(limit)
     )
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     try:
+        begin_write(session)
         messages = list(session.scalars(query))
         for message in messages:
             message.state = MessageState.SENDING

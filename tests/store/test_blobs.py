@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from pathlib import Path
 from typing import BinaryIO
 
@@ -192,3 +193,23 @@ def test_a_non_blocking_stream_without_data_is_not_taken_for_the_end(tmp_path: P
     with pytest.raises(BlockingIOError, match="non-blocking"):
         store.put(NothingYet())  # type: ignore[arg-type]
     assert _files(tmp_path) == []
+
+
+def test_concurrent_puts_never_mix_payloads(tmp_path: Path) -> None:
+    # oxalis-ng #18: parallel inbound messages corrupted each other's stored documents
+    store = FilesystemBlobStore(tmp_path)
+    payloads = [os.urandom(CHUNK + n) for n in range(16)]
+    refs: dict[int, str] = {}
+
+    def put(n: int) -> None:
+        refs[n] = store.put(io.BytesIO(payloads[n])).key
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(set(refs.values())) == len(payloads)
+    for n, key in refs.items():
+        with store.open(key) as blob:
+            assert blob.read() == payloads[n]

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -12,6 +17,7 @@ from sqlalchemy import Engine, select
 from accesspoint.store.database import claim_outbound, make_engine, session_factory
 from accesspoint.store.models import Direction, Message, MessageState
 
+ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 21, 20, 0, tzinfo=UTC)
 LEASE = timedelta(minutes=5)
 
@@ -125,3 +131,40 @@ def test_concurrent_workers_claim_each_message_exactly_once(db_engine: Engine, d
     assert {m.state for m in stored} == {MessageState.SENDING}
     owners = {m.id: m.locked_by for m in stored}
     assert owners == {message_id: name for name, ids in claims.items() for message_id in ids}
+
+
+def test_worker_processes_claim_each_message_exactly_once(db_engine: Engine, database_url: str, tmp_path: Path) -> None:
+    total, workers = 200, 3
+    with session_factory(db_engine)() as session:
+        session.add_all(_outbound(MessageState.QUEUED, NOW - timedelta(seconds=n % 11)) for n in range(total))
+        session.commit()
+
+    go = tmp_path / "go"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    command = [sys.executable, "-m", "tests.store.claim_worker", database_url, "", str(go), NOW.isoformat()]
+    processes = []
+    for n in range(workers):
+        command[4] = f"process-{n}"
+        processes.append(subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True))
+    try:
+        for process in processes:
+            assert process.stdout is not None
+            assert process.stdout.readline().strip() == "ready"
+        go.touch()
+        results = {}
+        for n, process in enumerate(processes):
+            out, _ = process.communicate(timeout=120)
+            assert process.returncode == 0, out
+            results[f"process-{n}"] = json.loads(out)
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+    counts = Counter(message_id for ids in results.values() for message_id in ids)
+    assert len(counts) == total
+    assert set(counts.values()) == {1}
+    with session_factory(db_engine)() as session:
+        owners = {m.id: m.locked_by for m in session.scalars(select(Message))}
+    assert owners == {message_id: name for name, ids in results.items() for message_id in ids}
