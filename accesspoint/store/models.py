@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     ForeignKey,
@@ -32,8 +33,7 @@ from accesspoint.store.tokens import hash_token, new_token, token_prefix
 from accesspoint.store.types import UtcDateTime, utcnow
 
 # Peppol's identifier policy caps participant values at 50, process values at 200 and document type values at
-# 500 characters; the columns leave room for the scheme prefix and for a peer that exceeds the policy slightly,
-# so such input is stored and reported instead of failing on the column length.
+# 500 characters; the columns add room for the `scheme::` prefix and slack for peers that stretch the policy.
 PARTICIPANT_LENGTH = 256
 DOCUMENT_TYPE_LENGTH = 1024
 PROCESS_LENGTH = 512
@@ -290,10 +290,11 @@ class Message(Base):
     country_c4: Mapped[str | None] = mapped_column(String(2))
     peer_ap_cn: Mapped[str | None] = mapped_column(String(200))
     peer_endpoint_url: Mapped[str | None] = mapped_column(String(2048))
-    payload_size: Mapped[int | None] = mapped_column(Integer)
+    # bytes; BigInteger because AS4 payloads may pass 2 GiB (Domibus allows that much)
+    payload_size: Mapped[int | None] = mapped_column(BigInteger)
     payload_sha256: Mapped[str | None] = mapped_column(String(64))
     blob_key: Mapped[str | None] = mapped_column(String(128))
-    document_size: Mapped[int | None] = mapped_column(Integer)
+    document_size: Mapped[int | None] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]

@@ -288,3 +288,11 @@ def test_tokens_are_random_and_only_their_hash_is_stored(db_session: Session) ->
     clash = ApiClient(name="copy", role=ApiRole.ADMIN, token_hash=client.token_hash, token_prefix="pap_")
     _rejected(db_session, clash)
     _rejected(db_session, ApiClient(name="x", role="root", token_hash=hash_token(new_token()), token_prefix="pap_"))
+
+
+def test_payload_sizes_beyond_32_bits(db_session: Session) -> None:
+    message = _inbound("big@peer", payload_size=3 * 2**30, document_size=5 * 2**30)
+    db_session.add(message)
+    db_session.commit()
+    db_session.expire_all()
+    assert (message.payload_size, message.document_size) == (3 * 2**30, 5 * 2**30)
