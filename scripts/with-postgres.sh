@@ -18,7 +18,7 @@ find_bindir() {
     fi
     # Debian/Ubuntu keep the server binaries off PATH, one directory per major version: take the newest
     local dir
-    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+    dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
     if [ -n "$dir" ] && [ -x "$dir/initdb" ] && [ -x "$dir/pg_ctl" ]; then
         echo "$dir"
         return
