@@ -62,6 +62,8 @@ class BusinessEntity:
             raise BusinessCardError("a business entity needs at least one non-empty name")
         if len(self.country_code) != 2 or not self.country_code.isascii() or not self.country_code.isalpha():
             raise BusinessCardError(f"country code {self.country_code!r} is not a two-letter ISO 3166 code")
+        # Stored as the Directory shows it; a frozen dataclass needs object.__setattr__ for that.
+        object.__setattr__(self, "country_code", self.country_code.upper())
         for name in self.names:
             if name.language is not None and not (len(name.language) == 2 and name.language.isascii()
                                                   and name.language.isalpha()):
@@ -93,7 +95,7 @@ def business_card_xml(card: BusinessCard) -> bytes:
         el = _sub(root, "BusinessEntity", **attrib)
         for name in entity.names:
             _sub(el, "Name", name.text, **({"language": name.language} if name.language else {}))
-        _sub(el, "CountryCode", entity.country_code.upper())
+        _sub(el, "CountryCode", entity.country_code)
         if entity.geographical_information:
             _sub(el, "GeographicalInformation", entity.geographical_information)
         for ident in entity.identifiers:
@@ -148,7 +150,7 @@ def _entity(el: etree._Element, ns: str, where: str) -> BusinessEntity:
     try:
         return BusinessEntity(
             names=names,
-            country_code=country.upper(),
+            country_code=country,
             geographical_information=_text(el.find(f"{{{ns}}}GeographicalInformation")),
             identifiers=tuple(identifiers),
             website_uris=tuple(t for w in _children(el, ns, "WebsiteURI") if (t := _text(w))),
