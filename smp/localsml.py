@@ -224,16 +224,22 @@ def create_local_sml_app(sml: LocalSml) -> Flask:
 
 
 def _start_dns(zone: str, port: int, records: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", str(port), "--records", str(records)],
-        stdout=subprocess.PIPE, text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening on "):
+    # With port 0 the DNS server binds UDP to a free port and then TCP to the same number, which
+    # another process may hold; that start fails and a new attempt picks another port.
+    attempts = 3 if port == 0 else 1
+    line = ""
+    for _ in range(attempts):
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", str(port), "--records", str(records)],
+            stdout=subprocess.PIPE, text=True,
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()
+        if line.startswith("listening on "):
+            return proc, line.removeprefix("listening on ")
         proc.kill()
-        raise SystemExit(f"localsml: the DNS server did not start: {line!r}")
-    return proc, line.removeprefix("listening on ")
+        proc.wait(10)
+    raise SystemExit(f"localsml: the DNS server did not start: {line!r}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -97,7 +97,7 @@ class Verdict:
     detail: str
 
 
-class TestPkiValidator:
+class PkiValidator:
     """Issuer must be the generated test SMP (or AP) CA, signature and validity checked: enough for
     a Discovery client to accept our SMP's answers in these tests."""
 
