@@ -183,3 +183,25 @@ def parse_business_card(data: bytes) -> BusinessCard:
     entities = tuple(_entity(el, ns, f"BusinessEntity {i}")
                      for i, el in enumerate(_children(root, ns, "BusinessEntity"), start=1))
     return BusinessCard(participant, entities, VERSIONS[ns])
+
+
+def card_from_organisation(participant: ParticipantId, *, name: str, country: str, org_number: str | None = None,
+                           vat_number: str | None = None, contact_name: str | None = None,
+                           contact_email: str | None = None, contact_phone: str | None = None,
+                           registration_date: date | None = None, language: str | None = None) -> BusinessCard:
+    """The card we publish for one of our participants, from the organisation's master data.
+
+    Keyword names follow the gateway's Organisation record so the caller can pass its fields through.
+    Identifier schemes "OrgNr" and "VAT" are the ones of the Directory's own specification example.
+    """
+    identifiers = tuple(EntityIdentifier(scheme, value.strip())
+                        for scheme, value in (("OrgNr", org_number), ("VAT", vat_number)) if value and value.strip())
+    contact = Contact(name=contact_name or None, phone=contact_phone or None, email=contact_email or None)
+    entity = BusinessEntity(
+        names=(Name(name.strip(), language),),
+        country_code=country.strip(),
+        identifiers=identifiers,
+        contacts=(contact,) if contact != Contact() else (),
+        registration_date=registration_date,
+    )
+    return BusinessCard(participant, (entity,))

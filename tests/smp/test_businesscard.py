@@ -17,6 +17,7 @@ from smp.businesscard import (
     EntityIdentifier,
     Name,
     business_card_xml,
+    card_from_organisation,
     parse_business_card,
 )
 from smp.identifiers import ParticipantId
@@ -152,3 +153,27 @@ def test_entity_rules(kwargs: dict[str, object], message: str) -> None:
 def test_unreadable_cards_say_what_is_wrong(data: bytes, message: str) -> None:
     with pytest.raises(BusinessCardError, match=message):
         parse_business_card(data)
+
+
+def test_card_from_organisation_data() -> None:
+    participant = ParticipantId.parse("0007:5567321707")
+    card = card_from_organisation(participant, name=" Exempel AB ", country="se", org_number="5567321707",
+                                  vat_number="SE556732170701", contact_name="Anna", contact_email="anna@exempel.se",
+                                  registration_date=date(2025, 1, 2), language="sv")
+    (entity,) = card.entities
+    assert entity.names == (Name("Exempel AB", "sv"),)
+    assert entity.country_code == "SE"
+    assert entity.identifiers == (EntityIdentifier("OrgNr", "5567321707"), EntityIdentifier("VAT", "SE556732170701"))
+    assert entity.contacts == (Contact(name="Anna", email="anna@exempel.se"),)
+    data = business_card_xml(card)
+    assert_valid(business_card_schema(), etree.fromstring(data))
+    assert parse_business_card(data) == card
+
+
+def test_card_from_organisation_without_optional_data() -> None:
+    card = card_from_organisation(ParticipantId.parse("9915:minimal"), name="Minimal GmbH", country="AT",
+                                  vat_number=" ", contact_email="")
+    assert card.entities[0].identifiers == () and card.entities[0].contacts == ()
+    assert_valid(business_card_schema(), etree.fromstring(business_card_xml(card)))
+    with pytest.raises(BusinessCardError, match="non-empty name"):
+        card_from_organisation(ParticipantId.parse("9915:minimal"), name=" ", country="AT")
