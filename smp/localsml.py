@@ -33,7 +33,7 @@ from typing import Any
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from smp.dnsserver import smp_record, write_records
+from smp.dnsserver import set_records, smp_record
 from smp.identifiers import IdentifierError, ParticipantId
 from smp.lookup import naptr_name
 from smp.smlsoap import (
@@ -82,6 +82,7 @@ class LocalSml:
         self.page_size = page_size
         self._lock = threading.Lock()
         self._state: dict[str, Any] = {"smps": {}, "participants": {}, "migrations": {}}
+        self._published: dict[str, list[dict[str, Any]]] = {}
         if self.state_file.exists():
             self._state.update(json.loads(self.state_file.read_text(encoding="utf-8")))
         self._publish()
@@ -96,14 +97,20 @@ class LocalSml:
         self._publish()
 
     def _publish(self) -> None:
-        records = {}
+        """Bring the DNS records in line with the state, touching only names whose records changed
+        (the records file may hold names of other writers; smp.dnsserver.set_records keeps them)."""
+        desired: dict[str, list[dict[str, Any]]] = {}
         for entry in self._state["participants"].values():
             smp = self._state["smps"].get(entry["smp_id"])
-            if smp is None:
-                continue
-            name = naptr_name(ParticipantId(entry["scheme"], entry["value"]), self.zone) + "."
-            records[name] = [smp_record(smp["logical_address"])]
-        write_records(self.records_file, records)
+            if smp is not None:
+                name = naptr_name(ParticipantId(entry["scheme"], entry["value"]), self.zone) + "."
+                desired[name] = [smp_record(smp["logical_address"])]
+        for name in self._published.keys() - desired.keys():
+            set_records(self.records_file, name, None)
+        for name, records in desired.items():
+            if self._published.get(name) != records:
+                set_records(self.records_file, name, records)
+        self._published = desired
 
     # --- the operations -----------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from cryptography.x509.oid import NameOID
 from werkzeug.serving import make_server
 
 from smp import smlsoap
+from smp.dnsserver import read_records, set_records, smp_record
 from smp.identifiers import ParticipantId
 from smp.localsml import LocalSml, create_local_sml_app
 from smp.lookup import SmlLookup, naptr_name
@@ -432,6 +433,20 @@ def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> Non
     reopened = LocalSml(tmp_path / "state.json", tmp_path / "records.json", page_size=2)
     with in_process_sml(reopened) as url:
         assert len(SmlClient(url, "SMP-A", timeout=5).list_participants()) == 5
+
+
+def test_local_sml_keeps_the_names_of_other_writers(tmp_path: Path) -> None:
+    records = tmp_path / "records.json"
+    set_records(records, "foreign.iso6523-actorid-upis", [smp_record("http://other.example.test")])
+    participant = ParticipantId.parse("9915:mine")
+    with in_process_sml(LocalSml(tmp_path / "state.json", records)) as url:
+        client = SmlClient(url, "SMP-A", timeout=5)
+        client.create_smp("http://127.0.0.1:1", "127.0.0.1")
+        client.create_participant(participant)
+        assert set(read_records(records)["records"]) == {"foreign.iso6523-actorid-upis",
+                                                         naptr_name(participant, LOCAL_ZONE) + "."}
+        client.delete_participant(participant)
+    assert set(read_records(records)["records"]) == {"foreign.iso6523-actorid-upis"}
 
 
 # --- client-certificate TLS -----------------------------------------------------------------------------------
