@@ -205,10 +205,13 @@ def smp_blueprint(source: ParticipantSource, smp_key: KeyMaterial, ap_certificat
 
 
 def create_smp_app(source: ParticipantSource, smp_key: KeyMaterial, ap_certificate: x509.Certificate, as4_url: str,
-                   **options: object) -> Flask:
+                   *, public_url: str | None = None, technical_contact: str = "", description: str = "",
+                   max_age: int = DEFAULT_MAX_AGE) -> Flask:
     """A stand-alone SMP application (tests, local use); options as for smp_blueprint."""
     app = Flask("smp.server")
-    app.register_blueprint(smp_blueprint(source, smp_key, ap_certificate, as4_url, **options))  # type: ignore[arg-type]
+    app.register_blueprint(smp_blueprint(source, smp_key, ap_certificate, as4_url, public_url=public_url,
+                                         technical_contact=technical_contact, description=description,
+                                         max_age=max_age))
     return app
 
 

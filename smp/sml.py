@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Callable
+from typing import TypeVar
 
 import requests
+from lxml import etree
 
 from smp import smlsoap
 from smp.identifiers import ParticipantId
@@ -47,6 +50,7 @@ __all__ = [
     "new_migration_key",
 ]
 
+T = TypeVar("T")
 MIGRATION_KEY_LENGTH = 16
 # Ceiling on List paging, so a misbehaving SML that keeps sending NextPageIdentifier cannot loop us forever.
 MAX_LIST_PAGES = 10_000
@@ -87,8 +91,21 @@ class SmlClient:
     # --- participants -----------------------------------------------------------------------------
 
     def create_participant(self, participant: ParticipantId) -> None:
-        """Register `participant` as served by our SMP. SmlAlreadyRegistered when another SMP has it."""
-        self._send(smlsoap.create_participant(self.smp_id, participant), participant)
+        """Register `participant` as served by our SMP. SmlAlreadyRegistered when another SMP has it.
+
+        Registering a participant that is already ours succeeds: the SML answers a duplicate for
+        our own registrations too, and a retry after a lost answer must not tell the admin that
+        another provider holds the participant.
+        """
+        try:
+            self._send(smlsoap.create_participant(self.smp_id, participant), participant)
+        except SmlAlreadyRegistered as duplicate:
+            try:
+                ours = participant in self.list_participants()
+            except SmlError:
+                raise duplicate from None
+            if not ours:
+                raise
 
     def delete_participant(self, participant: ParticipantId) -> None:
         self._send(smlsoap.delete_participant(self.smp_id, participant), participant)
@@ -139,7 +156,7 @@ class SmlClient:
             raise SmlBadRequest(f"The migration key is not acceptable to the SML: it {problem}. "
                                 "Check that it was copied completely from the current provider.")
 
-    def _read(self, call: SoapCall, reader):  # type: ignore[no-untyped-def]
+    def _read(self, call: SoapCall, reader: Callable[[etree._Element | None], T]) -> T:
         data = self._send(call)
         try:
             return reader(read_payload(data))

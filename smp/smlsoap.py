@@ -365,7 +365,7 @@ def read_request(service: str, soap_action: str | None, data: bytes) -> SmlReque
         smp_id=smp_id,
         participant=_participant(pid_el) if pid_el is not None else None,
         migration_key=_text(key) if key is not None else None,
-        next_page=_text(next_page) or None if next_page is not None else None,
+        next_page=(_text(next_page) or None) if next_page is not None else None,
         logical_address=_text(endpoint.find(f"{{{LRS_NS}}}LogicalAddress")) if endpoint is not None else None,
         physical_address=_text(endpoint.find(f"{{{LRS_NS}}}PhysicalAddress")) if endpoint is not None else None,
     )

@@ -46,6 +46,7 @@ from tests.smp.registry_support import (
     PKI,
     SMP_VECTORS,
     CaptureServer,
+    Recorded,
     assert_valid,
     local_sml_process,
     semantic,
@@ -206,8 +207,24 @@ def test_fault_vectors_become_admin_errors(vector: str, error: type[SmlError], w
     fault("InternalErrorFault", "[ERR-112] Duplicate participant"),
     fault("BadRequestFault", "The participant identifier is already registered"),
 ])
+def duplicate_then_list(duplicate: bytes, listed: list[ParticipantId]) -> CaptureServer:
+    """An SML answering Create with `duplicate` and List with a page of `listed`."""
+    def reply(request: Recorded) -> tuple[int, bytes, str]:
+        if request.headers["SOAPAction"].endswith(':listIn"'):
+            return 200, smlsoap.participant_page_response(SMP_ID, listed, None), "text/xml"
+        return 500, duplicate, "text/xml"
+
+    return CaptureServer(reply)
+
+
+@pytest.mark.parametrize("body", [
+    fault("BadRequestFault", "[ERR-112] The participant identifier 'iso6523-actorid-upis::9915:smpdigesttest' "
+                             "already exist on database"),
+    fault("InternalErrorFault", "[ERR-112] Duplicate participant"),
+    fault("BadRequestFault", "The participant identifier is already registered"),
+])
 def test_already_registered_by_another_smp_explains_the_migration(body: bytes) -> None:
-    with sml_answering(500, body) as server:
+    with duplicate_then_list(body, [ParticipantId.parse("9915:someone-else")]) as server:
         with pytest.raises(SmlAlreadyRegistered) as caught:
             SmlClient(server.base, SMP_ID, timeout=5).create_participant(PARTICIPANT)
     message = caught.value.message
@@ -216,6 +233,20 @@ def test_already_registered_by_another_smp_explains_the_migration(body: bytes) -
     assert "ask the current provider for a migration key (PrepareToMigrate), then enter it here to Migrate" \
         in message.replace("Ask", "ask")
     assert not caught.value.retryable
+    assert [r.headers["SOAPAction"].rsplit(":", 1)[1] for r in server.requests] == ['createIn"', 'listIn"']
+
+
+def test_duplicate_of_our_own_registration_is_success() -> None:
+    duplicate = fault("BadRequestFault", "[ERR-112] already exists")
+    with duplicate_then_list(duplicate, [ParticipantId.parse("9915:SMPDIGESTTEST")]) as server:
+        SmlClient(server.base, SMP_ID, timeout=5).create_participant(PARTICIPANT)
+    assert len(server.requests) == 2
+
+
+def test_duplicate_stays_a_duplicate_when_the_list_fails() -> None:
+    with sml_answering(500, fault("BadRequestFault", "[ERR-112] already exists")) as server:
+        with pytest.raises(SmlAlreadyRegistered):
+            SmlClient(server.base, SMP_ID, timeout=5).create_participant(PARTICIPANT)
 
 
 def test_internal_error_is_retryable() -> None:
@@ -339,9 +370,14 @@ def test_local_sml_end_to_end(tmp_path: Path) -> None:
             b.delete_participant(participant)
         with pytest.raises(SmlUnauthorized):
             b.prepare_to_migrate(participant, KEY)
-        # the same SMP registering twice also gets the duplicate fault (as BDMSL answers)
-        with pytest.raises(SmlAlreadyRegistered):
-            a.create_participant(ParticipantId.parse("9915:LOCALE2E"))
+        # the SML answers the duplicate fault to the owner too (as BDMSL does); for the owner it is a success
+        call = smlsoap.create_participant("SMP-A", participant)
+        raw = requests.post(f"{sml.url}/{call.service}", data=call.envelope, timeout=5,
+                            headers={"SOAPAction": f'"{call.soap_action}"', "Content-Type": "text/xml"})
+        duplicate = smlsoap.read_fault(raw.content)
+        assert duplicate is not None and duplicate.is_duplicate
+        a.create_participant(ParticipantId.parse("9915:LOCALE2E"))
+        assert a.list_participants() == [participant]
 
         # migration: A prepares with a key, B migrates with it; the NAPTR record follows
         key = new_migration_key()
