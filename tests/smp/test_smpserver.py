@@ -28,10 +28,13 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConfigurat
 from signxml.exceptions import InvalidDigest, InvalidSignature
 from werkzeug.serving import make_server
 
+from certs.devpki import init_pki
 from certs.keystore import KeyMaterial, load_certificates, load_pkcs12
+from certs.validation import CertificateValidator
 from smp import server as smp_server
 from smp.businesscard import BusinessCard, BusinessEntity, Name, business_card_xml, parse_business_card
 from smp.client import Discovery, SmpClient
+from smp.errors import ParticipantNotRegistered
 from smp.identifiers import (
     BIS3_CREDIT_NOTE,
     BIS3_INVOICE,
@@ -480,3 +483,28 @@ def test_runs_on_its_own(tmp_path: Path) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.mark.integration
+def test_dev_pki_smp_passes_the_real_certificate_validator(tmp_path: Path) -> None:
+    """The local environment: dev PKI keys, our SMP, the local SML, and the gateway's own validator."""
+    pki = init_pki(tmp_path / "pki")
+    smp_key = load_pkcs12(pki.smp_p12, pki.password)
+    ap_certificate = load_certificates(pki.ap_cert)[0]
+    validator = CertificateValidator(pki.anchors())
+    app = smp_server.create_smp_app(make_source(), smp_key, ap_certificate, "http://127.0.0.1:9/as4")
+    with serving(app) as smp_url, local_sml_process(tmp_path) as sml:
+        registry = SmlClient(sml.url, "LOCAL-GATEWAY-1", timeout=5)
+        registry.create_smp(smp_url, "127.0.0.1")
+        registry.create_participant(PARTICIPANT)
+        discovery = Discovery(SmlLookup(LOCAL_ZONE, [f"127.0.0.1:{sml.dns_port}"], timeout=3),
+                              SmpClient(validator, timeout=5.0), validator)
+        found = discovery.find_endpoint(PARTICIPANT, BIS3_INVOICE, BIS3_PROCESS)
+        assert found.endpoint_url == "http://127.0.0.1:9/as4"
+        assert found.certificate == ap_certificate
+        assert found.certificate_verdict.valid
+        assert found.metadata.certificate_verdict.valid
+        assert found.metadata.signature.certificate == smp_key.certificate
+        # a participant nobody registered is definitively unknown
+        with pytest.raises(ParticipantNotRegistered):
+            discovery.find_endpoint(ParticipantId.parse("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
