@@ -10,14 +10,19 @@ from __future__ import annotations
 import secrets
 import string
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import TypeVar
 
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from smp import smlsoap
 from smp.identifiers import ParticipantId
 from smp.smlsoap import (
+    MIGRATION_KEY_MAX,
+    MIGRATION_KEY_MIN,
     MIGRATION_KEY_SPECIALS,
     SmlAlreadyRegistered,
     SmlBadRequest,
@@ -58,8 +63,8 @@ MAX_LIST_PAGES = 10_000
 
 def new_migration_key(length: int = MIGRATION_KEY_LENGTH) -> str:
     """A random key that satisfies the BDMSL rule (8-24 chars, >= 2 each of specials, upper, lower, digits)."""
-    if not 8 <= length <= 24:
-        raise ValueError("a migration key is 8 to 24 characters long")
+    if not MIGRATION_KEY_MIN <= length <= MIGRATION_KEY_MAX:
+        raise ValueError(f"a migration key is {MIGRATION_KEY_MIN} to {MIGRATION_KEY_MAX} characters long")
     pools = (MIGRATION_KEY_SPECIALS, string.ascii_uppercase, string.ascii_lowercase, string.digits)
     chars = [secrets.choice(pool) for pool in pools for _ in range(2)]
     everything = "".join(pools)
@@ -147,6 +152,16 @@ class SmlClient:
 
     def delete_smp(self) -> None:
         self._send(smlsoap.delete_smp(self.smp_id))
+
+    def prepare_change_certificate(self, new_certificate: x509.Certificate, migration_date: date | None = None,
+                                   *, today: date | None = None) -> None:
+        """Announce our next SMP certificate (renewal, G2 -> G3); call with the CURRENT certificate
+        configured as client certificate, then switch the signing key on `migration_date`."""
+        today = today or datetime.now(UTC).date()
+        if migration_date is not None and migration_date < today:
+            raise SmlBadRequest(f"The certificate migration date {migration_date.isoformat()} is in the past; "
+                                "the SML only accepts today or a later day.")
+        self._send(smlsoap.prepare_change_certificate(new_certificate.public_bytes(Encoding.DER), migration_date))
 
     # --- plumbing -----------------------------------------------------------------------------------
 

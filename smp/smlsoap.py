@@ -8,8 +8,10 @@ shared/vectors/smp/sml-soap/.
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from lxml import etree
 
@@ -25,6 +27,10 @@ SMP_SERVICE = "manageservicemetadata"
 # The nine spaces are part of the action the SML implements (peppol-commons WSDL comment).
 PARTICIPANT_ACTION = "http://busdox.org/serviceMetadata/ManageBusinessIdentifierService/1.0/         :{}"
 SMP_ACTION = "http://busdox.org/serviceMetadata/ManageServiceMetadataService/1.0/:{}"
+# BDMSL extension service: certificate roll-over of an SMP (discovery.md 4.2, 4.3 step 7)
+BDMSL_SERVICE = "bdmslservice"
+BDMSL_ACTION = "ec:services:wsdl:BDMSL:1.0:{}"
+BDMSL_DATA_NS = "ec:services:wsdl:BDMSL:data:1.0"
 MAX_RESPONSE_BYTES = 16 * 1024 * 1024
 
 # Body element -> (service, operation) of every request we send and the local SML answers.
@@ -38,6 +44,7 @@ OPERATIONS: dict[str, tuple[str, str]] = {
     "ReadServiceMetadataPublisherService": (SMP_SERVICE, "readIn"),
     "UpdateServiceMetadataPublisherService": (SMP_SERVICE, "updateIn"),
     "ServiceMetadataPublisherID": (SMP_SERVICE, "deleteIn"),
+    "PrepareChangeCertificate": (BDMSL_SERVICE, "prepareChangeCertificateIn"),
 }
 
 # BDMSL migration key rule (peppol-commons CSMLDefault.MIGRATION_CODE_PATTERN; discovery.md 4.2).
@@ -49,7 +56,8 @@ _DUPLICATE_WORDS = re.compile(r"already (exists?|registered|in use)|duplicate", 
 
 
 def action(service: str, operation: str) -> str:
-    return (PARTICIPANT_ACTION if service == PARTICIPANT_SERVICE else SMP_ACTION).format(operation)
+    template = {PARTICIPANT_SERVICE: PARTICIPANT_ACTION, BDMSL_SERVICE: BDMSL_ACTION}.get(service, SMP_ACTION)
+    return template.format(operation)
 
 
 @dataclass(frozen=True)
@@ -235,6 +243,16 @@ def read_smp(smp_id: str) -> SoapCall:
 def delete_smp(smp_id: str) -> SoapCall:
     el = _lrs("ServiceMetadataPublisherID")
     el.text = smp_id
+    return _call(el)
+
+
+def prepare_change_certificate(new_certificate_der: bytes, migration_date: date | None = None) -> SoapCall:
+    """Announce our next SMP certificate (sent with the CURRENT one as TLS client certificate).
+    Without a date the SML switches at the new certificate's start of validity."""
+    el = etree.Element(f"{{{BDMSL_DATA_NS}}}PrepareChangeCertificate", nsmap={"ec": BDMSL_DATA_NS})
+    _add(el, BDMSL_DATA_NS, "newCertificatePublicKey", base64.b64encode(new_certificate_der).decode("ascii"))
+    if migration_date is not None:
+        _add(el, BDMSL_DATA_NS, "migrationDate", migration_date.isoformat())
     return _call(el)
 
 

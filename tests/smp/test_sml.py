@@ -3,6 +3,7 @@ end (SOAP over real HTTP, NAPTR records in a real DNS server process), client-ce
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import ipaddress
 import json
@@ -20,9 +21,12 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from lxml import etree
 from werkzeug.serving import make_server
 
+from certs.keystore import load_certificates
 from smp import smlsoap
 from smp.dnsserver import read_records, set_records, smp_record
 from smp.identifiers import ParticipantId
@@ -292,6 +296,33 @@ def test_unreadable_success_answer() -> None:
     with sml_answering(200, (SOAP / "void-success-response.xml").read_bytes()) as server:
         with pytest.raises(SmlUnavailable, match="cannot be read: SML Read answer has no"):
             SmlClient(server.base, SMP_ID, timeout=5).read_smp()
+
+
+def test_prepare_change_certificate_matches_vector() -> None:
+    new_cert = load_certificates(PKI / "smp-b.cert.pem")[0]
+    call = smlsoap.prepare_change_certificate(new_cert.public_bytes(Encoding.DER), dt.date(2026, 12, 1))
+    vector = SOAP / "bdmsl-preparechangecertificate-request.xml"
+    expected = etree.fromstring(vector.read_bytes())
+    # the vector holds a placeholder where the certificate goes
+    (key,) = expected.iter(f"{{{smlsoap.BDMSL_DATA_NS}}}newCertificatePublicKey")
+    key.text = base64.b64encode(new_cert.public_bytes(Encoding.DER)).decode()
+    assert semantic(call.envelope) == semantic(etree.tostring(expected))
+    assert (call.service, call.soap_action) == ("bdmslservice", soap_action_of_vector(vector))
+    without_date = smlsoap.read_payload(smlsoap.prepare_change_certificate(b"\x30\x00").envelope)
+    assert without_date is not None and [etree.QName(c).localname for c in without_date] == ["newCertificatePublicKey"]
+
+
+def test_client_announces_a_new_certificate() -> None:
+    new_cert = load_certificates(PKI / "smp-b.cert.pem")[0]
+    with sml_answering(200, smlsoap.void_response()) as server:
+        client = SmlClient(server.base, SMP_ID, timeout=5)
+        client.prepare_change_certificate(new_cert, dt.date(2026, 12, 1), today=dt.date(2026, 11, 21))
+        with pytest.raises(SmlBadRequest, match="2026-11-20 is in the past"):
+            client.prepare_change_certificate(new_cert, dt.date(2026, 11, 20), today=dt.date(2026, 11, 21))
+    (request,) = server.requests
+    assert request.path == "/bdmslservice"
+    assert request.headers["SOAPAction"] == '"ec:services:wsdl:BDMSL:1.0:prepareChangeCertificateIn"'
+    assert b"<ec:migrationDate>2026-12-01</ec:migrationDate>" in request.body
 
 
 # --- migration keys ------------------------------------------------------------------------------------------
