@@ -23,6 +23,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from werkzeug.serving import make_server
 
@@ -576,3 +578,27 @@ def test_204_is_not_a_soap_success() -> None:
             SmlClient(server.base, SMP_ID, timeout=5).delete_smp()
     (request,) = server.requests
     assert semantic(request.body) == semantic((SOAP / "msm-delete-request.xml").read_bytes())
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.one_of(st.binary(max_size=400), st.sampled_from(
+    [call.envelope[: n] for call in BUILT.values() for n in (60, 200, 300)])))
+def test_garbage_requests_are_value_errors(data: bytes) -> None:
+    with pytest.raises(ValueError):
+        smlsoap.read_request("manageparticipantidentifier", None, data)
+
+
+FAULT_VECTORS = [p.read_bytes() for p in sorted(SOAP.glob("fault-*.xml"))]
+
+
+@settings(max_examples=200, deadline=None)
+@given(vector=st.sampled_from(FAULT_VECTORS), cut=st.integers(min_value=0, max_value=1200),
+       junk=st.binary(max_size=20))
+def test_damaged_faults_are_read_or_refused(vector: bytes, cut: int, junk: bytes) -> None:
+    data = vector[:cut] + junk + vector[cut:] if junk else vector[:cut]
+    try:
+        fault = smlsoap.read_fault(data)
+    except ValueError:
+        return
+    # whatever still parses is either no fault at all or a fault with its kind and message
+    assert fault is None or (fault.kind is not None and fault.message)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,6 +23,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConfiguration, SignatureMethod, XMLVerifier
 from signxml.exceptions import InvalidDigest, InvalidSignature
@@ -508,3 +510,11 @@ def test_dev_pki_smp_passes_the_real_certificate_validator(tmp_path: Path) -> No
         # a participant nobody registered is definitively unknown
         with pytest.raises(ParticipantNotRegistered):
             discovery.find_endpoint(ParticipantId.parse("9915:nobody"), BIS3_INVOICE, BIS3_PROCESS)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=st.text(max_size=60), second=st.text(max_size=120), services=st.booleans())
+def test_any_path_gets_200_400_or_404(client: FlaskClient, first: str, second: str, services: bool) -> None:
+    path = "/" + quote(first, safe="") + ("/services/" + quote(second, safe="") if services else "")
+    response = client.get(path)
+    assert response.status_code in (200, 400, 404), (path, response.data)
