@@ -11,8 +11,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import NamedTuple, Protocol
-from urllib.parse import quote
+from typing import NamedTuple
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -21,6 +20,7 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XM
 from signxml.algorithms import SignatureConstructionMethod
 
 from certs.keystore import KeyMaterial
+from smp.identifiers import DocumentTypeId, ParticipantId, ProcessId, smp_service_metadata_path
 
 SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"
 IDS_NS = "http://busdox.org/transport/identifiers/1.0/"
@@ -35,20 +35,10 @@ XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _NSMAP = {None: SMP_NS, "ids": IDS_NS, "wsa": WSA_NS}
 
 
-class Identifier(Protocol):
-    """Anything with `scheme` and `value`: smp.identifiers.ParticipantId, DocumentTypeId, ProcessId."""
-
-    @property
-    def scheme(self) -> str: ...
-
-    @property
-    def value(self) -> str: ...
-
-
 class ProcessEndpoint(NamedTuple):
     """One process of a document type and the AS4 endpoint that receives it."""
 
-    process: Identifier
+    process: ProcessId
     endpoint_url: str
     ap_cert_der: bytes
     activation: datetime | None = None
@@ -57,13 +47,8 @@ class ProcessEndpoint(NamedTuple):
     contact: str = ""
 
 
-def url_segment(identifier: Identifier) -> str:
-    """`scheme::value` percent-encoded once as a single path segment (`/` and `#` included)."""
-    return quote(f"{identifier.scheme}::{identifier.value}", safe="")
-
-
-def service_metadata_url(base_url: str, participant: Identifier, doctype: Identifier) -> str:
-    return f"{base_url.rstrip('/')}/{url_segment(participant)}/services/{url_segment(doctype)}"
+def service_metadata_url(base_url: str, participant: ParticipantId, doctype: DocumentTypeId) -> str:
+    return base_url.rstrip("/") + smp_service_metadata_path(participant, doctype)
 
 
 def _serialise(root: etree._Element) -> bytes:
@@ -79,7 +64,7 @@ def _sub(parent: etree._Element, ns: str, local: str, text: str | None = None,
     return el
 
 
-def _identifier(parent: etree._Element, local: str, identifier: Identifier) -> None:
+def _identifier(parent: etree._Element, local: str, identifier: ParticipantId | DocumentTypeId | ProcessId) -> None:
     _sub(parent, IDS_NS, local, identifier.value, {"scheme": identifier.scheme})
 
 
@@ -91,7 +76,7 @@ def _xsd_datetime(value: datetime, what: str) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def service_group_xml(participant: Identifier, doctypes: Iterable[Identifier], base_url: str) -> bytes:
+def service_group_xml(participant: ParticipantId, doctypes: Iterable[DocumentTypeId], base_url: str) -> bytes:
     """Unsigned ServiceGroup listing one ServiceMetadataReference per document type served.
 
     An empty `doctypes` gives the empty collection a known participant without services must get
@@ -106,7 +91,7 @@ def service_group_xml(participant: Identifier, doctypes: Iterable[Identifier], b
     return _serialise(root)
 
 
-def service_metadata_xml(participant: Identifier, doctype: Identifier,
+def service_metadata_xml(participant: ParticipantId, doctype: DocumentTypeId,
                          processes: Sequence[ProcessEndpoint | tuple]) -> etree._Element:
     """Unsigned SignedServiceMetadata element (sign it with `sign_service_metadata`).
 
