@@ -84,7 +84,11 @@ class LocalSml:
         self._state: dict[str, Any] = {"smps": {}, "participants": {}, "migrations": {}}
         self._published: dict[str, list[dict[str, Any]]] = {}
         if self.state_file.exists():
-            self._state.update(json.loads(self.state_file.read_text(encoding="utf-8")))
+            try:
+                self._state.update(json.loads(self.state_file.read_text(encoding="utf-8")))
+            except ValueError as exc:
+                raise ValueError(f"local SML state file {self.state_file} is not valid JSON ({exc}); "
+                                 "repair or remove it (removing forgets every registration)") from None
         self._publish()
 
     # --- persistence --------------------------------------------------------------------------------
@@ -261,7 +265,11 @@ def main(argv: list[str] | None = None) -> int:
     records = Path(args.records).resolve()
     records.parent.mkdir(parents=True, exist_ok=True)
     state = Path(args.state) if args.state else records.with_name(records.name + ".state.json")
-    sml = LocalSml(state, records, args.zone)
+    try:
+        sml = LocalSml(state, records, args.zone)
+    except ValueError as exc:
+        print(f"localsml: {exc}", file=sys.stderr)
+        return 2
     server = make_server(args.host, args.port, create_local_sml_app(sml), threaded=True)
     print(f"sml listening on http://{args.host}:{server.server_port}", flush=True)
     dns = None

@@ -518,6 +518,13 @@ def test_local_sml_keeps_the_names_of_other_writers(tmp_path: Path) -> None:
     assert set(read_records(records)["records"]) == {"foreign.iso6523-actorid-upis"}
 
 
+def test_broken_state_file_is_named(tmp_path: Path) -> None:
+    state = tmp_path / "state.json"
+    state.write_text("{not json")
+    with pytest.raises(ValueError, match=r"state file .*state\.json is not valid JSON"):
+        LocalSml(state, tmp_path / "records.json")
+
+
 # --- client-certificate TLS -----------------------------------------------------------------------------------
 
 
