@@ -100,6 +100,7 @@ class InspectionReport:
     ref_to_message_id: str | None = None
     soap_version: str | None = None
     signature_valid: bool | None = None  # None: the message carries no signature
+    signature_value_valid: bool | None = None  # the SignatureValue alone verified over SignedInfo
     signature_complete: bool = False  # every reference could be checked
     signer: x509.Certificate | None = None
     references: list[ReferenceCheck] = field(default_factory=list)
@@ -150,6 +151,7 @@ class InspectionReport:
             "valid": self.valid,
             "signature": {
                 "valid": self.signature_valid,
+                "value_valid": self.signature_value_valid,
                 "complete": self.signature_complete,
                 "signer_subject": self.signer_subject,
                 "references": [{"uri": r.uri, "digest_valid": r.digest_valid, "problem": r.problem}
@@ -443,7 +445,7 @@ class _Analysis:
                                          attachment_content_ids=supplied if report.kind == "user-message" else ())
         result = wssec.verify(self.root, sources, require=require)
         report.signer = result.signer or _token_certificate(security)
-        report.signature_valid = result.signature_valid
+        report.signature_valid = report.signature_value_valid = result.signature_valid
         unchecked = [r for r in result.references if r.digest_valid is None]
         other_problems = [p for p in result.problems if p not in {r.problem for r in unchecked}]
         signer = f"signer {report.signer_subject}" if report.signer is not None else "signer unknown"
