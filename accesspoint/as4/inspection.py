@@ -362,29 +362,25 @@ class _Analysis:
 
     def _decryption(self) -> None:
         report = self.report
-        try:
-            header = encryption.read_encryption_header(self.root)
-        except As4Error as exc:
-            if self._security() is None and report.kind != "user-message":
-                return  # a signal without wsse:Security: nothing is encrypted
-            if self._security() is None:
-                report.add("decryption", "failed", "the message is not encrypted (no wsse:Security header); "
-                           "Peppol requires the payload to be encrypted",
-                           As4Error(FAILED_DECRYPTION, "the message is not encrypted"))
-                return
-            report.decrypted = False
-            report.add("decryption", "failed", exc.description, exc)
-            return
-        report.encrypted_for = [_describe(k.recipient) for k in header.keys]
-        if not header.keys:
+        security = self._security()
+        encrypted_keys = security.findall(f"{{{ns.XENC}}}EncryptedKey") if security is not None else []
+        if security is None or not encrypted_keys:
             if report.kind == "user-message":
-                report.add("decryption", "failed", "the message is not encrypted (no xenc:EncryptedKey); Peppol "
-                           "requires the payload to be encrypted",
-                           As4Error(FAILED_DECRYPTION, "the message is not encrypted"))
+                where = "no xenc:EncryptedKey" if security is not None else "no wsse:Security header"
+                report.add("decryption", "failed", f"the message is not encrypted ({where}); Peppol requires the "
+                           "payload to be encrypted", As4Error(FAILED_DECRYPTION, "the message is not encrypted"))
             return
+        recipients = [_token_certificate(security, ek) for ek in encrypted_keys]
+        report.encrypted_for = [_describe(c) if c is not None else "a certificate not given as a BinarySecurityToken"
+                                for c in recipients]
         targets = ", ".join(report.encrypted_for)
+        report.decrypted = False
         if not self.keys:
-            report.decrypted = False
+            try:  # the structure is still worth checking: it is what a key holder would run into
+                encryption.read_encryption_header(self.root)
+            except As4Error as exc:
+                report.add("decryption", "failed", f"the encryption header is not acceptable: {exc.description}", exc)
+                return
             report.add("decryption", "failed", f"not possible: encrypted for {targets}, and no key was given "
                        "(--key)", As4Error(FAILED_DECRYPTION, f"no key to decrypt for {targets}"))
             return
@@ -393,9 +389,9 @@ class _Analysis:
             self.decrypted = encryption.decrypt_attachments(self.root, self.keys, ciphertexts,
                                                             spill_threshold=self.limits.spill_threshold)
         except As4Error as exc:
-            report.decrypted = False
-            given = "; ".join(_describe(k.certificate) for k in self.keys)
-            if exc.code == FAILED_DECRYPTION and "not ours" in exc.description:
+            ours = {k.certificate for k in self.keys}
+            if not any(c in ours for c in recipients if c is not None):
+                given = "; ".join(_describe(k.certificate) for k in self.keys)
                 summary = f"not possible: encrypted for {targets}, not for the given key ({given})"
             else:
                 summary = f"failed: {exc.description}"
@@ -444,7 +440,8 @@ class _Analysis:
         require = wssec.RequiredCoverage(messaging=True, body=True,
                                          attachment_content_ids=supplied if report.kind == "user-message" else ())
         result = wssec.verify(self.root, sources, require=require)
-        report.signer = result.signer or _token_certificate(security)
+        signature = security.find(f"{{{ns.DS}}}Signature")
+        report.signer = result.signer or (_token_certificate(security, signature) if signature is not None else None)
         report.signature_valid = report.signature_value_valid = result.signature_valid
         unchecked = [r for r in result.references if r.digest_valid is None]
         other_problems = [p for p in result.problems if p not in {r.problem for r in unchecked}]
@@ -629,10 +626,12 @@ def _describe(cert: x509.Certificate) -> str:
     return f"{cert.subject.rfc4514_string()}, serial {cert.serial_number:#x}"
 
 
-def _token_certificate(security: etree._Element) -> x509.Certificate | None:
-    """The certificate KeyInfo points at, for the report when verification stopped before resolving it."""
-    reference = security.find(f"{{{ns.DS}}}Signature/{{{ns.DS}}}KeyInfo/{{{ns.WSSE}}}SecurityTokenReference/"
-                              f"{{{ns.WSSE}}}Reference")
+def _token_certificate(security: etree._Element, owner: etree._Element) -> x509.Certificate | None:
+    """The BST certificate that `owner`'s (ds:Signature's or xenc:EncryptedKey's) KeyInfo points at, for the report.
+
+    Only for describing: the core modules resolve it again, with their Id and policy checks, when they use it.
+    """
+    reference = owner.find(f"{{{ns.DS}}}KeyInfo/{{{ns.WSSE}}}SecurityTokenReference/{{{ns.WSSE}}}Reference")
     uri = reference.get("URI", "") if reference is not None else ""
     for bst in security.iter(f"{{{ns.WSSE}}}BinarySecurityToken"):
         if uri.startswith("#") and uri[1:] in (bst.get(f"{{{ns.WSU}}}Id"), bst.get("Id")):
