@@ -134,8 +134,8 @@ class RoundTrip:
         return target
 
 
-def make_round_trip(directory: Path, vectors: Path) -> RoundTrip:
-    pki = init_pki(directory / "pki")
+def make_round_trip(directory: Path, vectors: Path, *, crl_url: str | None = None) -> RoundTrip:
+    pki = init_pki(directory / "pki", crl_url=crl_url)
     key = load_pkcs12(pki.ap_p12, pki.password)
     sbd = vectors / SBD_TEMPLATE
     message = directory / "message.mime"

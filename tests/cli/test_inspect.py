@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from click.testing import CliRunner, Result
 
 from accesspoint.cli.main import cli
 from tests.as4.inspect_support import AT, EXPECTED, RoundTrip, check, make_round_trip
+from tests.certs.revocation_server import RevocationServer, make_crl
 
 
 @pytest.fixture(scope="module")
@@ -128,3 +130,29 @@ def test_default_anchors_come_from_the_configured_environment(vectors: Path, mon
     data = json.loads(result.output)
     assert result.exit_code == 0
     assert "of the test environment" in data["certificate"]["detail"]
+
+
+@pytest.mark.parametrize("revoked", [False, True])
+def test_revocation_is_checked_only_with_the_flag(vectors: Path, tmp_path: Path, revoked: bool) -> None:
+    with RevocationServer() as server:
+        trip = make_round_trip(tmp_path, vectors, crl_url=server.crl_url("ap"))
+        ca_cert, ca_key = trip.pki.ca("ap")
+        serial = trip.key.certificate.serial_number
+        server.crls["ap"] = make_crl(ca_cert, ca_key, {serial: datetime.now(UTC)} if revoked else {})
+        common = [trip.message, "--content-type", trip.content_type, "--key", trip.pki.ap_p12,
+                  "--key-password", trip.pki.password, "--trust", trip.pki.truststore_pem]
+        unchecked = _run(*common)
+        checked = _run(*common, "--revocation", "--json")
+    assert unchecked.exit_code == 0
+    assert "– revocation: not checked (use --revocation to ask the CA's CRL/OCSP server)" in unchecked.output
+    data = json.loads(checked.output)
+    assert data["certificate"]["revocation_checked"] is True
+    assert "revocation" not in [s["step"] for s in data["steps"]]
+    if revoked:
+        assert checked.exit_code == 1
+        assert data["certificate"]["reason"] == "revoked"
+        assert data["ebms_error"] == "EBMS:0101"
+    else:
+        assert checked.exit_code == 0, checked.output
+        assert "not revoked (crl" in data["certificate"]["detail"]
+    assert server.hits["/crl/ap"] == 1
