@@ -60,10 +60,12 @@ def _cn(cert: x509.Certificate) -> str:
     return str(cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
 
 
-def build_message(sbd: Path, sender: KeyMaterial, recipient: x509.Certificate, out: BinaryIO) -> tuple[str, str]:
+def build_message(sbd: Path, sender: KeyMaterial, recipient: x509.Certificate, out: BinaryIO, *,
+                  encrypt: bool = True) -> tuple[str, str]:
     """Write the complete MIME body of a signed and encrypted Peppol UserMessage carrying `sbd` to `out`.
 
-    Returns (HTTP Content-Type, eb:MessageId). Large payloads stay in temporary files.
+    Returns (HTTP Content-Type, eb:MessageId). Large payloads stay in temporary files. `encrypt=False` leaves the
+    gzip attachment in the clear (`application/gzip`), which Peppol forbids: for testing the rejection.
     """
     with sbd.open("rb") as stream:
         header = parse_sbdh(stream)
@@ -84,6 +86,13 @@ def build_message(sbd: Path, sender: KeyMaterial, recipient: x509.Certificate, o
         wssec.sign(envelope, sender, [wssec.AttachmentContent.from_stream(content_id, "application/gzip",
                                                                             compressed)])
         compressed.seek(0)
+        if not encrypt:
+            root_xml = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
+            content_type, chunks = mime.write_message(
+                root_xml, [mime.OutgoingAttachment(content_id, compressed, "application/gzip")])
+            for chunk in chunks:
+                out.write(chunk)
+            return content_type, um.message_id
         encrypted = encrypt_attachments(messaging.security_header(envelope), recipient,
                                         [PlainAttachment(content_id, "application/gzip", compressed)],
                                         spill_threshold=SPILL_THRESHOLD)

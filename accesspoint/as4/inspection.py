@@ -406,15 +406,15 @@ class _Analysis:
 
     # ----------------------------------------------------------------- signature
 
-    def _attachment_sources(self) -> tuple[dict[str, wssec.AttachmentContent], list[str]]:
-        """The octets the signature covers per Content-ID, and the Content-IDs we could supply."""
+    def _plain_attachments(self) -> set[str]:
+        """Content-IDs of the attachments no EncryptedData covers: their MIME bodies are what was signed."""
+        cids = [p.content_id for p in self.message.attachments if p.content_id]
+        return set(encryption.unencrypted_attachments(self.root, cids))
+
+    def _attachment_sources(self) -> dict[str, wssec.AttachmentContent]:
+        """The octets the signature covers, per Content-ID, for the attachments we have in the clear."""
         sources: dict[str, wssec.AttachmentContent] = {}
-        security = self._security()
-        encrypted = set()
-        if security is not None:
-            encrypted = {p.content_id for p in self.message.attachments if p.content_id} - set(
-                encryption.unencrypted_attachments(self.root, [p.content_id for p in self.message.attachments
-                                                               if p.content_id]))
+        plain = self._plain_attachments()
         for part in self.message.attachments:
             cid = part.content_id
             if not cid:
@@ -422,9 +422,9 @@ class _Analysis:
             if cid in self.decrypted:
                 item = self.decrypted[cid]
                 sources[cid] = wssec.AttachmentContent.from_stream(cid, item.mime_type, item.body)
-            elif cid not in encrypted:
+            elif cid in plain:
                 sources[cid] = wssec.AttachmentContent.from_stream(cid, part.content_type, part.open())
-        return sources, list(sources)
+        return sources
 
     def _signature(self) -> None:
         report = self.report
@@ -436,9 +436,10 @@ class _Analysis:
             report.add("signature", "failed", "the message is not signed (no ds:Signature in wsse:Security)",
                        As4Error(FAILED_AUTHENTICATION, "the message is not signed"))
             return
-        sources, supplied = self._attachment_sources()
+        sources = self._attachment_sources()
+        # An attachment we could not decrypt cannot be required: its reference is reported as not checkable.
         require = wssec.RequiredCoverage(messaging=True, body=True,
-                                         attachment_content_ids=supplied if report.kind == "user-message" else ())
+                                         attachment_content_ids=list(sources) if report.kind == "user-message" else ())
         result = wssec.verify(self.root, sources, require=require)
         signature = security.find(f"{{{ns.DS}}}Signature")
         report.signer = result.signer or (_token_certificate(security, signature) if signature is not None else None)
@@ -506,7 +507,7 @@ class _Analysis:
         cid = first.content_id or ""
         if cid in self.decrypted:
             plain = self.decrypted[cid].body
-        elif report.decrypted is None and self._is_unencrypted(cid):
+        elif cid in self._plain_attachments():
             plain = first.open()
         else:
             report.add("payload", "skipped", f"attachment <{cid}> was not decrypted, so its content is unknown")
@@ -541,9 +542,6 @@ class _Analysis:
                 report.add("sbdh", "failed", f"{exc.code}: {exc}", As4Error(OTHER, f"SBDH {exc.code}: {exc}"))
                 return
         self._sbdh_consistency(um, report.sbdh)
-
-    def _is_unencrypted(self, cid: str) -> bool:
-        return cid in encryption.unencrypted_attachments(self.root, [cid])
 
     def _sbdh_consistency(self, um: messaging.UserMessage, header: Sbdh) -> None:
         """originalSender/finalRecipient must name the SBDH Sender/Receiver (phase4's reject-on-non-compliance)."""

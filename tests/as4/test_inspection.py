@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from accesspoint.as4.inspection import InspectionReport, human_lines, inspect_message
+from bench.as4_roundtrip import build_message
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem
 from certs.validation import CertificateValidator
@@ -144,3 +145,19 @@ def test_round_trip_with_a_changed_header_fails_the_signature(round_trip: RoundT
     # the SBDH still names 9915:helger, so the cross-check names the changed finalRecipient too
     assert _step(report, "sbdh")[0] == "failed"
     assert report.ebms_error is not None and report.ebms_error.code == "EBMS:0101"
+
+
+def test_unencrypted_message_is_verified_read_and_rejected_for_peppol(round_trip: RoundTrip, tmp_path: Path) -> None:
+    path = tmp_path / "clear.mime"
+    with path.open("wb") as out:
+        content_type, _ = build_message(round_trip.sbd, round_trip.key, round_trip.key.certificate, out,
+                                        encrypt=False)
+    with path.open("rb") as stream:
+        report = inspect_message(stream, content_type, validator=CertificateValidator(round_trip.pki.anchors()))
+    assert _step(report, "decryption") == ("failed", "the message is not encrypted (no xenc:EncryptedKey); Peppol "
+                                                     "requires the payload to be encrypted")
+    assert report.decrypted is None
+    assert _step(report, "signature")[0] == "ok" and report.signature_complete
+    assert report.payload_sha256 == hashlib.sha256(round_trip.sbd.read_bytes()).hexdigest()
+    assert _step(report, "sbdh")[0] == "ok"
+    assert report.ebms_error is not None and report.ebms_error.code == "EBMS:0102"
