@@ -514,7 +514,8 @@ class _Analysis:
             return
         plain.seek(0)
         compression = part_info.compression_type
-        with tempfile.SpooledTemporaryFile(max_size=self.limits.spill_threshold, mode="w+b") as out:
+        # max_size 0 would mean "never spill" to SpooledTemporaryFile; a threshold of 0 means "always on disk" here.
+        with tempfile.SpooledTemporaryFile(max_size=max(1, self.limits.spill_threshold), mode="w+b") as out:
             sink = _HashingWriter(out)
             if compression == messaging.COMPRESSION_GZIP:
                 try:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from accesspoint.as4.inspection import InspectionReport, human_lines, inspect_message
-from bench.as4_roundtrip import build_message
+from accesspoint.as4.inspection import InspectionReport, Limits, human_lines, inspect_message
+from bench.as4_roundtrip import build_message, write_sbd
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem
 from certs.validation import CertificateValidator
@@ -161,3 +161,20 @@ def test_unencrypted_message_is_verified_read_and_rejected_for_peppol(round_trip
     assert report.payload_sha256 == hashlib.sha256(round_trip.sbd.read_bytes()).hexdigest()
     assert _step(report, "sbdh")[0] == "ok"
     assert report.ebms_error is not None and report.ebms_error.code == "EBMS:0102"
+
+
+def test_generated_multi_megabyte_sbd_round_trips_through_spilled_files(round_trip: RoundTrip, tmp_path: Path) -> None:
+    sbd = tmp_path / "big.xml"
+    size = write_sbd(round_trip.sbd, sbd, 3 << 20, note_bytes=512)
+    assert size == sbd.stat().st_size and (3 << 20) - 2048 < size <= 3 << 20
+    path = tmp_path / "big.mime"
+    with path.open("wb") as out:
+        content_type, _ = build_message(sbd, round_trip.key, round_trip.key.certificate, out)
+    with path.open("rb") as stream:
+        # spill_threshold 1: every part, the plaintext and the gunzipped SBD go through temporary files
+        report = inspect_message(stream, content_type, keys=[round_trip.key],
+                                 validator=CertificateValidator(round_trip.pki.anchors()),
+                                 limits=Limits(spill_threshold=1))
+    assert report.valid, list(human_lines(report))
+    assert report.payload_size == size
+    assert report.payload_sha256 == hashlib.sha256(sbd.read_bytes()).hexdigest()
