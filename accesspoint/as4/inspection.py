@@ -9,9 +9,10 @@ that cannot be decrypted still has its SOAP signature, its signer certificate an
 (shared/docs/as4.md section 5) and the first failure in that order decides the code:
 
 1. transport: Content-Type/MIME and XML (phase4: HTTP 400 before anything else);
-2. signature algorithms: a ds:Signature whose SignedInfo names algorithms outside the allow-list is rejected
-   "before any crypto" (vectors/as4/INDEX.md, um-unknown-signature-algorithm.xml: phase4 answers EBMS:0101 for that
-   message although its Body is not empty, which our envelope rules would answer with EBMS:0003);
+2. signature policy: a ds:Signature whose SignedInfo names algorithms outside the allow-list, or whose key is not
+   referenced as a BinarySecurityToken, is rejected "before any crypto" (vectors/as4/INDEX.md,
+   um-unknown-signature-algorithm.xml: phase4 answers EBMS:0101 for that message although its Body is not empty,
+   which our envelope rules alone would answer with EBMS:0003);
 3. ebMS header and Peppol profile (EBMS:0003/0009/0010/0011/0004);
 4. decryption (EBMS:0102), then the signature itself and its coverage (EBMS:0101);
 5. signer certificate (EBMS:0101), decompression (EBMS:0303), SBDH (EBMS:0004).
@@ -54,7 +55,7 @@ Kind = Literal["user-message", "receipt", "error"]
 
 # Ranks of the failing steps: the lowest decides the ebMS error we would answer (see the module docstring).
 _RANK = {
-    "transport": 0, "soap": 0, "signature-algorithms": 1, "envelope": 2, "profile": 2, "decryption": 3,
+    "transport": 0, "soap": 0, "signature-policy": 1, "envelope": 2, "profile": 2, "decryption": 3,
     "signature": 4, "certificate": 5, "payload": 6, "sbdh": 7,
 }
 _SNIFF_BYTES = 512
@@ -448,11 +449,11 @@ class _Analysis:
         other_problems = [p for p in result.problems if p not in {r.problem for r in unchecked}]
         signer = f"signer {report.signer_subject}" if report.signer is not None else "signer unknown"
         if result.signer is None and result.error is not None:
-            # Rejected before any crypto: say which references there are, none was checked.
+            # Rejected before any crypto (algorithms, Ids, key reference): list the references, none was checked.
             report.references = [ReferenceCheck(r.get("URI") or "", None, "not checked")
                                  for r in result.signed_info_references]
             report.signature_valid = False
-            report.add("signature-algorithms", "failed", f"{result.error.description} ({signer})", result.error)
+            report.add("signature-policy", "failed", f"{result.error.description} ({signer})", result.error)
             return
         report.references = [ReferenceCheck(r.uri, r.digest_valid, r.problem) for r in result.references]
         ok_digests = sum(1 for r in result.references if r.digest_valid)

@@ -94,7 +94,7 @@ def test_error_signal_is_explained_and_never_answered(vectors: Path) -> None:
 
 def test_unknown_signature_algorithm_is_rejected_before_any_crypto(vectors: Path) -> None:
     report = _inspect_file(vectors / "as4/messages/um-unknown-signature-algorithm.xml")
-    status, summary = _step(report, "signature-algorithms")
+    status, summary = _step(report, "signature-policy")
     assert status == "failed" and "http://www.randomcrypt.com/random" in summary
     assert report.signer_subject == "CN=APP_1000000101,O=BRZ (Federal Computing Center Austria),C=AT"
     assert [r.digest_valid for r in report.references] == [None]
