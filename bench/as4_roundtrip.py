@@ -19,7 +19,7 @@ from lxml import etree
 from accesspoint.as4 import messaging, mime, wssec
 from accesspoint.as4.compression import gzip_stream
 from accesspoint.as4.encryption import PlainAttachment, encrypt_attachments
-from accesspoint.sbdh import parse_sbdh
+from accesspoint.sbdh import Sbdh, parse_sbdh
 from certs.keystore import KeyMaterial
 
 # phase4's own example SBD (vectors/as4/sbdh/good/phase4-base-sbdh.xml, 10,433 bytes): the "10 KB invoice".
@@ -61,14 +61,16 @@ def _cn(cert: x509.Certificate) -> str:
 
 
 def build_message(sbd: Path, sender: KeyMaterial, recipient: x509.Certificate, out: BinaryIO, *,
-                  encrypt: bool = True) -> tuple[str, str]:
+                  encrypt: bool = True, header: Sbdh | None = None) -> tuple[str, str]:
     """Write the complete MIME body of a signed and encrypted Peppol UserMessage carrying `sbd` to `out`.
 
     Returns (HTTP Content-Type, eb:MessageId). Large payloads stay in temporary files. `encrypt=False` leaves the
-    gzip attachment in the clear (`application/gzip`), which Peppol forbids: for testing the rejection.
+    gzip attachment in the clear (`application/gzip`), which Peppol forbids: for testing the rejection. `header` is
+    the SBD's parsed SBDH when the caller has it already (a real sender built it), else it is read from `sbd`.
     """
-    with sbd.open("rb") as stream:
-        header = parse_sbdh(stream)
+    if header is None:
+        with sbd.open("rb") as stream:
+            header = parse_sbdh(stream)
     content_id = mime.new_content_id()
     um = messaging.new_user_message(
         domain="bench", from_party=_cn(sender.certificate), to_party=_cn(recipient),
