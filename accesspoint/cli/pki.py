@@ -15,7 +15,7 @@ from certs.validation import Purpose
 
 
 def _fail(message: str) -> NoReturn:
-    from accesspoint.cli.main import fail  # imported here: main imports this module
+    from accesspoint.cli.common import fail
 
     fail(message)
     raise SystemExit(2)  # fail() exits; this tells type checkers so
