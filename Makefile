@@ -17,7 +17,7 @@ install-test: $(BIN)/python
 
 ## Install everything and start the gateway on its embedded defaults (local environment).
 run: install
-	$(BIN)/peppol-ap serve
+	$(BIN)/peppol-ap serve $(if $(PORT),--port $(PORT))
 
 ## Install what the tests need and run lint and the whole test suite.
 test: install-test
