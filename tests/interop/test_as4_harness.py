@@ -11,10 +11,11 @@ import json
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.interop.conftest import NOT_SERVICED
 from tests.interop.keys import PeerPki
-from tests.interop.peers import As4Receiver, Parties, peer_send
+from tests.interop.peers import As4Receiver, Parties, peer_send, read_request
 
 pytestmark = pytest.mark.interop
 
@@ -82,3 +83,22 @@ def test_offline_mode_writes_a_postable_request(
     body = Path(result["request"]["body"]).read_bytes()
     assert result["message_id"].encode() in body
     assert Path(result["request"]["sbd"]).read_bytes().startswith(b"<")
+
+
+def test_receiver_accepts_a_chunked_request(
+    as4_python: Path, as4_receiver: As4Receiver, to_peer: Parties, invoice: Path, tmp_path: Path
+) -> None:
+    # Peppol receivers MUST accept chunked transfer encoding; our sender streams, so the peer must de-chunk.
+    result = peer_send(as4_python, to_peer, invoice, tmp_path / "send")
+    headers, body = read_request(result)
+
+    response = requests.post(
+        as4_receiver.url, data=(body[i : i + 8192] for i in range(0, len(body), 8192)), headers=headers, timeout=60
+    )
+
+    assert response.status_code == 200
+    [received] = as4_receiver.verdicts()
+    assert received["successful"] is True
+    assert Path(received["payload"]).read_bytes() == Path(result["request"]["sbd"]).read_bytes()
+    request_headers = json.loads((as4_receiver.out / "001-request-headers.json").read_text())
+    assert request_headers["Transfer-Encoding"] == "chunked"

@@ -100,11 +100,13 @@ class Receiver:
         with self._lock:
             return next(self._numbers)
 
-    def handle(self, headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+    def handle(self, received_headers: dict[str, str], body: bytes) -> tuple[dict[str, str], bytes]:
+        """`received_headers` as on the wire (recorded so tests can see the framing); `body` already de-chunked."""
         number = self.next_number()
         prefix = self.out / f"{number:03d}"
-        (prefix.parent / f"{prefix.name}-request-headers.json").write_text(json.dumps(headers, indent=2))
+        (prefix.parent / f"{prefix.name}-request-headers.json").write_text(json.dumps(received_headers, indent=2))
         (prefix.parent / f"{prefix.name}-request-body.bin").write_bytes(body)
+        headers = {name: value for name, value in received_headers.items() if name.lower() not in FRAMING_HEADERS}
         exchange = parse_peppol_message(
             request_headers=headers,
             request_body=body,
@@ -170,8 +172,7 @@ def make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
             except ValueError as failure:
                 self.answer(400, {"Content-Type": "text/plain"}, f"unreadable request body: {failure}".encode())
                 return
-            headers = {name: value for name, value in self.headers.items() if name.lower() not in FRAMING_HEADERS}
-            signal_headers, signal = receiver.handle(headers, body)
+            signal_headers, signal = receiver.handle(dict(self.headers.items()), body)
             self.answer(200, signal_headers, signal)
 
         def answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
