@@ -236,13 +236,15 @@ def open_message(
         assert user_message is not None
         message_id = user_message.message_id
         messaging.check_peppol_user_message(user_message, [part.content_id or "" for part in message.attachments])
-        decrypted = _decrypt(parsed.envelope, message.attachments, our_key, limits)
+        # check_peppol_user_message lets only an ebMS ping come without attachments: nothing to decrypt then.
+        decrypted = _decrypt(parsed.envelope, message.attachments, our_key, limits) if message.attachments else {}
         spooled += [item.body for item in decrypted.values()]
         report = _verify(parsed.envelope, decrypted)
         _check_signer(report, user_message, check_signer)
         signer = report.signer
         assert signer is not None
-        if not message.attachments:  # an ebMS ping (check_peppol_user_message allows no attachment only there)
+        if user_message.is_ping:
+            # phase4 answers a ping with a receipt but hands nothing to the business side; any attachment is ignored.
             return InboundMessage(parsed.envelope, user_message, report, signer, None, 0, None, None, spooled)
         first = decrypted[message.attachments[0].content_id or ""]
         payload, size, digest = _decompress(user_message, first, limits, spooled)

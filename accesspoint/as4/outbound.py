@@ -156,19 +156,39 @@ def build_message(
     if sbdh is None:
         sbdh = parse_sbdh(source)
         source.seek(start)
-    content_id = mime.new_content_id()
     user_message = user_message_for(
         sbdh, from_party=our_key.subject_cn, to_party=to_party or _common_name(recipient_cert),
-        content_id=content_id, domain=domain, conversation_id=conversation_id, now=now,
+        content_id=mime.new_content_id(), domain=domain, conversation_id=conversation_id, now=now,
     )  # fmt: skip
     if message_id is not None:
         if not messaging.is_valid_message_id(message_id):
             raise ValueError(f"MessageId {message_id!r} is not 'left@right' without angle brackets")
         user_message = dataclasses.replace(user_message, message_id=message_id)
-    envelope = messaging.build_user_message(user_message)
+    return seal(user_message, source, sbdh, our_key=our_key, recipient_cert=recipient_cert,
+                spill_threshold=spill_threshold)
 
+
+def seal(
+    user_message: UserMessage,
+    sbd: BinaryIO,
+    sbdh: Sbdh,
+    *,
+    our_key: KeyMaterial,
+    recipient_cert: x509.Certificate,
+    spill_threshold: int = 1 << 20,
+) -> OutgoingMessage:
+    """Package an SBD under a given eb:UserMessage: gzip, sign, encrypt, MIME.
+
+    The user message must describe exactly one payload part (the SBD). `build_message` derives the user message
+    from the SBDH and is what senders call; this step is separate so the header can be chosen freely, e.g. to
+    check how a receiver treats a header that disagrees with the SBDH.
+    """
+    if len(user_message.parts) != 1 or user_message.parts[0].content_id is None:
+        raise ValueError("the user message must describe exactly one attachment part, 'cid:<Content-ID>'")
+    content_id = user_message.parts[0].content_id
+    envelope = messaging.build_user_message(user_message)
     with tempfile.SpooledTemporaryFile(max_size=spill_threshold) as compressed:
-        gzip_stream(source, compressed)
+        gzip_stream(sbd, compressed)
         sent_references = sign(
             envelope, our_key, [AttachmentContent(content_id, GZIP_MIME_TYPE, lambda: spool.reader(compressed))]
         )
