@@ -16,15 +16,11 @@ from certs.anchors import ENVIRONMENTS, TrustAnchors, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
+from smp.lookup import SML_ZONES
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "conf" / "default.toml"
 ENV_PREFIX = "PEPPOL_AP_"
 SECRET_KEYS = {("keystore", "password")}
-SML_ZONES = {
-    "production": "participant.sml.prod.tech.peppol.org",
-    "test": "participant.sml.test.tech.peppol.org",
-    "local": "local.peppol.test",
-}
 
 
 class ConfigError(ValueError):
