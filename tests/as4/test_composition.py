@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
 from accesspoint.as4 import messaging, mime, ns, wssec
-from accesspoint.as4.encryption import decrypt_attachments
+from accesspoint.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
 from accesspoint.as4.errors import NOT_SERVICED, OTHER, As4Error
 from accesspoint.as4.inbound import (
     InboundLimits,
@@ -249,6 +249,37 @@ def test_ping_is_accepted_without_payload(aps: Aps) -> None:
         assert inbound.payload is None and inbound.sbdh is None
         receipt = respond(inbound, aps.receiver)
     assert messaging.parse_envelope_bytes(receipt).kind == "receipt"
+
+
+def _uncompressed(aps: Aps, sbdh: Sbdh, sbd: bytes) -> tuple[str, bytes]:
+    """A message whose SBD travels without gzip (allowed by ebMS, accepted by phase4): signed as XML, encrypted."""
+    content_id = mime.new_content_id()
+    um = user_message_for(sbdh, from_party="POP000001", to_party="POP000002", content_id=content_id,
+                          domain="test.example")
+    um = dataclasses.replace(um, parts=(PartInfo.attachment(content_id, compression_type=None),))
+    envelope = messaging.build_user_message(um)
+    wssec.sign(envelope, aps.sender, [wssec.AttachmentContent(content_id, "application/xml", lambda: io.BytesIO(sbd))])
+    [encrypted] = encrypt_attachments(messaging.security_header(envelope), aps.receiver.certificate,
+                                      [PlainAttachment(content_id, "application/xml", io.BytesIO(sbd))])
+    content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"),
+                                              [mime.OutgoingAttachment(content_id, encrypted.body)])
+    return content_type, b"".join(chunks)
+
+
+def test_uncompressed_payload_is_accepted(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
+    content_type, body = _uncompressed(aps, sbdh, sbd)
+    with open_message(io.BytesIO(body), content_type, our_key=aps.receiver, check_signer=aps.check_signer) as inbound:
+        assert inbound.payload is not None and inbound.payload.read() == sbd
+        assert inbound.payload_sha256 == hashlib.sha256(sbd).hexdigest()
+
+
+def test_uncompressed_payload_over_the_limit_is_refused(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
+    content_type, body = _uncompressed(aps, sbdh, sbd)
+    with pytest.raises(InboundRefusal) as refused:
+        open_message(io.BytesIO(body), content_type, our_key=aps.receiver, check_signer=aps.check_signer,
+                     limits=InboundLimits(max_payload_bytes=len(sbd) - 1))
+    assert refused.value.code == "EBMS:0004"
+    assert "limit" in refused.value.description
 
 
 # --------------------------------------------------------------------------- inbound: refused

@@ -51,6 +51,7 @@ def peer_send(
     *,
     url: str | None = None,
     instance_id: str | None = None,
+    digit_ids: bool = False,
 ) -> dict[str, Any]:
     """Build (and with `url`, POST and judge) one as4 message; returns peer_send.py's JSON result."""
     args = [
@@ -70,6 +71,8 @@ def peer_send(
         args += ["--url", url]
     if instance_id:
         args += ["--instance-id", instance_id]
+    if digit_ids:
+        args.append("--digit-ids")
     done = subprocess.run(args, capture_output=True, text=True, timeout=SEND_TIMEOUT_SECONDS, check=False)
     if done.returncode != 0:
         raise PeerError(f"peer_send.py exited {done.returncode}:\n{done.stderr[-4000:]}")

@@ -80,6 +80,19 @@ def test_as4_messages_are_opened_by_our_core(
         ]
 
 
+def test_ids_that_are_not_ncnames_are_resolved(
+    as4_python: Path, peer_pki: PeerPki, to_us: Parties, invoice: Path, tmp_path: Path
+) -> None:
+    # as4 gives the Body and the receiver's BST bare-UUID wsu:Ids; here both start with a digit for sure.
+    result = peer_send(as4_python, to_us, invoice, tmp_path / "send", digit_ids=True)
+    headers, body = read_request(result)
+
+    with _open(peer_pki, headers, body) as inbound:
+        assert inbound.user_message.body_id is not None and inbound.user_message.body_id[0] == "0"
+        assert inbound.payload is not None
+        assert inbound.payload.read() == Path(result["request"]["sbd"]).read_bytes()
+
+
 def test_as4_message_from_an_untrusted_ap_is_refused(
     as4_python: Path, peer_pki: PeerPki, to_us: Parties, invoice: Path, tmp_path: Path
 ) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
-from as4 import AS4LocalPrivateKey, ReceiptVerificationError
+from as4 import AS4LocalPrivateKey, AS4References, ReceiptVerificationError
 from as4.peppol import (
     BusdoxDocidQnsDocumentIdentifier,
     PeppolAS4MessageBuilderArgs,
@@ -69,6 +69,8 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--process", required=True, help="cenbii-procid-ubl process identifier value")
     parser.add_argument("--country", default="BE", help="COUNTRY_C1")
     parser.add_argument("--instance-id", help="SBDH InstanceIdentifier (default: a fresh UUID)")
+    parser.add_argument("--digit-ids", action="store_true",
+                        help="make the Body and receiver-BST wsu:Ids start with a digit (as4 does so at random)")
     parser.add_argument("--out", type=Path, required=True, help="directory for the request, response and result")
     parser.add_argument("--url", help="POST the message here and judge the answer")
     return parser.parse_args(argv)
@@ -94,7 +96,13 @@ def build_exchange(args: argparse.Namespace) -> tuple[PeppolSendingExchange, dic
         process_identifier=args.process,
         c1_country_id=args.country,
     )
-    exchange = PeppolSendingExchange(profile=PeppolAS4Profile, local_party=local_party, remote_party=remote_party)
+    identifiers = AS4References()
+    if args.digit_ids:
+        # as4 uses bare UUIDs for these two ids, so 10 in 16 of its messages have ids that are not NCNames.
+        identifiers = AS4References(body_id=f"0{uuid4()}", encrypted_key_bst_id=f"1{uuid4()}")
+    exchange = PeppolSendingExchange(
+        profile=PeppolAS4Profile, local_party=local_party, remote_party=remote_party, identifiers=identifiers
+    )
     headers, body = exchange.build(args.payload.read_bytes(), builder_args)
     return exchange, headers, body
 
