@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -78,6 +80,32 @@ def test_as4_messages_are_opened_by_our_core(
         assert [r.get("URI") for r in inbound.signature.signed_info_references] == [
             r["uri"] for r in result["sent_references"]
         ]
+
+
+@pytest.fixture
+def large_invoice(invoice: Path, tmp_path: Path) -> Path:
+    """The BIS example with a 3 MB note: every part spills from memory to disk on both sides (threshold 1 MiB).
+
+    The note is random base64, so it compresses about as little as real content with attachments; repeated text
+    would exceed the gzip-bomb ratio bound and be refused, as it should.
+    """
+    note = "<cbc:Note>" + base64.b64encode(os.urandom(2_300_000)).decode() + "</cbc:Note>"
+    text = invoice.read_text().replace("<cbc:DueDate>", note + "\n    <cbc:DueDate>", 1)
+    path = tmp_path / "large-invoice.xml"
+    path.write_text(text)
+    return path
+
+
+def test_large_as4_message_is_opened_by_our_core(
+    as4_python: Path, peer_pki: PeerPki, to_us: Parties, large_invoice: Path, tmp_path: Path
+) -> None:
+    result = peer_send(as4_python, to_us, large_invoice, tmp_path / "send")
+    headers, body = read_request(result)
+
+    with _open(peer_pki, headers, body) as inbound:
+        sent_sbd = Path(result["request"]["sbd"]).read_bytes()
+        assert len(sent_sbd) > 3_000_000
+        assert inbound.payload is not None and inbound.payload.read() == sent_sbd
 
 
 def test_ids_that_are_not_ncnames_are_resolved(
@@ -164,6 +192,20 @@ def test_our_message_with_content_length_is_accepted_by_as4(
         body = b"".join(out.chunks())
         assert len(body) == out.content_length
         response = requests.post(as4_receiver.url, data=body, headers={"Content-Type": out.content_type}, timeout=60)
+        verdict = verify_receipt(response.content, sent_message_id=out.message_id,
+                                 sent_references=out.sent_references)
+
+    assert verdict.valid, verdict.problems
+    assert Path(as4_receiver.verdicts()[0]["payload"]).read_bytes() == sbd
+
+
+def test_our_large_message_is_accepted_by_as4(
+    as4_receiver: As4Receiver, peer_pki: PeerPki, large_invoice: Path
+) -> None:
+    sbd = _our_sbd(large_invoice)
+    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate) as out:
+        response = requests.post(as4_receiver.url, data=out.chunks(), headers={"Content-Type": out.content_type},
+                                 timeout=120)
         verdict = verify_receipt(response.content, sent_message_id=out.message_id,
                                  sent_references=out.sent_references)
 
