@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from accesspoint import __version__
 from accesspoint.config import Config, key_material, load_config, trust_anchors
-from accesspoint.db import display_url, make_engine, ping
+from accesspoint.store.database import display_url, make_engine, ping
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -78,11 +78,13 @@ def config_show(config_path: str | None) -> None:
 
 def _register() -> None:
     from accesspoint.cli import discovery, inspect, pki
+    from accesspoint.cli.db import db
 
     cli.add_command(pki.pki)
     cli.add_command(inspect.inspect)
     cli.add_command(discovery.lookup)
     cli.add_command(discovery.smp)
+    cli.add_command(db)
 
 
 _register()
