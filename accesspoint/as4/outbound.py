@@ -76,13 +76,11 @@ class OutgoingMessage:
         """
         for attachment in self.attachments:
             attachment.body.seek(0)
-        content_type, body = mime.write_message(
+        _, body = mime.write_message(
             self.envelope_xml,
             [mime.OutgoingAttachment(a.content_id, a.body) for a in self.attachments],
             boundary=self.boundary,
         )
-        if content_type != self.content_type:
-            raise RuntimeError("the MIME writer produced a different Content-Type for the same boundary")
         return body
 
     def close(self) -> None:
@@ -104,12 +102,8 @@ def _common_name(certificate: x509.Certificate) -> str:
     return str(names[0].value)
 
 
-def _seekable(sbd: bytes | BinaryIO) -> BinaryIO:
-    if isinstance(sbd, bytes | bytearray | memoryview):
-        return io.BytesIO(bytes(sbd))
-    if not sbd.seekable():
-        raise ValueError("the SBD stream must be seekable: its header is read before the whole document is sent")
-    return sbd
+def _stream(sbd: bytes | BinaryIO) -> BinaryIO:
+    return io.BytesIO(bytes(sbd)) if isinstance(sbd, bytes | bytearray | memoryview) else sbd
 
 
 def user_message_for(sbdh: Sbdh, *, from_party: str, to_party: str, content_id: str, domain: str,
@@ -145,15 +139,19 @@ def build_message(
 ) -> OutgoingMessage:
     """Build the signed and encrypted AS4 message for one Standard Business Document.
 
-    `sbd` is the complete SBD (bytes, or a seekable stream read from its current position). `sbdh` is its parsed
-    header when the caller has it already; otherwise it is read from `sbd`. `to_party` defaults to the CN of
-    `recipient_cert` (the receiver's seat ID, as phase4 fills it from the SMP certificate). `message_id` is for a
-    deliberate resend with the same MessageId; by default a fresh `<uuid>@<domain>` is used.
+    `sbd` is the complete SBD (bytes, or a stream read from its current position). `sbdh` is its parsed header when
+    the caller has it already (then the stream need not be seekable); otherwise it is read from `sbd`.
+    `to_party` defaults to the CN of `recipient_cert` (the receiver's seat ID, as phase4 fills it from the SMP
+    certificate). `message_id` is for a deliberate resend with the same MessageId; by default a fresh
+    `<uuid>@<domain>` is used.
     Raises ValueError for unusable input and accesspoint.sbdh.SbdhError for an SBD whose header is invalid.
     """
-    source = _seekable(sbd)
-    start = source.tell()
+    source = _stream(sbd)
     if sbdh is None:
+        if not source.seekable():
+            raise ValueError("the SBD stream must be seekable when no sbdh is given: the header is read first, "
+                             "then the whole document is compressed")
+        start = source.tell()
         sbdh = parse_sbdh(source)
         source.seek(start)
     user_message = user_message_for(

@@ -200,6 +200,25 @@ def test_unseekable_stream_is_refused(aps: Aps, sbd: bytes) -> None:
         build_message(sbd=OneWay(), our_key=aps.sender, recipient_cert=aps.receiver.certificate)
 
 
+def test_unseekable_stream_is_fine_with_a_given_sbdh(aps: Aps, sbd: bytes, sbdh: Sbdh) -> None:
+    class OneWay(io.RawIOBase):
+        def __init__(self) -> None:
+            self.data = io.BytesIO(sbd)
+
+        def readable(self) -> bool:
+            return True
+
+        def seekable(self) -> bool:
+            return False
+
+        def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+            return self.data.readinto(buffer)
+
+    with build_message(sbd=io.BufferedReader(OneWay()), sbdh=sbdh, our_key=aps.sender,
+                       recipient_cert=aps.receiver.certificate) as out, _open(aps, out) as inbound:
+        assert inbound.payload is not None and inbound.payload.read() == sbd
+
+
 def test_seal_needs_exactly_one_attachment_part(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     with pytest.raises(ValueError, match="exactly one attachment"):
         _sealed(aps, sbdh, sbd, parts=(PartInfo.attachment("a@cid"), PartInfo.attachment("b@cid")))
