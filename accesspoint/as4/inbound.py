@@ -112,7 +112,9 @@ def _common_names(certificate: x509.Certificate) -> list[str]:
 def _parse_user_message(root: mime.Part) -> messaging.ParsedEnvelope:
     parsed = messaging.parse_envelope_bytes(root.read_bytes())
     if parsed.kind != "user-message" or parsed.user_message is None:
-        # Peppol is one-way push with synchronous signals: a receipt or error never arrives as a request.
+        # Peppol is one-way push with synchronous signals, so a receipt or error never arrives as a request. phase4
+        # (which also serves asynchronous profiles) answers such a request with an empty 204; we answer with an
+        # error, because for a Peppol sender it is a bug it should hear about.
         raise As4Error(PMODE_MISMATCH, f"the request carries an ebMS {parsed.kind} signal; this endpoint accepts "
                                        "only Peppol UserMessages (receipts and errors come back on the response)")
     return parsed
