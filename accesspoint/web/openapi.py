@@ -14,7 +14,9 @@ from flask.typing import ResponseReturnValue
 
 from accesspoint import __version__
 
-API_MODULES: tuple[str, ...] = ()
+API_MODULES: tuple[str, ...] = (
+    "accesspoint.web.api_outbound",
+)
 
 PROBLEM_SCHEMA = {
     "type": "object",
