@@ -128,8 +128,15 @@ def _decrypt(envelope: etree._Element, attachments: list[mime.Part], our_key: Ke
         listed = ", ".join(f"<{cid}>" for cid in plain)
         raise As4Error(FAILED_DECRYPTION, f"attachment {listed} is not encrypted; Peppol requires every payload to "
                                           "be encrypted for the receiving access point")
-    return decrypt_attachments(envelope, our_key, {part.content_id or "": part.open() for part in attachments},
-                               spill_threshold=limits.spill_threshold_bytes)
+    try:
+        return decrypt_attachments(envelope, our_key, {part.content_id or "": part.open() for part in attachments},
+                                   spill_threshold=limits.spill_threshold_bytes)
+    except (ValueError, x509.InvalidVersion) as exc:
+        # A damaged recipient BST can fail outside the encryption module's own checks (an unknown X.509 version at
+        # load time, or a field cryptography parses lazily while the refusal is worded). It is still a message we
+        # cannot decrypt, not a server error.
+        raise As4Error(FAILED_DECRYPTION, f"the recipient certificate in the encryption header is unreadable: "
+                                          f"{exc}") from None
 
 
 def _verify(envelope: etree._Element, decrypted: dict[str, DecryptedAttachment]) -> wssec.SignatureReport:
@@ -137,16 +144,37 @@ def _verify(envelope: etree._Element, decrypted: dict[str, DecryptedAttachment])
         cid: wssec.AttachmentContent(cid, item.mime_type, lambda body=item.body: spool.reader(body))
         for cid, item in decrypted.items()
     }
-    report = wssec.verify(envelope, contents, require=wssec.RequiredCoverage(attachment_content_ids=list(contents)))
+    try:
+        report = wssec.verify(envelope, contents,
+                              require=wssec.RequiredCoverage(attachment_content_ids=list(contents)))
+    except x509.InvalidVersion as exc:
+        # A signer BST whose X.509 version field is damaged fails at load time with an exception of its own.
+        raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate in the BinarySecurityToken is unreadable: "
+                                              f"{exc}") from None
     report.raise_for_error()
     if report.signer is None:
         raise As4Error(FAILED_AUTHENTICATION, "the signature names no signing certificate")
     return report
 
 
+def _readable(certificate: x509.Certificate) -> None:
+    """cryptography parses certificate fields lazily, so a damaged BST can load and still fail on first use: read
+    every field the checks use now, and refuse the message instead of failing inside a trust check."""
+    try:
+        certificate.subject.rfc4514_string()
+        certificate.issuer.rfc4514_string()
+        certificate.extensions  # noqa: B018 (parsing is the point)
+        certificate.public_key()
+        certificate.not_valid_before_utc  # noqa: B018
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate in the BinarySecurityToken is malformed: "
+                                              f"{exc}") from None
+
+
 def _check_signer(report: wssec.SignatureReport, user_message: UserMessage, check_signer: SignerCheck) -> None:
     signer = report.signer
     assert signer is not None
+    _readable(signer)
     verdict = check_signer(signer)
     if not verdict.valid:
         raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate {signer.subject.rfc4514_string()} is not "
