@@ -513,3 +513,32 @@ def test_damaged_certificate_tokens_are_refused_not_crashed_on(
     assert body.count(base64.b64encode(der)) == 1
     damaged = body.replace(base64.b64encode(der), base64.b64encode(damage(der)))
     assert _refusal(aps, message, body=damaged).code == code
+
+
+# --------------------------------------------------------------------------- the phase4 vectors (INDEX.md verdicts)
+
+
+@pytest.mark.parametrize(
+    ("name", "code"),
+    [
+        # "Must be rejected before any crypto. phase4 answers EBMS:0101" (its Body is not empty, too).
+        ("um-unknown-signature-algorithm.xml", "EBMS:0101"),
+        # "phase4 answers EBMS:0003 ValueInconsistent (CompressionType ... not supported)".
+        ("um-unsupported-compressiontype.mime", "EBMS:0003"),
+        # Encrypted for a POP000306 G2 certificate whose key is not public: "cannot decrypt -> EBMS:0102".
+        ("um-phase4-peppol-signed-encrypted.mime", "EBMS:0102"),
+    ],
+)
+def test_phase4_vectors_get_phase4s_answer(vectors: Path, name: str, code: str) -> None:
+    keys = vectors / "as4" / "keys"
+    key = load_pem(keys / "dummy-ph-as4.key.pem", keys / "dummy-ph-as4.cert.pem")
+    with (vectors / "as4" / "messages" / name).open("rb") as dump:
+        if name.endswith(".mime"):
+            headers, body = mime.read_http_dump(dump)
+            content_type = headers["content-type"]
+        else:
+            body, content_type = dump, "application/soap+xml;charset=UTF-8"
+        with pytest.raises(InboundRefusal) as refused:
+            open_message(body, content_type, our_key=key, check_signer=lambda c: pytest.fail("not reached"))
+    assert refused.value.code == code, refused.value.description
+    assert refused.value.message_id  # every one of them has a readable MessageId for the error signal
