@@ -55,7 +55,11 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # libpq waits forever for an unreachable host by default; /health and workers must not hang on it
+        connect_args["connect_timeout"] = 10
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
