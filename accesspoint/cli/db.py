@@ -5,20 +5,11 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from accesspoint.cli.common import config_option, fail
 from accesspoint.config import ConfigError, load_config
 from accesspoint.store.database import current_revision, display_url, head_revision, upgrade
 
-# Defined here, not imported from accesspoint.cli.main: main imports this module while it is being set up.
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
-)
 url_option = click.option("--url", help="Database URL (overrides database.url of the configuration).")
-
-
-def fail(message: str) -> None:
-    from accesspoint.cli.main import fail as report
-
-    report(message)
 
 
 def _database_url(config_path: str | None, url: str | None) -> str | None:
