@@ -115,6 +115,7 @@ class Network:
     token: str
     organisation_id: int
     ap_key: KeyMaterial
+    env: dict[str, str]
 
     def register(self, participant: ParticipantId, doctype: tuple[str, str] = BIS_INVOICE,
                  url: str | None = None) -> None:
@@ -168,12 +169,14 @@ def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
     data_dir.mkdir()
     shutil.copytree(pki_dir, data_dir / "pki")
     try:
-        cfg = load_config(environ=gateway_config(data_dir, dns.port, **sending))
+        env = gateway_config(data_dir, dns.port, **sending)
+        cfg = load_config(environ=env)
         gateway = build_gateway(cfg)
         fake = FakeAccessPoint(ap_key, CertificateValidator(pki.anchors()))
         organisation_id, token = seed(gateway)
         with serve_wsgi(fake) as base, SmpServer() as smp:
-            yield Network(gateway, pki, fake, f"{base}/as4", smp, records_file, token, organisation_id, ap_key)
+            yield Network(gateway, pki, fake, f"{base}/as4", smp, records_file, token, organisation_id, ap_key,
+                          env)
         gateway.engine.dispose()
     finally:
         dns.stop()
