@@ -27,23 +27,26 @@ import random
 import socket
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, BinaryIO
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
+from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from accesspoint.as4 import messaging, mime
+from accesspoint.as4 import messaging, mime, ns
 from accesspoint.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
-from accesspoint.as4.outbound import OutgoingMessage, build_message
+from accesspoint.as4.outbound import build_message
 from accesspoint.as4.receipts import verify_receipt
 from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
 from accesspoint.sbdh import SbdhError, parse_sbdh
+from accesspoint.store.blobs import CHUNK, BlobNotFoundError
 from accesspoint.store.database import begin_write, claim_outbound
 from accesspoint.store.models import (
     BIS_BILLING_CREDIT_NOTE,
@@ -204,8 +207,8 @@ def _soap_part(answer: HttpAnswer) -> bytes:
     return answer.body
 
 
-def judge_answer(answer: HttpAnswer, outgoing: OutgoingMessage, endpoint: EndpointResult,
-                 validate_signer: Any) -> Verified | Failure:
+def judge_answer(answer: HttpAnswer, sent_message_id: str, sent_references: Sequence[etree._Element],
+                 endpoint: EndpointResult, validate_signer: Any) -> Verified | Failure:
     """Turn the receiving AP's answer into a verified receipt or a classified failure; never a silent success.
 
     `validate_signer(cert)` judges the receipt signer against the Peppol AP CA (a certs.validation Verdict).
@@ -227,7 +230,7 @@ def judge_answer(answer: HttpAnswer, outgoing: OutgoingMessage, endpoint: Endpoi
                        status)
     if parsed.error is not None:
         return classify_error_signal(parsed.error, status)
-    verdict = verify_receipt(root, sent_message_id=outgoing.message_id, sent_references=outgoing.sent_references)
+    verdict = verify_receipt(root, sent_message_id=sent_message_id, sent_references=sent_references)
     problems = list(verdict.problems)
     if verdict.signer is not None:
         expected = endpoint.certificate.public_bytes(Encoding.DER)
@@ -245,6 +248,48 @@ def judge_answer(answer: HttpAnswer, outgoing: OutgoingMessage, endpoint: Endpoi
                        "confirm with the receiver before sending again, and report the receipt to its operator.",
                        status)
     return Verified(verdict.message_id or "", verdict.ref_to_message_id or "", envelope)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """The HTTP body of one AS4 message as stored in the blob store, and what its receipt must acknowledge."""
+
+    message_id: str
+    blob_key: str
+    content_type: str
+    references: Sequence[etree._Element]
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the streamed MIME body), for the blob store."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def signed_references(body: BinaryIO, content_type: str) -> list[etree._Element]:
+    """The ds:Reference elements of our signature in a stored AS4 body (what a receipt's NRI must match)."""
+    with mime.parse_message(body, content_type) as parsed:
+        root = safexml.parse_bytes(parsed.root.read_bytes())
+    signed_info = root.find(f".//{{{ns.WSSE}}}Security/{{{ns.DS}}}Signature/{{{ns.DS}}}SignedInfo")
+    if signed_info is None:
+        raise As4Error(INVALID_RECEIPT, "the stored AS4 body has no ds:SignedInfo")
+    return list(signed_info.iterfind(f"{{{ns.DS}}}Reference"))
 
 
 def _worker_id() -> str:
@@ -348,26 +393,56 @@ class Sender:
             self._finish(message_id, number, None, classify_discovery(exc, message), None)
             return
 
+        wire = self._wire(message, endpoint) if keep_id else None
+        if wire is None:
+            as4_id = message.as4_message_id if keep_id and message.as4_message_id else \
+                messaging.new_message_id(gw.message_id_domain)
+            built = self._build(blob_key, as4_id, endpoint)
+            if isinstance(built, Failure):
+                self._finish(message_id, number, endpoint, built, None)
+                return
+            wire = built
+        old_wire = message.wire_blob_key
         with gw.session() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
+                if wire.blob_key != old_wire:
+                    gw.blobs.delete(wire.blob_key)
                 return
-            if not keep_id:
-                message.as4_message_id = messaging.new_message_id(gw.message_id_domain)
-            as4_id = message.as4_message_id or ""
+            # stored before the POST: if this worker dies now, the next one resends these very bytes
+            message.as4_message_id = wire.message_id
+            message.wire_blob_key, message.wire_content_type = wire.blob_key, wire.content_type
             message.peer_endpoint_url = endpoint.endpoint_url
             message.peer_ap_cn = _common_name(endpoint.certificate)
             message.attempts = number
             session.add(Attempt(message_id=message_id, number=number, started_at=utcnow(),
                                 endpoint_url=endpoint.endpoint_url))
+        if old_wire and old_wire != wire.blob_key:
+            gw.blobs.delete(old_wire)
 
-        result = self._deliver(blob_key, as4_id, endpoint)
+        result = self._post(wire, endpoint)
         if isinstance(result, Failure) and result.code not in NOT_POSTED:
             # Peppol SMP: a sender may cache, but looks the receiver up again after a failed delivery
             gw.discovery.forget(receiver, document_type, process)
-        self._finish(message_id, number, endpoint, result, as4_id)
+        self._finish(message_id, number, endpoint, result, wire.message_id)
 
-    def _deliver(self, blob_key: str, as4_id: str, endpoint: EndpointResult) -> Verified | Failure:
+    def _wire(self, message: Message, endpoint: EndpointResult) -> Wire | None:
+        """The stored body of the unanswered last try, if it went to this same endpoint and certificate."""
+        if not (message.wire_blob_key and message.wire_content_type and message.as4_message_id):
+            return None
+        if (message.peer_endpoint_url != endpoint.endpoint_url
+                or message.peer_ap_cn != _common_name(endpoint.certificate)):
+            return None
+        try:
+            with self.gateway.blobs.open(message.wire_blob_key) as stored:
+                references = signed_references(stored, message.wire_content_type)
+        except (BlobNotFoundError, As4Error, safexml.XmlError) as exc:
+            log.warning("stored AS4 body of %s unusable (%s); building it again", message.id, exc)
+            return None
+        return Wire(message.as4_message_id, message.wire_blob_key, message.wire_content_type, references)
+
+    def _build(self, blob_key: str, as4_id: str, endpoint: EndpointResult) -> Wire | Failure:
+        """Build the AS4 message for the stored SBD and store its HTTP body durably."""
         gw = self.gateway
         spill = int(gw.config.data["as4"]["spill_threshold_bytes"])
         try:
@@ -376,14 +451,21 @@ class Sender:
                 source.seek(0)
                 outgoing = build_message(sbd=source, sbdh=header, our_key=gw.key, recipient_cert=endpoint.certificate,
                                          message_id=as4_id, domain=gw.message_id_domain, spill_threshold=spill)
+            with outgoing:
+                ref = gw.blobs.put(_ChunkReader(outgoing.chunks()))
         except (SbdhError, ValueError, mime.BoundaryCollisionError) as exc:
             return Failure(False, "build-error", f"the stored document cannot be packaged for AS4: {exc}",
                            "This is a fault of this access point, not of the document's receiver; report it to the "
                            "operator of this gateway.")
-        with outgoing:
+        return Wire(outgoing.message_id, ref.key, outgoing.content_type, outgoing.sent_references)
+
+    def _post(self, wire: Wire, endpoint: EndpointResult) -> Verified | Failure:
+        gw = self.gateway
+        with gw.blobs.open(wire.blob_key) as body:
+            length = os.fstat(body.fileno()).st_size
             try:
-                answer = self.transport.post(endpoint.endpoint_url, outgoing.content_type, outgoing.chunks(),
-                                             outgoing.content_length)
+                chunks = iter(lambda: body.read(CHUNK), b"")
+                answer = self.transport.post(endpoint.endpoint_url, wire.content_type, chunks, length)
             except TransportError as exc:
                 failure = classify_transport(exc)
                 if exc.retry_at is not None:
@@ -391,20 +473,27 @@ class Sender:
                     failure = Failure(True, failure.code, failure.reason, failure.hint,
                                       not_before=utcnow() + timedelta(seconds=wait))
                 return failure
-            result = judge_answer(answer, outgoing, endpoint,
-                                  lambda cert: gw.validator.validate(cert, Purpose.AP_SIGNING))
+        result = judge_answer(answer, wire.message_id, wire.references, endpoint,
+                              lambda cert: gw.validator.validate(cert, Purpose.AP_SIGNING))
         if not (isinstance(result, Failure) and result.code.startswith("http-")):
             self.transport.mark_healthy(endpoint.endpoint_url)
         return result
 
     def _finish(self, message_id: str, number: int, endpoint: EndpointResult | None, result: Verified | Failure,
                 as4_id: str | None) -> None:
+        stale_wire = self._record(message_id, number, result, as4_id)
+        if stale_wire:
+            self.gateway.blobs.delete(stale_wire)
+
+    def _record(self, message_id: str, number: int, result: Verified | Failure, as4_id: str | None) -> str | None:
+        """Write the outcome of a try; returns the key of a stored body that is no longer needed."""
         now = utcnow()
+        stale_wire: str | None = None
         with self.gateway.session() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 log.warning("outbound message %s was taken over by another worker; result dropped", message_id)
-                return
+                return None
             attempt = next((a for a in message.attempt_log if a.number == number), None)
             if attempt is None:  # discovery failed: nothing was posted, the try is still recorded
                 attempt = Attempt(message_id=message_id, number=number, started_at=now)
@@ -412,6 +501,10 @@ class Sender:
                 message.attempts = number
             attempt.finished_at = now
             message.locked_by = message.locked_until = None
+            answered = isinstance(result, Verified) or result.http_status is not None
+            if answered and message.wire_blob_key:
+                # the receiver has seen this MessageId: any next try is a new build under a new one
+                stale_wire, message.wire_blob_key, message.wire_content_type = message.wire_blob_key, None, None
             if isinstance(result, Verified):
                 attempt.outcome = AttemptOutcome.SENT
                 attempt.http_status = 200
@@ -423,7 +516,7 @@ class Sender:
                 record_event(session, message, EVENT_SENT, {
                     "as4_message_id": as4_id, "receiving_ap": message.peer_ap_cn, "attempts": number})
                 log.info("outbound message sent", extra={"message_id": message_id, "as4_message_id": as4_id})
-                return
+                return stale_wire
             attempt.outcome = AttemptOutcome.TRANSIENT if result.transient else AttemptOutcome.PERMANENT
             attempt.error_code, attempt.error_reason, attempt.http_status = result.code, result.reason, \
                 result.http_status
@@ -438,7 +531,7 @@ class Sender:
                     message.error_reason = (f"gave up after {number} attempt(s) by the deadline "
                                             f"{message.deadline_at:%Y-%m-%d %H:%M:%S} UTC; last error: {result.reason}")
                     message.error_hint = (f"{result.hint} The sending deadline (sending.deadline_hours) has passed; "
-                                          "POST /api/v1/outbound/{id}/retry to try again.")
+                                          f"POST /api/v1/outbound/{message_id}/retry to try again.")
                     retry_at = None
             data = {"reason": message.error_reason, "hint": message.error_hint, "error_code": result.code,
                     "attempts": number}
@@ -450,6 +543,7 @@ class Sender:
                 record_event(session, message, EVENT_FAILED, data)
             log.info("outbound attempt failed", extra={"message_id": message_id, "error_code": result.code,
                                                        "state": str(message.state)})
+        return stale_wire
 
 
 # One Sender per gateway in this process: connections and circuit breakers outlive one worker round.

@@ -4,9 +4,11 @@ answers the way a test asks (receipt, ebMS error, HTTP 500, a receipt whose NRI 
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +35,7 @@ from smp.lookup import naptr_name
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
+STALL_SECONDS = 3
 SENDER = ParticipantId.parse("0007:5567321707")
 RECEIVER = ParticipantId.parse("0007:5560360793")
 BIS_INVOICE = ("busdox-docid-qns", "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2::Invoice##"
@@ -60,6 +63,7 @@ class FakeAccessPoint:
     validator: CertificateValidator
     mode: str = "receipt"
     received: list[str] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
     documents: list[bytes] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -69,8 +73,11 @@ class FakeAccessPoint:
         if mode == "http500":
             request.get_data()
             return Response("internal error", status=500, mimetype="text/plain")(environ, start_response)
+        body = request.get_data()
+        with self.lock:
+            self.bodies.append(body)
         try:
-            inbound = open_message(request.stream, request.headers.get("Content-Type"), our_key=self.key,
+            inbound = open_message(io.BytesIO(body), request.headers.get("Content-Type"), our_key=self.key,
                                    check_signer=lambda c: self.validator.validate(c, Purpose.AP_SIGNING))
         except InboundRefusal as exc:
             body = error_response(exc, exc.message_id, self.key)
@@ -80,6 +87,8 @@ class FakeAccessPoint:
                 self.received.append(inbound.message_id)
                 assert inbound.payload is not None
                 self.documents.append(inbound.payload.read())
+            if mode == "stall":  # keeps the message but answers too late: the sender times out
+                time.sleep(STALL_SECONDS)
             if mode == "not-serviced":
                 error = As4Error(OTHER, "the receiver is not serviced here", NOT_SERVICED)
                 body = error_response(error, inbound.message_id, self.key)

@@ -140,6 +140,27 @@ def test_receiver_down_retries_with_the_same_message_id(api: FlaskClient, net: N
     assert other.received == [first["as4_message_id"]] == [body["as4_message_id"]]
 
 
+def test_resend_after_a_time_out_is_byte_identical(tmp_path: Path, vectors: Path) -> None:
+    with network(tmp_path, response_timeout_seconds=1) as net:
+        api = create_app(gateway=net.gateway).test_client()
+        net.register(RECEIVER)
+        net.receiver_ap.mode = "stall"
+        message_id = submit(api, net, invoice(vectors / "bis" / "base-example.xml"))
+        send_due(net.gateway)
+        first = status(api, net, message_id)
+        assert first["state"] == "retrying" and first["attempts"][0]["error_code"] == "timeout"
+        net.receiver_ap.mode = "receipt"
+        make_due(net, message_id)
+        send_due(net.gateway)
+        body = status(api, net, message_id)
+        assert body["state"] == "sent"
+        # the receiver got the same MessageId twice, in the very same bytes: it can tell a resend from a forgery
+        assert net.receiver_ap.received == [first["as4_message_id"]] * 2
+        assert net.receiver_ap.bodies[0] == net.receiver_ap.bodies[1]
+        with net.gateway.sessions() as session:
+            assert session.get(Message, message_id).wire_blob_key is None  # dropped once answered
+
+
 def test_http_500_retries_then_sends_with_a_new_message_id(api: FlaskClient, net: Network, document: bytes) -> None:
     net.register(RECEIVER)
     net.receiver_ap.mode = "http500"
