@@ -7,11 +7,13 @@ import com.helger.photon.io.WebFileIO;
 import com.helger.web.scope.mgr.WebScopeManager;
 import jakarta.servlet.ServletContextEvent;
 import jakarta.servlet.ServletContextListener;
+import jakarta.servlet.ServletRegistration;
 import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Properties;
+import java.util.function.Supplier;
 import org.eclipse.jetty.ee10.servlet.ServletContextHandler;
 import org.eclipse.jetty.ee10.servlet.ServletHolder;
 import org.eclipse.jetty.server.Server;
@@ -48,8 +50,8 @@ public final class Peer {
     server.addConnector(connector);
 
     ServletContextHandler context = new ServletContextHandler("/");
-    context.addEventListener(new Phase4Lifecycle(config.dataDir()));
-    context.addServlet(new ServletHolder(new As4ReceiverServlet(crypto.cryptoFactory(), processor)), "/as4");
+    context.addEventListener(new Phase4Lifecycle(config.dataDir(),
+        () -> new As4ReceiverServlet(crypto.cryptoFactory(), processor)));
     context.addServlet(new ServletHolder(new SendServlet(crypto, config.dataDir().resolve("sent-responses"))), "/send");
     ServletHolder control = new ServletHolder(new ControlServlet(crypto, inbox, settings, phase4Version()));
     context.addServlet(control, "/status");
@@ -64,12 +66,17 @@ public final class Peer {
     server.join();
   }
 
-  /** Opens and closes phase4's global scope with the servlet context, as phase4's own web applications do. */
+  /**
+   * Opens and closes phase4's global scope with the servlet context, as phase4's own web applications do.
+   * The AS4 servlet is registered here because phase4's servlet base class needs the global scope when constructed.
+   */
   private static final class Phase4Lifecycle implements ServletContextListener {
     private final Path dataDir;
+    private final Supplier<As4ReceiverServlet> as4Servlet;
 
-    Phase4Lifecycle(Path dataDir) {
+    Phase4Lifecycle(Path dataDir, Supplier<As4ReceiverServlet> as4Servlet) {
       this.dataDir = dataDir;
+      this.as4Servlet = as4Servlet;
     }
 
     @Override
@@ -79,6 +86,9 @@ public final class Peer {
       // Without a default profile phase4 resolves no Peppol PMode and skips the Peppol profile validation.
       AS4ProfileSelector.setCustomDefaultAS4ProfileID(AS4PeppolProfileRegistarSPI.AS4_PROFILE_ID);
       AS4ServerInitializer.initAS4Server();
+      ServletRegistration.Dynamic as4 = event.getServletContext().addServlet("as4", as4Servlet.get());
+      as4.addMapping("/as4");
+      as4.setLoadOnStartup(1);
     }
 
     @Override

@@ -10,6 +10,7 @@ import com.helger.phase4.client.IAS4ClientBuildMessageCallback;
 import com.helger.phase4.ebms3header.Ebms3Error;
 import com.helger.phase4.ebms3header.Ebms3SignalMessage;
 import com.helger.phase4.messaging.http.HttpRetrySettings;
+import com.helger.phase4.model.message.AS4UserMessage;
 import com.helger.phase4.model.message.AbstractAS4Message;
 import com.helger.phase4.peppol.Phase4PeppolSender;
 import com.helger.phase4.sender.EAS4UserMessageSendResult;
@@ -105,7 +106,10 @@ public final class SendServlet extends HttpServlet {
         .buildMessageCallback(new IAS4ClientBuildMessageCallback() {
           @Override
           public void onAS4Message(AbstractAS4Message<?> message) {
-            out.messageId = message.getMessagingID();
+            // getMessagingID() is only the wsu:Id of eb:Messaging; the ebMS MessageId is in the UserMessage.
+            if (message instanceof AS4UserMessage um) {
+              out.messageId = um.getEbms3UserMessage().getMessageInfo().getMessageId();
+            }
           }
         })
         .rawResponseConsumer(sent -> {
@@ -223,9 +227,18 @@ public final class SendServlet extends HttpServlet {
         .get(0);
   }
 
+  /**
+   * Index of the "::" after an identifier scheme, or -1 for a bare value. Schemes contain no ':' while values such as
+   * document types do ("urn:...:Invoice-2::Invoice##..."), so only a colon-free prefix counts as a scheme.
+   */
+  private static int schemeEnd(String id) {
+    int sep = id.indexOf("::");
+    return sep > 0 && id.lastIndexOf(':', sep - 1) < 0 ? sep : -1;
+  }
+
   /** Accepts "scheme::value" or a bare value with the Peppol default scheme. */
   private static IParticipantIdentifier participant(String id) {
-    int sep = id.indexOf("::");
+    int sep = schemeEnd(id);
     IParticipantIdentifier p = sep < 0 ? Phase4PeppolSender.IF.createParticipantIdentifierWithDefaultScheme(id)
         : Phase4PeppolSender.IF.createParticipantIdentifier(id.substring(0, sep), id.substring(sep + 2));
     if (p == null) {
@@ -235,7 +248,7 @@ public final class SendServlet extends HttpServlet {
   }
 
   private static IDocumentTypeIdentifier documentType(String id) {
-    int sep = id.indexOf("::");
+    int sep = schemeEnd(id);
     IDocumentTypeIdentifier d = sep < 0 ? Phase4PeppolSender.IF.createDocumentTypeIdentifierWithDefaultScheme(id)
         : Phase4PeppolSender.IF.createDocumentTypeIdentifier(id.substring(0, sep), id.substring(sep + 2));
     if (d == null) {
@@ -245,7 +258,7 @@ public final class SendServlet extends HttpServlet {
   }
 
   private static IProcessIdentifier process(String id) {
-    int sep = id.indexOf("::");
+    int sep = schemeEnd(id);
     IProcessIdentifier p = sep < 0 ? Phase4PeppolSender.IF.createProcessIdentifierWithDefaultScheme(id)
         : Phase4PeppolSender.IF.createProcessIdentifier(id.substring(0, sep), id.substring(sep + 2));
     if (p == null) {
