@@ -14,15 +14,13 @@ from typing import Any
 
 from certs.anchors import ENVIRONMENTS, TrustAnchors, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
+from certs.revocation import RevocationChecker
+from certs.validation import CertificateValidator
+from smp.lookup import SML_ZONES
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "conf" / "default.toml"
 ENV_PREFIX = "PEPPOL_AP_"
 SECRET_KEYS = {("keystore", "password")}
-SML_ZONES = {
-    "production": "participant.sml.prod.tech.peppol.org",
-    "test": "participant.sml.test.tech.peppol.org",
-    "local": "local.peppol.test",
-}
 
 
 class ConfigError(ValueError):
@@ -227,3 +225,23 @@ def trust_anchors(cfg: Config) -> TrustAnchors:
         ap_cas=tuple(load_certificates(pki.ap_ca)) + tuple(extra_ap),
         smp_cas=tuple(load_certificates(pki.smp_ca)) + tuple(extra_smp),
     )
+
+
+def revocation_checker(cfg: Config) -> RevocationChecker | None:
+    """The configured revocation checker; None in the local environment, whose dev PKI publishes no
+    CRL or OCSP service (its certificates would all be `revocation-unknown` under hard fail)."""
+    if cfg.data["environment"] == "local":
+        return None
+    rev = cfg.data["revocation"]
+    return RevocationChecker(
+        order=tuple(rev["order"]),
+        cache_seconds=rev["cache_hours"] * 3600,
+        soft_fail=rev["soft_fail"],
+        grace_seconds=rev["soft_fail_grace_hours"] * 3600,
+        timeout=float(rev["timeout_seconds"]),
+    )
+
+
+def certificate_validator(cfg: Config, anchors: TrustAnchors | None = None) -> CertificateValidator:
+    """Validator for peer AP and SMP certificates of the configured environment."""
+    return CertificateValidator(anchors or trust_anchors(cfg), revocation_checker(cfg))

@@ -1,0 +1,183 @@
+"""Is this certificate a valid Peppol AP (or SMP) certificate of our environment, at a given time?
+
+Modelled on ph-commons' CertificateHelper/TrustedCAChecker as phase4 uses it (operations.md 1.4):
+the issuing CA of the certificate's role is the trust anchor, so the leaf must be signed directly
+by one of the environment's AP CAs (resp. SMP CAs). The answer is a Verdict with a reason, never a
+bare boolean.
+
+Check order: issuer, signature, validity of the issuing CA, validity of the leaf, key usage,
+subject, revocation. phase4 checks the validity window before the issuer; we check the issuer
+first so that a certificate from an untrusted or retired CA (e.g. an expired G2 leaf) is reported
+as `unsupported-issuer`, which is what the reference vectors expect and what an operator needs
+to hear: no renewal date will fix it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.x509.oid import NameOID
+
+from certs.anchors import TrustAnchors
+from certs.revocation import RevocationChecker, RevocationResult
+
+# phax/peppol-commons PeppolIdentifierHelper.REGEX_SEAT_ID
+SEAT_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")
+
+EXPIRED = "expired"
+NOT_YET_VALID = "not-yet-valid"
+UNSUPPORTED_ISSUER = "unsupported-issuer"
+BAD_SIGNATURE = "bad-signature"
+BAD_KEY_USAGE = "bad-key-usage"
+BAD_SUBJECT = "bad-subject"
+REVOKED = "revoked"
+REVOCATION_UNKNOWN = "revocation-unknown"
+NO_CERTIFICATE = "no-certificate"
+REASONS = (EXPIRED, NOT_YET_VALID, UNSUPPORTED_ISSUER, BAD_SIGNATURE, BAD_KEY_USAGE, BAD_SUBJECT, REVOKED,
+           REVOCATION_UNKNOWN, NO_CERTIFICATE)
+
+
+class Purpose(StrEnum):
+    AP_SIGNING = "ap-signing"
+    AP_ENCRYPTION = "ap-encryption"
+    SMP_SIGNING = "smp-signing"
+
+    @property
+    def role(self) -> str:
+        return "SMP" if self is Purpose.SMP_SIGNING else "AP"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    valid: bool
+    reason: str | None
+    detail: str
+    subject: str
+    issuer: str
+    not_before: datetime | None
+    not_after: datetime | None
+    revocation: RevocationResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "valid": self.valid,
+            "reason": self.reason,
+            "detail": self.detail,
+            "subject": self.subject,
+            "issuer": self.issuer,
+            "not_before": self.not_before.isoformat() if self.not_before else None,
+            "not_after": self.not_after.isoformat() if self.not_after else None,
+            "revocation": self.revocation.to_dict() if self.revocation else None,
+        }
+
+
+def _cn(name: x509.Name) -> str:
+    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(attrs[0].value) if attrs else ""
+
+
+def _when(value: datetime) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC"
+
+
+class CertificateValidator:
+    """Validates leaf certificates against the anchors of one environment, optionally with revocation."""
+
+    def __init__(self, anchors: TrustAnchors, revocation: RevocationChecker | None = None) -> None:
+        self.anchors = anchors
+        self.revocation = revocation
+
+    def validate(self, cert: x509.Certificate | None, purpose: Purpose, at: datetime | None = None) -> Verdict:
+        purpose = Purpose(purpose)
+        if cert is None:
+            return Verdict(False, NO_CERTIFICATE, f"no certificate was provided for {purpose.value}", "", "",
+                           None, None)
+        now = at or datetime.now(UTC)
+        if now.tzinfo is None:
+            raise ValueError("validation time must be timezone-aware (UTC)")
+        subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+
+        def verdict(reason: str | None, detail: str, revocation: RevocationResult | None = None) -> Verdict:
+            return Verdict(reason is None, reason, detail, subject, issuer, cert.not_valid_before_utc,
+                           cert.not_valid_after_utc, revocation)
+
+        cas = self.anchors.smp_cas if purpose is Purpose.SMP_SIGNING else self.anchors.ap_cas
+        others = self.anchors.ap_cas if purpose is Purpose.SMP_SIGNING else self.anchors.smp_cas
+        env = self.anchors.environment
+        named = [ca for ca in cas if ca.subject == cert.issuer]
+        if not named:
+            if any(ca.subject == cert.issuer for ca in others):
+                other_role = "AP" if purpose is Purpose.SMP_SIGNING else "SMP"
+                return verdict(UNSUPPORTED_ISSUER, f"issued by the {other_role} CA {_cn(cert.issuer)!r}, which may "
+                               f"not issue certificates for {purpose.value}; only the {purpose.role} CA may")
+            trusted = ", ".join(repr(_cn(ca.subject)) for ca in cas) or "none configured"
+            return verdict(UNSUPPORTED_ISSUER, f"issuer {_cn(cert.issuer)!r} is not a trusted {purpose.role} CA of "
+                           f"the {env} environment (trusted: {trusted})")
+        ca = next((c for c in named if _issued_by(cert, c)), None)
+        if ca is None:
+            return verdict(BAD_SIGNATURE, f"the certificate names {_cn(cert.issuer)!r} as issuer, but its signature "
+                           "does not verify with that CA's key (forged or damaged certificate)")
+        if now > ca.not_valid_after_utc:
+            return verdict(EXPIRED, f"the issuing CA {_cn(ca.subject)!r} expired on {_when(ca.not_valid_after_utc)}")
+        if now < ca.not_valid_before_utc:
+            return verdict(NOT_YET_VALID, f"the issuing CA {_cn(ca.subject)!r} is not valid before "
+                           f"{_when(ca.not_valid_before_utc)}")
+        if now > cert.not_valid_after_utc:
+            return verdict(EXPIRED, f"the certificate expired on {_when(cert.not_valid_after_utc)} "
+                           f"(checked at {_when(now)})")
+        if now < cert.not_valid_before_utc:
+            return verdict(NOT_YET_VALID, f"the certificate is not valid before {_when(cert.not_valid_before_utc)} "
+                           f"(checked at {_when(now)})")
+        usage_problem = _key_usage_problem(cert, purpose)
+        if usage_problem:
+            return verdict(BAD_KEY_USAGE, usage_problem)
+        if purpose is not Purpose.SMP_SIGNING:
+            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            # The CN is the AS4 PartyId; with several CNs "the" seat ID would be ambiguous.
+            if len(cns) != 1:
+                return verdict(BAD_SUBJECT, f"the subject has {len(cns)} CNs; an AP certificate has exactly one, "
+                               "its seat ID")
+            if not SEAT_ID.fullmatch(str(cns[0].value)):
+                return verdict(BAD_SUBJECT, f"the subject CN {cns[0].value!r} is not a Peppol seat ID "
+                               "(P + 2 letters + 6 digits, e.g. POP000001)")
+        base = f"valid {purpose.value} certificate of the {env} environment, issued by {_cn(ca.subject)!r}"
+        if self.revocation is None:
+            return verdict(None, f"{base}; revocation NOT checked (disabled)")
+        result = self.revocation.check(cert, ca, now)
+        if result.status == "revoked":
+            return verdict(REVOKED, f"the certificate is {result.detail}", result)
+        if result.status == "unknown":
+            return verdict(REVOCATION_UNKNOWN, result.detail, result)
+        return verdict(None, f"{base}; not revoked ({result.source}: {result.detail})", result)
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature, UnsupportedAlgorithm):
+        return False
+    return True
+
+
+def _key_usage_problem(cert: x509.Certificate, purpose: Purpose) -> str | None:
+    try:
+        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+            return "the certificate is a CA certificate, not an end-entity certificate"
+    except x509.ExtensionNotFound:
+        pass
+    try:
+        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+    except x509.ExtensionNotFound:
+        return "the certificate has no KeyUsage extension (Peppol certificates always carry one)"
+    if purpose is Purpose.AP_ENCRYPTION:
+        if not usage.key_encipherment:
+            return "the key usage lacks keyEncipherment, so the key may not be used to encrypt to this AP"
+    elif not usage.digital_signature:
+        return f"the key usage lacks digitalSignature, so the key may not sign ({purpose.value})"
+    return None
