@@ -17,11 +17,12 @@ from typing import Any, BinaryIO
 
 import requests
 
+from certs.devpki import DEFAULT_PASSWORD
+
 PEER_DIR = Path(__file__).resolve().parent
 TARGET = PEER_DIR / "target"
 CLASSPATH_FILE = TARGET / "classpath.txt"
 MAIN_CLASS = "peppolap.interop.Peer"
-PKCS12_PASSWORD = "peppol"  # the dev-PKI password (certs.devpki)
 
 # BIS Billing 3.0 identifiers, as phase4 expects them (the default schemes are added by phase4).
 BIS3_INVOICE = (
@@ -71,7 +72,7 @@ class PeerIdentity:
     ap_ca: Path
     root_ca: Path
     smp_ca: Path | None = None
-    password: str = PKCS12_PASSWORD
+    password: str = DEFAULT_PASSWORD
     alias: str = ""  # empty: the only private key in the keystore
 
 
@@ -200,7 +201,8 @@ class Phase4Peer:
         self, *, handler_failure: str | None = None, smp_url: str | None = None, own_endpoint_url: str | None = None
     ) -> dict[str, Any]:
         """Switch the receiver: make its business handler fail, or enable phase4's SMP receiver check."""
-        body = {"handlerFailure": handler_failure, "smpUrl": smp_url, "ownEndpointUrl": own_endpoint_url or self.as4_url}
+        own_url = own_endpoint_url or self.as4_url
+        body = {"handlerFailure": handler_failure, "smpUrl": smp_url, "ownEndpointUrl": own_url}
         return self._call("POST", "/receiver", body)
 
     def send(

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from certs.devpki import IssuedLeaf
 from tests.interop.phase4.harness import BIS3_INVOICE, BIS3_PROCESS, Phase4Peer, SendResult
-from tests.interop.phase4.pki import Leaf
 
 pytestmark = pytest.mark.interop
 
@@ -20,7 +20,7 @@ SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader
 UBL_INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 
 
-def _send_to_self(peer: Phase4Peer, leaf: Leaf, payload: Path, message_id: str | None = None) -> SendResult:
+def _send_to_self(peer: Phase4Peer, leaf: IssuedLeaf, payload: Path, message_id: str | None = None) -> SendResult:
     return peer.send(
         sender=SENDER,
         receiver=RECEIVER,
@@ -40,7 +40,7 @@ def _inbox_entry(peer: Phase4Peer, message_id: str) -> dict:
     return matches[0]
 
 
-def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: Leaf,
+def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
                                       bis_invoice: Path) -> None:
     peer = peer_receiver_defaults
     sent = _send_to_self(peer, phase4_peer_leaf, bis_invoice)
@@ -78,7 +78,7 @@ def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4
         original, method="c14n2", strip_text=True)
 
 
-def test_duplicate_message_id_is_rejected(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: Leaf,
+def test_duplicate_message_id_is_rejected(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
                                           bis_invoice: Path) -> None:
     peer = peer_receiver_defaults
     message_id = f"{uuid.uuid4()}@interop.test"
@@ -101,7 +101,7 @@ def test_duplicate_message_id_is_rejected(peer_receiver_defaults: Phase4Peer, ph
     assert len([e for e in peer.inbox() if e["messageId"] == message_id]) == 1
 
 
-def test_failing_handler_answers_ebms_0004(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: Leaf,
+def test_failing_handler_answers_ebms_0004(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
                                            bis_invoice: Path) -> None:
     peer = peer_receiver_defaults
     peer.configure_receiver(handler_failure="back end is down")
