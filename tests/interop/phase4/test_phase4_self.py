@@ -10,28 +10,41 @@ import pytest
 from lxml import etree
 
 from certs.devpki import IssuedLeaf
-from tests.interop.phase4.harness import BIS3_INVOICE, BIS3_PROCESS, Phase4Peer, SendResult
+from tests.interop.phase4.harness import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS, Phase4Peer, SendResult
+from tests.interop.phase4.proxy import CorruptingProxy, flip_byte_in_last_part
 
 pytestmark = pytest.mark.interop
 
 SENDER = "0088:9482348239847239874"  # base-example.xml seller EndpointID
 RECEIVER = "0002:FR23342"  # base-example.xml buyer EndpointID
 SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
-UBL_INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
+BIG_DOCUMENT_BYTES = 20 * 1024 * 1024
 
 
-def _send_to_self(peer: Phase4Peer, leaf: IssuedLeaf, payload: Path, message_id: str | None = None) -> SendResult:
+def _send_to_self(
+    peer: Phase4Peer,
+    leaf: IssuedLeaf,
+    payload: Path,
+    *,
+    document_type: str = BIS3_INVOICE,
+    message_id: str | None = None,
+    endpoint_url: str | None = None,
+) -> SendResult:
     return peer.send(
         sender=SENDER,
         receiver=RECEIVER,
-        document_type=BIS3_INVOICE,
+        document_type=document_type,
         process=BIS3_PROCESS,
         country_c1="GB",
         payload_path=payload,
-        endpoint_url=peer.as4_url,
+        endpoint_url=endpoint_url or peer.as4_url,
         receiver_cert_pem=leaf.cert_pem.read_text(),
         message_id=message_id,
     )
+
+
+def _canonical(element: etree._Element) -> bytes:
+    return etree.tostring(element, method="c14n2", strip_text=True)
 
 
 def _inbox_entry(peer: Phase4Peer, message_id: str) -> dict:
@@ -40,10 +53,15 @@ def _inbox_entry(peer: Phase4Peer, message_id: str) -> dict:
     return matches[0]
 
 
-def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
-                                      bis_invoice: Path) -> None:
+@pytest.mark.parametrize(
+    ("vector", "document_type"),
+    [("base-example.xml", BIS3_INVOICE), ("base-creditnote-correction.xml", BIS3_CREDIT_NOTE)],
+)
+def test_bis3_document_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
+                                       vectors: Path, vector: str, document_type: str) -> None:
     peer = peer_receiver_defaults
-    sent = _send_to_self(peer, phase4_peer_leaf, bis_invoice)
+    document = vectors / "bis" / vector
+    sent = _send_to_self(peer, phase4_peer_leaf, document, document_type=document_type)
 
     assert sent.result == "SUCCESS", sent
     assert sent.signature_checked, "phase4 did not verify the receipt's signature"
@@ -60,7 +78,7 @@ def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4
     # phase4's identifier factory lower-cases iso6523-actorid-upis values (they are case-insensitive in Peppol).
     assert entry["sender"] == f"iso6523-actorid-upis::{SENDER}".lower()
     assert entry["receiver"] == f"iso6523-actorid-upis::{RECEIVER}".lower()
-    assert entry["documentType"] == f"busdox-docid-qns::{BIS3_INVOICE}"
+    assert entry["documentType"] == f"busdox-docid-qns::{document_type}"
     assert entry["process"] == f"cenbii-procid-ubl::{BIS3_PROCESS}"
     assert entry["countryC1"] == "GB"
     assert entry["fromPartyId"] == entry["toPartyId"] == "POP000002"
@@ -68,14 +86,46 @@ def test_bis3_invoice_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4
     sidecar = Path(entry["sbdPath"]).with_name(Path(entry["sbdPath"]).name.replace(".sbd.xml", ".json"))
     assert json.loads(sidecar.read_text())["messageId"] == sent.message_id
 
-    # The stored SBD carries the invoice unchanged (compared as canonical XML, since phase4 re-serialises it).
+    # The stored SBD carries the document unchanged (compared as canonical XML: phase4 re-serialises it).
     sbd = etree.parse(entry["sbdPath"]).getroot()
     assert sbd.tag == f"{{{SBDH_NS}}}StandardBusinessDocument"
-    invoice = sbd.find(f"{{{UBL_INVOICE_NS}}}Invoice")
-    assert invoice is not None
-    original = etree.parse(str(bis_invoice)).getroot()
-    assert etree.tostring(invoice, method="c14n2", strip_text=True) == etree.tostring(
-        original, method="c14n2", strip_text=True)
+    original = etree.parse(str(document)).getroot()
+    [business] = [child for child in sbd if child.tag == original.tag]
+    assert _canonical(business) == _canonical(original)
+
+
+def test_20_mb_document_to_own_receiver(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
+                                        bis_invoice: Path, tmp_path: Path) -> None:
+    peer = peer_receiver_defaults
+    # Grow the payment-terms note until the invoice is 20 MB; phase4 does not validate, so only size matters here.
+    text = bis_invoice.read_text(encoding="utf-8")
+    note = "Payment within 10 days, 2% discount"
+    filler = "x" * (BIG_DOCUMENT_BYTES - len(text.encode()))
+    big = tmp_path / "big-invoice.xml"
+    big.write_text(text.replace(note, note + " " + filler, 1), encoding="utf-8")
+    assert big.stat().st_size > BIG_DOCUMENT_BYTES
+
+    sent = _send_to_self(peer, phase4_peer_leaf, big)
+
+    assert sent.accepted, sent
+    entry = _inbox_entry(peer, sent.message_id)
+    assert entry["sbdSize"] > BIG_DOCUMENT_BYTES
+    sbd = etree.parse(entry["sbdPath"], etree.XMLParser(huge_tree=True)).getroot()
+    original = etree.parse(str(big), etree.XMLParser(huge_tree=True)).getroot()
+    [business] = [child for child in sbd if child.tag == original.tag]
+    assert _canonical(business) == _canonical(original)
+
+
+def test_payload_corrupted_in_transit_is_rejected(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
+                                                  bis_invoice: Path) -> None:
+    peer = peer_receiver_defaults
+    with CorruptingProxy(peer.as4_url, flip_byte_in_last_part) as proxy:
+        sent = _send_to_self(peer, phase4_peer_leaf, bis_invoice, endpoint_url=proxy.url)
+    assert proxy.forwarded == 1
+    assert sent.result == "AS4_ERROR_MESSAGE_RECEIVED", sent
+    # One flipped bit in the AES-GCM ciphertext: WSS4J fails, which phase4 reports as EBMS:0102 FailedDecryption.
+    assert [e["code"] for e in sent.ebms_errors] == ["EBMS:0102"]
+    assert not [e for e in peer.inbox() if e["messageId"] == sent.message_id]
 
 
 def test_duplicate_message_id_is_rejected(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
