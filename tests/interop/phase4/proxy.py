@@ -65,7 +65,7 @@ class CorruptingProxy:
                     chunks.append(self.rfile.read(size))
                     self.rfile.readline()  # CRLF after each chunk
 
-            def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - signature fixed by the base
+            def log_message(self, format: str, *args: object) -> None:
                 pass  # keep test output clean; the peer logs both ends
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
