@@ -31,8 +31,8 @@ def phase4_peer(
 ) -> Iterator[Phase4Peer]:
     identity = PeerIdentity(
         keystore=phase4_peer_leaf.p12,
-        ap_ca=phase4_pki.ap_ca,
-        root_ca=phase4_pki.root_ca,
+        ap_cas=(phase4_pki.ap_ca,),
+        roots=(phase4_pki.root_ca,),
         smp_ca=phase4_pki.smp_ca,
         password=phase4_pki.password,
     )

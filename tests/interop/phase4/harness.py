@@ -69,8 +69,8 @@ class PeerIdentity:
     """What the peer needs from a PKI: its own AP key and the test CAs it may trust (never the real Peppol CAs)."""
 
     keystore: Path
-    ap_ca: Path
-    root_ca: Path
+    ap_cas: tuple[Path, ...]  # issuers the peer accepts for AP certificates (its own and its partners')
+    roots: tuple[Path, ...]  # roots above them, for WSS4J's chain check
     smp_ca: Path | None = None
     password: str = DEFAULT_PASSWORD
     alias: str = ""  # empty: the only private key in the keystore
@@ -150,8 +150,8 @@ class Phase4Peer:
             "keystore.path": identity.keystore,
             "keystore.password": identity.password,
             "keystore.alias": identity.alias,
-            "ap.ca.pem": identity.ap_ca,
-            "trust.pem": identity.root_ca,
+            "ap.ca.pem": ",".join(map(str, identity.ap_cas)),
+            "trust.pem": ",".join(map(str, identity.roots)),
             "smp.ca.pem": identity.smp_ca or "",
             "inbox.dir": workdir / "inbox",
             "data.dir": workdir / "data",
