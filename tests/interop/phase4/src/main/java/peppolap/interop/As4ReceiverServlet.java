@@ -20,6 +20,8 @@ import org.apache.wss4j.dom.engine.WSSConfig;
  * Like phase4's Peppol servlet it refuses signatures that are not backed by an X.509 certificate.
  */
 public final class As4ReceiverServlet extends AbstractXServlet {
+  private static final long serialVersionUID = 1L;
+
   public As4ReceiverServlet(IAS4CryptoFactory cryptoFactory, PeppolReceiverSPI processor) {
     // phase4 reads the MIME body itself; the servlet container must not consume it as multipart form data.
     settings().setMultipartEnabled(false);

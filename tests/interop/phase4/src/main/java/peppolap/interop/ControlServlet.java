@@ -11,6 +11,7 @@ import java.net.URI;
 
 /** GET /status (readiness), GET /inbox (what was received), POST /receiver (switch receiver behaviour). */
 public final class ControlServlet extends HttpServlet {
+  private static final long serialVersionUID = 1L;
   private final PeerCrypto crypto;
   private final Inbox inbox;
   private final ReceiverSettings settings;

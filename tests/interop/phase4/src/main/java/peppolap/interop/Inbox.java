@@ -3,6 +3,7 @@ package peppolap.interop;
 import com.helger.json.IJsonObject;
 import com.helger.json.JsonArray;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
@@ -28,7 +29,7 @@ public final class Inbox {
     writeAtomically(sbdPath, sbd);
     sidecar.add("sbdPath", sbdPath.toString());
     sidecar.add("sbdSize", sbd.length);
-    writeAtomically(dir.resolve(stem + ".json"), sidecar.getAsJsonString().getBytes(java.nio.charset.StandardCharsets.UTF_8));
+    writeAtomically(dir.resolve(stem + ".json"), sidecar.getAsJsonString().getBytes(StandardCharsets.UTF_8));
     entries.add(sidecar);
     return sidecar;
   }

@@ -1,5 +1,6 @@
 package peppolap.interop;
 
+import com.helger.base.state.ETriState;
 import com.helger.collection.commons.ICommonsList;
 import com.helger.http.header.HttpHeaderMap;
 import com.helger.json.IJsonObject;
@@ -9,6 +10,7 @@ import com.helger.peppol.sbdh.PeppolSBDHDataReadException;
 import com.helger.peppol.sbdh.PeppolSBDHDataReader;
 import com.helger.peppol.smp.ESMPTransportProfile;
 import com.helger.peppolid.IParticipantIdentifier;
+import com.helger.peppolid.peppol.PeppolIdentifierHelper;
 import com.helger.phase4.attachment.WSS4JAttachment;
 import com.helger.phase4.ebms3header.Ebms3PartyId;
 import com.helger.phase4.ebms3header.Ebms3Property;
@@ -26,7 +28,6 @@ import com.helger.phase4.peppol.Phase4PeppolSender;
 import com.helger.security.certificate.ECertificateCheckResult;
 import com.helger.security.certificate.TrustedCAChecker;
 import com.helger.security.revocation.ERevocationCheckMode;
-import com.helger.base.state.ETriState;
 import com.helger.smpclient.peppol.SMPClientReadOnly;
 import com.helger.xsds.peppol.smp1.EndpointType;
 import com.helger.xsds.peppol.smp1.SignedServiceMetadataType;
@@ -66,6 +67,7 @@ public final class PeppolReceiverSPI implements IAS4IncomingMessageProcessorSPI 
 
   /** A rejection: the ebMS error to answer with. */
   private static final class Rejection extends Exception {
+    private static final long serialVersionUID = 1L;
     final EEbmsError error;
     final String detail;
 
@@ -143,8 +145,8 @@ public final class PeppolReceiverSPI implements IAS4IncomingMessageProcessorSPI 
 
   private static PeppolSBDHData readSbdh(byte[] sbd) throws Rejection {
     try {
-      PeppolSBDHDataReader reader = new PeppolSBDHDataReader(Phase4PeppolSender.IF).setCheckForCountryC1(true);
-      return reader.extractData(new ByteArrayInputStream(sbd));
+      // Value checks and the mandatory COUNTRY_C1 are the reader's defaults.
+      return new PeppolSBDHDataReader(Phase4PeppolSender.IF).extractData(new ByteArrayInputStream(sbd));
     } catch (PeppolSBDHDataReadException e) {
       throw new Rejection(EEbmsError.EBMS_OTHER, "Failed to extract the Peppol data from SBDH: " + e.getMessage());
     }
@@ -179,7 +181,7 @@ public final class PeppolReceiverSPI implements IAS4IncomingMessageProcessorSPI 
   }
 
   private static void checkSeatId(String side, List<Ebms3PartyId> ids) throws Rejection {
-    if (ids.size() != 1 || !ids.get(0).getValue().matches(Phase4PeppolSender.REGEX_SEAT_ID)) {
+    if (ids.size() != 1 || !ids.get(0).getValue().matches(PeppolIdentifierHelper.REGEX_SEAT_ID)) {
       throw new Rejection(EEbmsError.EBMS_OTHER, "The " + side + " PartyId must be exactly one Peppol seat ID, got "
           + ids.stream().map(Ebms3PartyId::getValue).toList());
     }

@@ -38,6 +38,7 @@ import org.w3c.dom.Element;
  * match (it only logs that), so the verdicts are captured from its callbacks and returned for the test to assert.
  */
 public final class SendServlet extends HttpServlet {
+  private static final long serialVersionUID = 1L;
   private final PeerCrypto crypto;
   private final Path responseDir;
   private final AtomicLong counter = new AtomicLong();
