@@ -19,10 +19,11 @@ install-test: $(BIN)/python
 run: install
 	$(BIN)/peppol-ap serve $(if $(PORT),--port $(PORT))
 
-## Install what the tests need and run lint and the whole test suite.
+## Install what the tests need and run lint and the whole test suite; database tests run on SQLite and on a
+## throwaway PostgreSQL that scripts/with-postgres.sh starts (needs `apt-get install postgresql`).
 test: install-test
 	$(BIN)/ruff check .
-	$(BIN)/pytest
+	scripts/with-postgres.sh $(BIN)/pytest
 
 lint: install-test
 	$(BIN)/ruff check .

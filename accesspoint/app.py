@@ -9,35 +9,36 @@ from flask import Flask, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from accesspoint import __version__
-from accesspoint.config import Config, key_material, load_config, trust_anchors
-from accesspoint.db import display_url, make_engine, ping
+from accesspoint.config import Config, load_config
+from accesspoint.gateway import Gateway, build_gateway
+from accesspoint.store.database import display_url, ping
+from accesspoint.web import openapi
+from accesspoint.web.problems import register_problem_handlers
 
 
-def create_app(config: Config | None = None) -> Flask:
-    cfg = config or load_config()
-    material = key_material(cfg)  # fails start-up with a one-line ConfigError
-    anchors = trust_anchors(cfg)
-    engine = make_engine(cfg.database_url)
-
+def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
+    """The WSGI app. Configuration problems raise ConfigError (one line) before anything listens."""
+    gw = gateway or build_gateway(config or load_config())
     app = Flask("accesspoint")
-    app.config["PEPPOL"] = cfg
-    app.extensions["peppol"] = {"config": cfg, "key": material, "anchors": anchors, "engine": engine}
+    app.extensions["gateway"] = gw
+    register_problem_handlers(app)
+    app.register_blueprint(openapi.blueprint)
 
     @app.get("/health")
     def health() -> Any:
+        cfg = gw.config
         now = datetime.now(UTC)
-        cert = material.certificate
+        cert = gw.key.certificate
         try:
-            ping(engine)
+            ping(gw.engine)
             database = {"ok": True, "url": display_url(cfg.database_url)}
         except SQLAlchemyError as exc:
             database = {"ok": False, "url": display_url(cfg.database_url), "error": type(exc).__name__}
-        days_left = (cert.not_valid_after_utc - now).days
         certificate = {
             "subject": cert.subject.rfc4514_string(),
             "issuer": cert.issuer.rfc4514_string(),
             "not_after": cert.not_valid_after_utc.isoformat(),
-            "days_left": days_left,
+            "days_left": (cert.not_valid_after_utc - now).days,
             "ok": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
         }
         ok = database["ok"] and certificate["ok"]
@@ -45,8 +46,9 @@ def create_app(config: Config | None = None) -> Flask:
             "status": "ok" if ok else "degraded",
             "version": __version__,
             "environment": cfg.environment,
+            "as4_url": gw.as4_url,
             "sml_zone": cfg.sml_zone,
-            "trust_anchors": [c.subject.rfc4514_string() for c in anchors.ap_cas],
+            "trust_anchors": [c.subject.rfc4514_string() for c in gw.anchors.ap_cas],
             "database": database,
             "certificate": certificate,
         }

@@ -20,7 +20,7 @@ from smp.lookup import SML_ZONES
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "conf" / "default.toml"
 ENV_PREFIX = "PEPPOL_AP_"
-SECRET_KEYS = {("keystore", "password")}
+SECRET_KEYS = {("keystore", "password"), ("smp_keystore", "password")}
 
 
 class ConfigError(ValueError):
@@ -169,44 +169,52 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"log.level: must be DEBUG, INFO, WARNING or ERROR, got {d['log']['level']!r}")
     if d["environment"] != "local" and (d["trust"]["ap_ca"] or d["trust"]["smp_ca"]):
         raise ConfigError("trust.ap_ca/trust.smp_ca: only allowed in the local environment")
-    ks = d["keystore"]
-    if ks["pkcs12"] and (ks["key"] or ks["certificate"]):
-        raise ConfigError("keystore: set either keystore.pkcs12 or keystore.key + keystore.certificate, not both")
-    if bool(ks["key"]) != bool(ks["certificate"]):
-        raise ConfigError("keystore: keystore.key and keystore.certificate go together")
-    if d["environment"] != "local" and not (ks["pkcs12"] or ks["key"]):
+    for section in ("keystore", "smp_keystore"):
+        ks = d[section]
+        if ks["pkcs12"] and (ks["key"] or ks["certificate"]):
+            raise ConfigError(f"{section}: set either {section}.pkcs12 or {section}.key + {section}.certificate")
+        if bool(ks["key"]) != bool(ks["certificate"]):
+            raise ConfigError(f"{section}: {section}.key and {section}.certificate go together")
+        for key in ("pkcs12", "key", "certificate", "chain"):
+            if ks[key] and not Path(ks[key]).is_file():
+                raise ConfigError(f"{section}.{key}: file not found: {ks[key]}")
+    if d["environment"] != "local" and not (d["keystore"]["pkcs12"] or d["keystore"]["key"]):
         raise ConfigError(f"keystore.pkcs12: required in the {d['environment']} environment")
-    for section, key in (("keystore", "pkcs12"), ("keystore", "key"), ("keystore", "certificate"),
-                         ("keystore", "chain")):
-        value = d[section][key]
-        if value and not Path(value).is_file():
-            raise ConfigError(f"{section}.{key}: file not found: {value}")
     for key in ("ap_ca", "smp_ca"):
         for value in d["trust"][key]:
             if not Path(value).is_file():
                 raise ConfigError(f"trust.{key}: file not found: {value}")
 
 
-def key_material(cfg: Config) -> KeyMaterial:
-    """Our AP key material, checked: opens, key matches certificate, certificate not expired."""
-    ks = cfg.data["keystore"]
+def key_material(cfg: Config, section: str = "keystore") -> KeyMaterial:
+    """Our AP key material (or, with section="smp_keystore", our SMP key material), checked: it opens, the key
+    matches the certificate, the certificate is not expired. The local environment falls back to the dev PKI."""
+    ks = cfg.data[section]
     try:
         if ks["pkcs12"]:
-            where = "keystore.pkcs12"
+            where = f"{section}.pkcs12"
             material = load_pkcs12(ks["pkcs12"], ks["password"])
         elif ks["key"]:
-            where = "keystore.key"
+            where = f"{section}.key"
             material = load_pem(ks["key"], ks["certificate"], ks["chain"] or None, ks["password"] or None)
         else:
             from certs.devpki import ensure_dev_pki
 
             where = "storage.data_dir (dev PKI)"
             pki = ensure_dev_pki(cfg.data_dir / "pki")
-            material = load_pkcs12(pki.ap_p12, pki.password)
+            material = load_pkcs12(pki.ap_p12 if section == "keystore" else pki.smp_p12, pki.password)
         material.check_usable()
     except KeystoreError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return material
+
+
+def smp_key_material(cfg: Config) -> KeyMaterial | None:
+    """Our SMP key material, or None when no SMP key is configured outside the local environment."""
+    ks = cfg.data["smp_keystore"]
+    if cfg.data["environment"] != "local" and not (ks["pkcs12"] or ks["key"]):
+        return None
+    return key_material(cfg, "smp_keystore")
 
 
 def trust_anchors(cfg: Config) -> TrustAnchors:

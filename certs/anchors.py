@@ -12,6 +12,7 @@ from importlib import resources
 from typing import Literal
 
 from cryptography import x509
+from cryptography.x509.oid import NameOID
 
 Environment = Literal["local", "test", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "test", "production")
@@ -56,3 +57,21 @@ def peppol_anchors(environment: Environment) -> TrustAnchors:
         ap_cas=(_bundled(files["ap"]),),
         smp_cas=(_bundled(files["smp"]),),
     )
+
+
+def anchors_from_certificates(cas: list[x509.Certificate], environment: str = "custom") -> TrustAnchors:
+    """Sort CAs given by an operator (e.g. `--trust` PEM files) into roles by name.
+
+    Self-signed CAs are roots; issuing CAs whose CN names a SERVICE METADATA PUBLISHER (or SMP) CA, as the
+    Peppol and dev-PKI SMP CAs do, are SMP CAs; all other issuing CAs are AP CAs.
+    """
+    roots, ap_cas, smp_cas = [], [], []
+    for ca in cas:
+        cn = " ".join(str(a.value) for a in ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)).upper()
+        if ca.subject == ca.issuer:
+            roots.append(ca)
+        elif "SERVICE METADATA PUBLISHER" in cn or "SMP" in cn.split():
+            smp_cas.append(ca)
+        else:
+            ap_cas.append(ca)
+    return TrustAnchors(environment, tuple(roots), tuple(ap_cas), tuple(smp_cas))

@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 
 from accesspoint import __version__
+from accesspoint.cli.common import config_option, fail
 from accesspoint.config import ConfigError, key_material, load_config
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
-)
-
-
-def fail(message: str, code: int = 2) -> None:
-    """Stop with one clear line on stderr."""
-    click.echo(f"peppol-ap: {message}", err=True)
-    sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -77,12 +67,16 @@ def config_show(config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from accesspoint.cli import discovery, inspect, pki
+    from accesspoint.cli import discovery, inspect, pki, tokens, worker
+    from accesspoint.cli.db import db
 
     cli.add_command(pki.pki)
     cli.add_command(inspect.inspect)
     cli.add_command(discovery.lookup)
     cli.add_command(discovery.smp)
+    cli.add_command(db)
+    cli.add_command(tokens.tokens)
+    cli.add_command(worker.worker)
 
 
 _register()

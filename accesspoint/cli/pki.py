@@ -8,16 +8,14 @@ from pathlib import Path
 from typing import NoReturn
 
 import click
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 
-from certs.anchors import TrustAnchors
+from certs.anchors import anchors_from_certificates
 from certs.devpki import DEFAULT_PASSWORD, DevPki, DevPkiError, init_pki
 from certs.validation import Purpose
 
 
 def _fail(message: str) -> NoReturn:
-    from accesspoint.cli.main import fail  # imported here: main imports this module
+    from accesspoint.cli.common import fail
 
     fail(message)
     raise SystemExit(2)  # fail() exits; this tells type checkers so
@@ -88,20 +86,6 @@ def _parse_time(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _sorted_anchors(cas: list[x509.Certificate]) -> TrustAnchors:
-    """Sort --trust CAs into roles by name: Peppol and dev-PKI SMP CAs say so in their CN."""
-    roots, ap_cas, smp_cas = [], [], []
-    for ca in cas:
-        cn = " ".join(str(a.value) for a in ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)).upper()
-        if ca.subject == ca.issuer:
-            roots.append(ca)
-        elif "SERVICE METADATA PUBLISHER" in cn or "SMP" in cn.split():
-            smp_cas.append(ca)
-        else:
-            ap_cas.append(ca)
-    return TrustAnchors("custom", tuple(roots), tuple(ap_cas), tuple(smp_cas))
-
-
 @pki.command("verify")
 @click.argument("cert_file", metavar="CERT", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--purpose", required=True, type=click.Choice([p.value for p in Purpose]),
@@ -132,7 +116,7 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
     try:
         cert = load_certificates(cert_file)[0]
         if trust_files:
-            anchors = _sorted_anchors([c for f in trust_files for c in load_certificates(f)])
+            anchors = anchors_from_certificates([c for f in trust_files for c in load_certificates(f)])
         else:
             anchors = peppol_anchors(environment)  # type: ignore[arg-type]
     except KeystoreError as exc:

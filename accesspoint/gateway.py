@@ -1,0 +1,100 @@
+"""The assembled runtime of one gateway process: configuration, our keys, trust, database, blobs, discovery.
+
+Built once per process by `build_gateway` (the web app, the worker and CLI commands share it) so every part
+reads the same validated configuration and nothing opens its own database or key store on the side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from functools import cached_property
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from accesspoint.config import Config, ConfigError, certificate_validator, key_material, smp_key_material, trust_anchors
+from accesspoint.store.blobs import FilesystemBlobStore
+from accesspoint.store.database import display_url, make_engine, session_factory, upgrade
+from certs.anchors import TrustAnchors
+from certs.keystore import KeyMaterial
+from certs.validation import CertificateValidator
+from smp.client import Discovery
+
+
+@dataclass
+class Gateway:
+    config: Config
+    key: KeyMaterial
+    smp_key: KeyMaterial | None
+    anchors: TrustAnchors
+    validator: CertificateValidator
+    engine: Engine
+    sessions: sessionmaker[Session]
+    blobs: FilesystemBlobStore
+    _discovery: Discovery | None = field(default=None, repr=False)
+
+    @property
+    def public_url(self) -> str:
+        return self.config.public_url
+
+    @property
+    def as4_url(self) -> str:
+        """Our AS4 endpoint as other access points reach it (published in our SMP)."""
+        return f"{self.public_url}/as4"
+
+    @property
+    def smp_url(self) -> str:
+        """Our SMP base URL (the logical address registered in the SML)."""
+        return f"{self.public_url}/smp"
+
+    @property
+    def seat_id(self) -> str:
+        """Our AP certificate's CN: the PartyId we send and answer with."""
+        return self.key.subject_cn
+
+    @cached_property
+    def message_id_domain(self) -> str:
+        """Right-hand side of the AS4 MessageIds we create (`uuid@domain`, as4.md pitfall 10)."""
+        return urlsplit(self.public_url).hostname or "peppol-ap"
+
+    @property
+    def discovery(self) -> Discovery:
+        """SML + SMP discovery for this environment, built on first use (CLI commands that never send skip it)."""
+        if self._discovery is None:
+            from accesspoint.discovery import build_discovery
+
+            self._discovery = build_discovery(self.config, self.validator)
+        return self._discovery
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session whose transaction commits when the block ends normally and rolls back otherwise."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+
+def build_gateway(cfg: Config, *, migrate: bool = True) -> Gateway:
+    """Everything a gateway process needs; raises ConfigError (one line) for configuration problems."""
+    material = key_material(cfg)
+    anchors = trust_anchors(cfg)
+    engine = make_engine(cfg.database_url)
+    if migrate:
+        try:
+            upgrade(engine)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            raise ConfigError(f"database.url: cannot migrate {display_url(cfg.database_url)}: {detail}") from None
+    return Gateway(
+        config=cfg,
+        key=material,
+        smp_key=smp_key_material(cfg),
+        anchors=anchors,
+        validator=certificate_validator(cfg, anchors),
+        engine=engine,
+        sessions=session_factory(engine),
+        blobs=FilesystemBlobStore(cfg.data_dir / "blobs"),
+    )

@@ -1,0 +1,51 @@
+"""`peppol-ap worker`: background work of the gateway (outbound sending, webhook deliveries, ...).
+
+Each task is `task(gateway) -> int`, the number of items it handled; the loop runs them in turn and sleeps
+briefly when none had anything to do. Any number of workers may run against PostgreSQL (tasks claim their
+rows with FOR UPDATE SKIP LOCKED); against SQLite run one.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from importlib import import_module
+
+from accesspoint.gateway import Gateway
+
+log = logging.getLogger(__name__)
+
+Task = Callable[[Gateway], int]
+
+# "module:function" of every task, imported on start so a module may depend on this one without a cycle.
+TASKS: tuple[str, ...] = ()
+
+
+def load_tasks() -> list[tuple[str, Task]]:
+    tasks = []
+    for spec in TASKS:
+        module, _, name = spec.partition(":")
+        tasks.append((spec, getattr(import_module(module), name)))
+    return tasks
+
+
+def run_worker(gateway: Gateway, *, once: bool = False, stop: threading.Event | None = None,
+               idle_seconds: float = 1.0) -> int:
+    """Run the tasks until `stop` is set (or one round with once=True); returns the items handled."""
+    stop = stop or threading.Event()
+    tasks = load_tasks()
+    total = 0
+    while not stop.is_set():
+        handled = 0
+        for name, task in tasks:
+            try:
+                handled += task(gateway)
+            except Exception:  # one failing task must not stop the others; it is retried next round
+                log.exception("worker task failed", extra={"task": name})
+        total += handled
+        if once:
+            break
+        if not handled:
+            stop.wait(idle_seconds)
+    return total
