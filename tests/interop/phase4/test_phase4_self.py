@@ -155,7 +155,10 @@ def test_failing_handler_answers_ebms_0004(peer_receiver_defaults: Phase4Peer, p
                                            bis_invoice: Path) -> None:
     peer = peer_receiver_defaults
     peer.configure_receiver(handler_failure="back end is down")
-    sent = _send_to_self(peer, phase4_peer_leaf, bis_invoice)
+    # Inline payload this time (the other tests send a file path).
+    sent = peer.send(sender=SENDER, receiver=RECEIVER, document_type=BIS3_INVOICE, process=BIS3_PROCESS,
+                     country_c1="GB", payload_xml=bis_invoice.read_text(encoding="utf-8"), endpoint_url=peer.as4_url,
+                     receiver_cert_pem=phase4_peer_leaf.cert_pem.read_text())
     assert sent.result == "AS4_ERROR_MESSAGE_RECEIVED", sent
     [error] = sent.ebms_errors
     assert error["code"] == "EBMS:0004"
