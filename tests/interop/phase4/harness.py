@@ -219,9 +219,14 @@ class Phase4Peer:
         receiver_cert_pem: str | None = None,
         smp_url: str | None = None,
         message_id: str | None = None,
+        sbdh_instance_identifier: str | None = None,
         timeout: float = 300,
     ) -> SendResult:
-        """Make phase4 send one document, either to an explicit endpoint (URL + certificate) or via an SMP."""
+        """Make phase4 send one document, either to an explicit endpoint (URL + certificate) or via an SMP.
+
+        ``message_id`` reuses an AS4 MessageId (duplicate scenarios); ``sbdh_instance_identifier`` fixes the SBDH
+        InstanceIdentifier (phase4 draws a random one otherwise).
+        """
         if (payload_path is None) == (payload_xml is None):
             raise ValueError("give exactly one of payload_path and payload_xml")
         if (endpoint_url is None) == (smp_url is None):
@@ -240,6 +245,7 @@ class Phase4Peer:
             "receiverCertPem": receiver_cert_pem,
             "smpUrl": smp_url,
             "messageId": message_id,
+            "sbdhInstanceIdentifier": sbdh_instance_identifier,
         }
         return SendResult.from_json(self._call("POST", "/send", body, timeout=timeout))
 

@@ -151,6 +151,24 @@ def test_duplicate_message_id_is_rejected(peer_receiver_defaults: Phase4Peer, ph
     assert len([e for e in peer.inbox() if e["messageId"] == message_id]) == 1
 
 
+def test_same_document_under_new_message_id_is_accepted_again(peer_receiver_defaults: Phase4Peer,
+                                                             phase4_peer_leaf: IssuedLeaf, bis_invoice: Path) -> None:
+    """phase4 detects duplicates by AS4 MessageId only; the same SBDH InstanceIdentifier again is a new message."""
+    peer = peer_receiver_defaults
+    instance_id = str(uuid.uuid4())
+    common = {
+        "sender": SENDER, "receiver": RECEIVER, "document_type": BIS3_INVOICE, "process": BIS3_PROCESS,
+        "country_c1": "GB", "payload_path": bis_invoice, "endpoint_url": peer.as4_url,
+        "receiver_cert_pem": phase4_peer_leaf.cert_pem.read_text(), "sbdh_instance_identifier": instance_id,
+    }
+    first = peer.send(**common)
+    second = peer.send(**common)
+    assert first.accepted and second.accepted, (first, second)
+    assert first.message_id != second.message_id
+    entries = [e for e in peer.inbox() if e["instanceIdentifier"] == instance_id]
+    assert sorted(e["messageId"] for e in entries) == sorted([first.message_id, second.message_id])
+
+
 def test_failing_handler_answers_ebms_0004(peer_receiver_defaults: Phase4Peer, phase4_peer_leaf: IssuedLeaf,
                                            bis_invoice: Path) -> None:
     peer = peer_receiver_defaults

@@ -149,6 +149,11 @@ public final class SendServlet extends HttpServlet {
     if (messageId != null && !messageId.isBlank()) {
       b.messageID(messageId);
     }
+    // Re-sending the same business document under a new AS4 MessageId keeps the SBDH InstanceIdentifier.
+    String instanceId = in.getAsString("sbdhInstanceIdentifier");
+    if (instanceId != null && !instanceId.isBlank()) {
+      b.sbdhInstanceIdentifier(instanceId);
+    }
     String endpointUrl = in.getAsString("endpointUrl");
     String smpUrl = in.getAsString("smpUrl");
     if (endpointUrl != null && !endpointUrl.isBlank()) {
