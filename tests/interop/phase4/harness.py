@@ -45,14 +45,20 @@ def _newest_source_mtime() -> float:
     return max(p.stat().st_mtime for p in sources if p.is_file())
 
 
+def _build_is_current() -> bool:
+    """Compiled after the last source change, and every jar it names is still in the Maven repository."""
+    if not CLASSPATH_FILE.is_file() or CLASSPATH_FILE.stat().st_mtime < _newest_source_mtime():
+        return False
+    return all(Path(jar).is_file() for jar in CLASSPATH_FILE.read_text().strip().split(os.pathsep))
+
+
 def build_peer(maven: str = "mvn", timeout: float = 900) -> str:
     """Compile the peer (Maven caches downloads in ~/.m2) unless it is up to date; return its runtime classpath.
 
     ``mvn compile`` also writes target/classpath.txt (maven-dependency-plugin): the peer then runs as a plain
     ``java -cp`` process, which starts faster than ``mvn exec:java`` and needs no shaded jar.
     """
-    up_to_date = CLASSPATH_FILE.is_file() and CLASSPATH_FILE.stat().st_mtime >= _newest_source_mtime()
-    if not up_to_date:
+    if not _build_is_current():
         if shutil.which(maven) is None:
             raise PeerError(f"Maven ('{maven}') is not on PATH; the phase4 interop peer needs Maven 3.8+ and Java 17+")
         done = subprocess.run(
@@ -132,11 +138,13 @@ class Phase4Peer:
     def __init__(self, process: subprocess.Popen[bytes], port: int, workdir: Path, log: BinaryIO) -> None:
         self._process = process
         self._log = log
+        # Keep draining stdout so the JVM can never block on a full pipe.
+        self._drain = threading.Thread(target=_copy_stream, args=(process.stdout, log), daemon=True)
+        self._drain.start()
         self.port = port
         self.workdir = workdir
         self.base_url = f"http://127.0.0.1:{port}"
         self.as4_url = f"{self.base_url}/as4"
-        self.inbox_dir = workdir / "inbox"
         self.log_path = workdir / "peer.log"
 
     @classmethod
@@ -156,8 +164,8 @@ class Phase4Peer:
             "inbox.dir": workdir / "inbox",
             "data.dir": workdir / "data",
         }
-        # java.util.Properties treats backslash as an escape; paths here never contain one on POSIX.
-        config.write_text("".join(f"{k}={v}\n" for k, v in settings.items()))
+        # java.util.Properties reads a backslash as an escape character.
+        config.write_text("".join(f"{k}={str(v).replace(chr(92), chr(92) * 2)}\n" for k, v in settings.items()))
         log = (workdir / "peer.log").open("ab")
         process = subprocess.Popen(
             [java, "-cp", classpath, MAIN_CLASS, str(config)],
@@ -173,8 +181,6 @@ class Phase4Peer:
             process.wait()
             log.close()
             raise
-        # Keep draining stdout so the JVM can never block on a full pipe.
-        threading.Thread(target=_copy_stream, args=(process.stdout, log), daemon=True).start()
         peer = cls(process, port, workdir, log)
         peer.status()  # readiness of the HTTP side, not only of the log line
         return peer
@@ -187,6 +193,7 @@ class Phase4Peer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
+        self._drain.join(timeout)  # stdout is at EOF once the JVM is gone
         self._log.close()
 
     # --- control endpoints -------------------------------------------------------------------------------------

@@ -124,7 +124,7 @@ def test_payload_corrupted_in_transit_is_rejected(peer_receiver_defaults: Phase4
     assert proxy.forwarded == 1
     assert sent.result == "AS4_ERROR_MESSAGE_RECEIVED", sent
     # One flipped bit in the AES-GCM ciphertext: WSS4J fails, which phase4 reports as EBMS:0102 FailedDecryption.
-    assert [e["code"] for e in sent.ebms_errors] == ["EBMS:0102"]
+    assert sent.error_codes == ["EBMS:0102"]
     assert not [e for e in peer.inbox() if e["messageId"] == sent.message_id]
 
 
