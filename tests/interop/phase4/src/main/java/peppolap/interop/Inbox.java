@@ -11,7 +11,8 @@ import java.util.ArrayList;
 import java.util.List;
 
 /**
- * What the peer's receiver accepted: one SBD file plus a JSON sidecar per message, and an in-memory list for GET /inbox.
+ * What the peer's receiver accepted: one SBD file plus a JSON sidecar per message, and an in-memory list for
+ * GET /inbox.
  * Files are written to a temporary name and moved, so a reader never sees half a document.
  */
 public final class Inbox {

@@ -101,7 +101,8 @@ public final class Peer {
 
   private static String phase4Version() throws IOException {
     Properties p = new Properties();
-    try (InputStream in = Peer.class.getResourceAsStream("/META-INF/maven/com.helger.phase4/phase4-lib/pom.properties")) {
+    String resource = "/META-INF/maven/com.helger.phase4/phase4-lib/pom.properties";
+    try (InputStream in = Peer.class.getResourceAsStream(resource)) {
       if (in == null) {
         return "unknown";
       }

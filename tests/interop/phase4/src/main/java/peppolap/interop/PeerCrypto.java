@@ -37,7 +37,8 @@ public final class PeerCrypto {
     }
     alias = config.keystoreAlias().isEmpty() ? onlyKeyAlias(keyStore, config.keystorePath()) : config.keystoreAlias();
     if (!keyStore.isKeyEntry(alias)) {
-      throw new GeneralSecurityException("keystore " + config.keystorePath() + " has no private key under alias '" + alias + "'");
+      throw new GeneralSecurityException(
+          "keystore " + config.keystorePath() + " has no private key under alias '" + alias + "'");
     }
     password = config.keystorePassword();
     ownCertificate = (X509Certificate) keyStore.getCertificate(alias);
@@ -45,8 +46,8 @@ public final class PeerCrypto {
     for (Path pem : config.apCaPems()) {
       apCas.addAll(readPem(pem));
     }
-    // A certificate-only PKCS#12 written by Python has no Java "trusted key usage" attribute and loads empty
-    // in the JDK, so the trust store is built here from PEM files instead.
+    // Built from PEM files so the harness decides exactly which CAs are trusted (never the JDK's cacerts nor the
+    // real Peppol CAs), and so that no keytool step is needed for certificate-only PKCS#12 files.
     trustStore = KeyStore.getInstance("PKCS12");
     trustStore.load(null, null);
     int n = 0;

@@ -173,7 +173,8 @@ public final class PeppolReceiverSPI implements IAS4IncomingMessageProcessorSPI 
     if (prop == null || prop.getType() == null || prop.getValue() == null) {
       throw new Rejection(EEbmsError.EBMS_OTHER, "The AS4 message property '" + name + "' is missing or has no type");
     }
-    IParticipantIdentifier fromHeader = Phase4PeppolSender.IF.createParticipantIdentifier(prop.getType(), prop.getValue());
+    IParticipantIdentifier fromHeader =
+        Phase4PeppolSender.IF.createParticipantIdentifier(prop.getType(), prop.getValue());
     if (fromHeader == null || !fromHeader.hasSameContent(fromSbdh)) {
       throw new Rejection(EEbmsError.EBMS_OTHER, "The AS4 message property '" + name + "' (" + prop.getType() + "::"
           + prop.getValue() + ") differs from the SBDH value " + fromSbdh.getURIEncoded());
