@@ -84,7 +84,7 @@ class PeerIdentity:
 
 @dataclass(frozen=True)
 class SendResult:
-    """phase4's own verdict on one send (see SendServlet.java)."""
+    """phase4's own verdict on one send (see SendServlet.java); ``result`` PEER_ERROR: sending raised."""
 
     result: str
     message_id: str | None

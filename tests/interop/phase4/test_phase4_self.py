@@ -182,3 +182,12 @@ def test_failing_handler_answers_ebms_0004(peer_receiver_defaults: Phase4Peer, p
     assert error["code"] == "EBMS:0004"
     assert "back end is down" in error["detail"]
     assert not [e for e in peer.inbox() if e["messageId"] == sent.message_id]
+
+
+def test_bad_send_request_is_reported_not_sent(phase4_peer: Phase4Peer, bis_invoice: Path) -> None:
+    sent = phase4_peer.send(sender=SENDER, receiver=RECEIVER, document_type=BIS3_INVOICE, process=BIS3_PROCESS,
+                            country_c1="GB", payload_path=bis_invoice, endpoint_url=phase4_peer.as4_url,
+                            receiver_cert_pem="-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    assert sent.result == "PEER_ERROR"
+    assert sent.message_id is None and not sent.signal_received
+    assert "receiverCertPem is not a PEM X.509 certificate" in (sent.exception or "")

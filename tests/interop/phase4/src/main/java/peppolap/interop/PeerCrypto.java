@@ -11,6 +11,7 @@ import java.nio.file.Path;
 import java.security.GeneralSecurityException;
 import java.security.KeyStore;
 import java.security.cert.Certificate;
+import java.security.cert.CertificateException;
 import java.security.cert.CertificateFactory;
 import java.security.cert.X509Certificate;
 import java.util.ArrayList;
@@ -103,8 +104,12 @@ public final class PeerCrypto {
 
   public static List<X509Certificate> parsePem(InputStream in, String what) throws GeneralSecurityException {
     List<X509Certificate> out = new ArrayList<>();
-    for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
-      out.add((X509Certificate) c);
+    try {
+      for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+        out.add((X509Certificate) c);
+      }
+    } catch (CertificateException e) {
+      throw new CertificateException(what + " is not a PEM X.509 certificate: " + e.getMessage(), e);
     }
     if (out.isEmpty()) {
       throw new GeneralSecurityException(what + " contains no PEM certificate");

@@ -79,13 +79,13 @@ public final class SendServlet extends HttpServlet {
     }
     long started = System.nanoTime();
     Outcome out = new Outcome();
-    EAS4UserMessageSendResult result;
+    String result;
     try {
-      result = send(in, payload, out);
+      result = send(in, payload, out).name();
     } catch (Exception e) {
-      // Bad PEM, SMP trust store problems and the like: phase4 was never asked to send.
-      result = EAS4UserMessageSendResult.INVALID_PARAMETERS;
-      out.exception = e.toString();
+      // Sending raised instead of returning a verdict (bad certificate PEM, invalid identifier, ...): say so.
+      result = "PEER_ERROR";
+      out.exception = describe(e);
     }
     Json.write(resp, 200, toJson(result, out, (System.nanoTime() - started) / 1_000_000));
   }
@@ -184,9 +184,9 @@ public final class SendServlet extends HttpServlet {
     }
   }
 
-  private static JsonObject toJson(EAS4UserMessageSendResult result, Outcome out, long millis) {
+  private static JsonObject toJson(String result, Outcome out, long millis) {
     JsonObject j = new JsonObject();
-    j.add("result", result.name());
+    j.add("result", result);
     j.add("messageId", out.messageId);
     j.add("signalReceived", out.signalReceived);
     j.add("signatureChecked", out.signatureChecked);
