@@ -24,6 +24,7 @@ from typing import Any
 import requests
 from cryptography import x509
 from sqlalchemy import select
+from tests.e2e.gateway_process import ROOT, GatewayProcess
 
 from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
@@ -33,7 +34,6 @@ from certs.keystore import load_pem, load_pkcs12
 from smp.dnsserver import ZoneServer, smp_record, write_records
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
-from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
