@@ -380,7 +380,8 @@ OPENAPI_PATHS: dict[str, Any] = {
             "summary": "Can this participant receive this document over Peppol, and through which access point?",
             "operationId": "lookupReceiver",
             "parameters": [
-                {"name": "participant", "in": "path", "required": True, "schema": {"type": "string"},
+                {"name": "participant", "in": "path", "required": True,
+                 "schema": {"type": "string", "pattern": "^(iso6523-actorid-upis::)?[0-9]{4}:[A-Za-z0-9._~-]+$"},
                  "description": "e.g. 0007:5567321707 or iso6523-actorid-upis::0007:5567321707"},
                 {"name": "doctype", "in": "query", "required": False, "schema": {"type": "string"},
                  "description": "document type identifier; default Peppol BIS Billing 3.0 invoice"},
