@@ -13,7 +13,7 @@ from certs.devpki import IssuedLeaf
 from tests.interop.phase4.harness import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS, Phase4Peer, SendResult
 from tests.interop.phase4.proxy import CorruptingProxy, flip_byte_in_last_part
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.phase4]
 
 SENDER = "0088:9482348239847239874"  # base-example.xml seller EndpointID
 RECEIVER = "0002:FR23342"  # base-example.xml buyer EndpointID

@@ -14,7 +14,7 @@ from certs.keystore import load_pkcs12
 from tests.interop.phase4.harness import BIS3_INVOICE, BIS3_PROCESS, Phase4Peer, SendResult
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.phase4]
 
 SENDER = "0088:9482348239847239874"
 REGISTERED = "0002:FR23342"

@@ -15,7 +15,7 @@ from cryptography.x509.oid import NameOID
 from certs.devpki import DevPki, IssuedLeaf, init_pki, issue_leaf
 from tests.interop.phase4.harness import BIS3_INVOICE, BIS3_PROCESS, PeerIdentity, Phase4Peer, SendResult
 
-pytestmark = pytest.mark.interop
+pytestmark = [pytest.mark.interop, pytest.mark.phase4]
 
 FOREIGN_SEAT_ID = "POP000003"
 
