@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 
 from accesspoint.config import ConfigError, load_config
-from accesspoint.sending import SendingSettings, backoff, reuse_message_id
+from accesspoint.sending import Failure, SendingSettings, backoff, judge_answer, reuse_message_id
 from accesspoint.store.models import Attempt, AttemptOutcome, Message
-from accesspoint.transport import CircuitBreaker, TransportError, endpoint_key
+from accesspoint.transport import CircuitBreaker, HttpAnswer, TransportError, endpoint_key
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
@@ -96,3 +96,18 @@ def _message(*attempts: tuple[str | None, str | None, str | None]) -> Message:
 def test_message_id_is_kept_only_after_an_unanswered_try(attempts: list[tuple[str | None, str, str]],
                                                          reuse: bool) -> None:
     assert reuse_message_id(_message(*attempts)) is reuse
+
+
+@pytest.mark.parametrize(("status", "content_type", "body", "transient"), [
+    (400, "text/plain", b"Bad Request: no SOAP header", False),  # phase4: our message is malformed
+    (503, "text/html", b"<html>maintenance</html>", True),  # a proxy in front of a restarting AP
+    (500, "text/plain", b"", True),
+    (429, "text/plain", b"slow down", True),
+    (200, "application/soap+xml", b"", False),  # 200 without a receipt is never a success
+])
+def test_answers_without_an_ebms_signal(status: int, content_type: str, body: bytes, transient: bool) -> None:
+    result = judge_answer(HttpAnswer(status, content_type, body, 0.1), "m@x", [], None,  # type: ignore[arg-type]
+                          lambda cert: None)
+    assert isinstance(result, Failure)
+    assert result.transient is transient and result.code == f"http-{status}" and result.http_status == status
+    assert f"HTTP {status} without an AS4 signal" in result.reason
