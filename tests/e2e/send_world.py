@@ -169,7 +169,7 @@ def network_settings(dns_port: int, **sending: int) -> dict[str, str]:
     env = {"PEPPOL_AP_SML__ZONE": ZONE, "PEPPOL_AP_SML__DNS_SERVERS": f"127.0.0.1:{dns_port}",
            "PEPPOL_AP_SMP_CLIENT__NEGATIVE_CACHE_MINUTES": "0"}
     defaults = {"retry_initial_seconds": 1, "retry_max_seconds": 2, "connect_timeout_seconds": 2,
-                "response_timeout_seconds": 30, "lease_seconds": 60}
+                "response_timeout_seconds": 30, "lease_seconds": 180}
     env.update({f"PEPPOL_AP_SENDING__{k.upper()}": str(v) for k, v in {**defaults, **sending}.items()})
     return env
 
