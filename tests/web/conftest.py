@@ -112,6 +112,10 @@ StoreInbound = Callable[..., Stored]
 
 @pytest.fixture
 def store_inbound(gateway: Gateway, vectors: Path) -> StoreInbound:
+    return inbound_store(gateway, vectors)
+
+
+def inbound_store(gateway: Gateway, vectors: Path) -> StoreInbound:
     """Store an inbound message as receiving does: SBD blob, Message(state new), Receipt and the event."""
     counter = iter(range(1_000_000))
 
