@@ -945,13 +945,17 @@ def locate_business_document(sbd_stream: IO[bytes]) -> DocumentSpan:
     Reads the stream to its end from where it stands; the offsets count from that position. Raises SbdhError
     (`invalid-sbd-xml`) for a malformed SBD, a DOCTYPE, or an envelope without exactly one business document.
     """
-    head = sbd_stream.read(4)
+    head = b""
+    while len(head) < 4 and (more := sbd_stream.read(4 - len(head))):
+        head += more
     locator = _Locator()
     try:
         locator.parser.Parse(head, False)
         locator.feed(sbd_stream)
     except pyexpat.ExpatError as exc:
         raise SbdhError("invalid-sbd-xml", f"the SBD is not well-formed XML: {exc}") from None
+    except LookupError as exc:  # expat asks Python's codecs for encodings it does not know itself
+        raise SbdhError("invalid-sbd-xml", f"the SBD declares an unknown encoding: {exc}") from None
     if locator.start is None or locator.start_tag_end is None or locator.end is None:
         what = "header" if not locator.header_seen else "business document after the header"
         raise SbdhError("invalid-sbd-xml", f"<StandardBusinessDocument> has no {what}")
@@ -983,10 +987,14 @@ def _start_tag(raw: bytes, span: DocumentSpan) -> bytes:
 
 
 def _read_exactly(stream: IO[bytes], size: int) -> bytes:
-    data = stream.read(size)
-    if data is None or len(data) != size:
-        raise SbdhError("invalid-sbd-xml", "the SBD ended before the business document did (was it changed?)")
-    return data
+    parts: list[bytes] = []
+    while size:
+        data = stream.read(size)
+        if not data:
+            raise SbdhError("invalid-sbd-xml", "the SBD ended before the business document did (was it changed?)")
+        parts.append(data)
+        size -= len(data)
+    return b"".join(parts)
 
 
 def iter_business_document(sbd_stream: IO[bytes], span: DocumentSpan) -> Iterator[bytes]:
