@@ -7,7 +7,7 @@ import json
 import random
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -38,9 +38,11 @@ SECRET = "whsec_test-secret-0123456789"
 class Receiver:
     """A webhook consumer: answers with the queued statuses (then 200) and records every request."""
 
-    def __init__(self, statuses: list[int] | None = None, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, statuses: list[int] | None = None, headers: dict[str, str] | None = None,
+                 on_request: Callable[[], None] | None = None) -> None:
         self.statuses = list(statuses or [])
         self.extra_headers = headers or {}
+        self.on_request = on_request
         self.requests: list[tuple[dict[str, str], bytes]] = []
         receiver = self
 
@@ -48,6 +50,8 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.requests.append((dict(self.headers), body))
+                if receiver.on_request is not None:
+                    receiver.on_request()
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 payload = b"consumer says no" if status >= 300 else b"ok"
                 self.send_response(status)
@@ -299,6 +303,27 @@ def test_a_claim_is_committed_and_leased(gateway: Gateway, acme: Org, store_inbo
         again = claim_deliveries(second, now + timedelta(minutes=3))
     assert sorted(again) == sorted(claimed + rest)
     assert {d.attempts for d in deliveries(gateway)} == {2}
+
+
+def test_a_result_that_comes_after_the_lease_does_not_overwrite_the_newer_claim(
+        gateway: Gateway, acme: Org, store_inbound: StoreInbound) -> None:
+    clock = Clock()
+
+    def another_worker_takes_over() -> None:
+        # the first POST outlived its lease: a second worker claimed the delivery meanwhile
+        with gateway.sessions() as session:
+            assert len(claim_deliveries(session, clock.now + timedelta(minutes=3))) == 1
+
+    receiver = Receiver(on_request=another_worker_takes_over)
+    try:
+        subscribe(gateway, acme, receiver.url)
+        store_inbound(acme)
+        assert deliver_due(gateway, clock=clock) == 1
+    finally:
+        receiver.close()
+    [delivery] = deliveries(gateway)
+    # the late 200 is dropped; the second worker's attempt decides (and the consumer dedupes by event id)
+    assert (delivery.state, delivery.attempts, delivery.last_status) == ("pending", 2, None)
 
 
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
