@@ -39,6 +39,7 @@ from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
+from accesspoint import webhooks
 from accesspoint.as4 import messaging, mime, ns
 from accesspoint.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
 from accesspoint.as4.outbound import build_message
@@ -297,12 +298,12 @@ def _worker_id() -> str:
 
 
 def record_event(session: Session, message: Message, type_: str, data: dict[str, Any]) -> Event:
-    event = Event(organisation_id=message.organisation_id, message_id=message.id, type=type_,
-                  data={"message_id": message.id, "state": message.state, "sender": message.sender,
-                        "receiver": message.receiver, **data})
-    session.add(event)
-    session.flush()
-    return event
+    """The event of an outbound state change, with its webhook deliveries, in the caller's transaction."""
+    if message.organisation_id is None:
+        raise ValueError(f"outbound message {message.id} belongs to no organisation; submission always sets one")
+    return webhooks.record_event(session, type_, message.organisation_id, message_id=message.id, data={
+        "message_id": message.id, "state": message.state, "sender": message.sender, "receiver": message.receiver,
+        **data})
 
 
 def reuse_message_id(message: Message) -> bool:

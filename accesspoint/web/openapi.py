@@ -15,6 +15,9 @@ from flask.typing import ResponseReturnValue
 from accesspoint import __version__
 
 API_MODULES: tuple[str, ...] = (
+    "accesspoint.web.api_inbound",
+    "accesspoint.web.api_webhooks",
+    "accesspoint.web.api_events",
     "accesspoint.web.api_outbound",
 )
 
