@@ -247,7 +247,7 @@ def retry(message_id: str) -> ResponseReturnValue:
         return _accepted(message, replayed=False)
 
 
-@blueprint.get("/api/v1/lookup/<path:participant>")
+@blueprint.get("/api/v1/lookup/<participant>")
 @require_client()
 def lookup(participant: str) -> ResponseReturnValue:
     try:
