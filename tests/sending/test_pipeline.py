@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from accesspoint.app import create_app
 from accesspoint.sending import send_due
-from accesspoint.store.models import Attempt, Event, Message, MessageState
+from accesspoint.store.models import Attempt, Event, Message, MessageState, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
 from tests.sending.harness import RECEIVER, FakeAccessPoint, Network, invoice, network
 
@@ -94,6 +94,9 @@ def test_sent_with_verified_receipt(api: FlaskClient, net: Network, document: by
 
 
 def test_receiver_not_registered_fails_at_once(api: FlaskClient, net: Network, document: bytes) -> None:
+    with net.gateway.session() as session:
+        session.add(WebhookSubscription(organisation_id=net.organisation_id, url="http://127.0.0.1:9/hook",
+                                        secret="whsec_" + "x" * 32, events=["outbound.failed"]))
     message_id = submit(api, net, document)
     send_due(net.gateway)
     body = status(api, net, message_id)
@@ -102,6 +105,9 @@ def test_receiver_not_registered_fails_at_once(api: FlaskClient, net: Network, d
     assert body["hint"] and body["error_code"] == "participant-not-registered"
     assert body["receiving_ap"] is None and net.receiver_ap.received == []
     assert events(net, message_id) == ["outbound.failed"]
+    with net.gateway.sessions() as session:  # the webhook of the organisation is due to hear about it
+        delivery = session.scalars(select(WebhookDelivery).join(Event).where(Event.message_id == message_id)).one()
+        assert delivery.state == "pending"
 
 
 def test_document_type_not_supported_fails(api: FlaskClient, net: Network, document: bytes) -> None:
