@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import random
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from accesspoint.app import create_app
 from accesspoint.config import ConfigError, load_config
 from accesspoint.sending import Failure, SendingSettings, backoff, judge_answer, reuse_message_id
 from accesspoint.store.models import Attempt, AttemptOutcome, Message
@@ -111,3 +113,9 @@ def test_answers_without_an_ebms_signal(status: int, content_type: str, body: by
     assert isinstance(result, Failure)
     assert result.transient is transient and result.code == f"http-{status}" and result.http_status == status
     assert f"HTTP {status} without an AS4 signal" in result.reason
+
+
+def test_the_app_refuses_to_start_with_bad_sending_settings(tmp_path: Path) -> None:
+    env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path), "PEPPOL_AP_SENDING__LEASE_SECONDS": "10"}
+    with pytest.raises(ConfigError, match=r"sending\.lease_seconds"):
+        create_app(load_config(environ=env))
