@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from lxml import etree
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from accesspoint.as4 import ns
@@ -101,9 +101,14 @@ class FakeAccessPoint:
         return Response(body, status=200, mimetype="application/soap+xml")(environ, start_response)
 
 
+class QuietHandler(WSGIRequestHandler):
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        return
+
+
 @contextmanager
-def serve_wsgi(app: Any) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+def serve_wsgi(app: Any, port: int = 0) -> Iterator[str]:
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

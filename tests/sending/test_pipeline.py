@@ -4,7 +4,6 @@ task, and check the state, reason, receipt and what the receiving AP got."""
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -12,13 +11,12 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from accesspoint.app import create_app
 from accesspoint.sending import send_due
 from accesspoint.store.models import Attempt, Event, Message, MessageState, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
-from tests.sending.harness import RECEIVER, FakeAccessPoint, Network, invoice, network
+from tests.sending.harness import RECEIVER, FakeAccessPoint, Network, invoice, network, serve_wsgi
 
 CREDIT_NOTE = ("busdox-docid-qns", "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2::CreditNote##"
                                    "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1")
@@ -131,14 +129,9 @@ def test_receiver_down_retries_with_the_same_message_id(api: FlaskClient, net: N
     assert events(net, message_id) == ["outbound.retrying"]
 
     other = FakeAccessPoint(net.receiver_ap.key, net.receiver_ap.validator)
-    server = make_server("127.0.0.1", port, other, threaded=True)  # back on the port the SMP names
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
+    with serve_wsgi(other, port):  # back on the port the SMP names
         make_due(net, message_id)
         send_due(net.gateway)
-    finally:
-        server.shutdown()
-        server.server_close()
     body = status(api, net, message_id)
     assert body["state"] == "sent"
     assert [a["outcome"] for a in body["attempts"]] == ["transient", "sent"]
