@@ -8,7 +8,8 @@ read whatever the HTTP status: Oxalis sends ebMS errors with HTTP 500 and phase4
 
 The circuit breaker (phoss-ap's defaults: 5 failures in a row open it for 1 minute, then it lets a probe through)
 counts only failures that say the endpoint itself is unwell: no connection, a time-out, HTTP 5xx without an ebMS
-answer. A rejection of one message (an ebMS error) is a healthy endpoint speaking.
+answer. A rejection of one message (an ebMS error) is a healthy endpoint speaking. Connections and breakers live in
+the worker process: each worker judges an endpoint on its own experience, so no shared state can go stale.
 """
 
 from __future__ import annotations
