@@ -23,6 +23,7 @@ run: install
 ## throwaway PostgreSQL that scripts/with-postgres.sh starts (needs `apt-get install postgresql`).
 test: install-test
 	$(BIN)/ruff check .
+	scripts/with-postgres.sh --install
 	scripts/with-postgres.sh $(BIN)/pytest
 
 lint: install-test

@@ -105,9 +105,10 @@ class ZoneResolver:
         try:
             st = self.records_file.stat()
         except FileNotFoundError:
-            stamp = (0, 0)
+            stamp = (0, 0, 0)
         else:
-            stamp = (st.st_mtime_ns, st.st_size)
+            # the inode too: every write replaces the file, and two quick same-size writes share mtime and size
+            stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         with self._lock:
             if stamp == self._stamp:
                 return

@@ -337,7 +337,11 @@ class _Input:
 
 
 def _new_body(spill_threshold: int) -> tempfile.SpooledTemporaryFile[bytes]:
-    return tempfile.SpooledTemporaryFile(max_size=spill_threshold, mode="w+b", prefix="as4-part-")
+    # SpooledTemporaryFile treats max_size=0 as "never spill"; here, as in encryption.py, 0 means "always on disk".
+    body = tempfile.SpooledTemporaryFile(max_size=max(spill_threshold, 1), mode="w+b", prefix="as4-part-")
+    if spill_threshold <= 0:
+        body.rollover()
+    return body
 
 
 class _Tail(NamedTuple):

@@ -387,6 +387,13 @@ def test_large_part_spills_to_disk_with_little_memory() -> None:
         assert message.attachments[0].read_bytes() == big
 
 
+def test_spill_threshold_zero_puts_every_part_on_disk() -> None:
+    data = build([([], SOAP), (["Content-ID: <small@x>"], b"tiny")])
+    with parse_message(io.BytesIO(data), ctype(), spill_threshold=0) as message:
+        assert message.root.body._rolled and message.attachments[0].body._rolled
+        assert message.attachments[0].read_bytes() == b"tiny"
+
+
 def test_100_mb_base64_attachment_streams_in_bounded_memory() -> None:
     # The brief's budget is 64 MB above baseline for the whole receive path; MIME parsing must use a small part of it.
     line = base64.b64encode(bytes(range(256)) * 3)[:76] + b"\r\n"
