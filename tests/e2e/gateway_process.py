@@ -41,6 +41,7 @@ class GatewayProcess:
     port: int = field(default_factory=free_port)
     workers: int = 1
     database_url: str | None = None
+    settings: dict[str, str] = field(default_factory=dict)  # more PEPPOL_AP_* variables
     process: subprocess.Popen[bytes] | None = None
     starts: int = 0
 
@@ -50,7 +51,7 @@ class GatewayProcess:
                "PEPPOL_AP_LOG__LEVEL": "WARNING"}
         if self.database_url:
             env["PEPPOL_AP_DATABASE__URL"] = self.database_url
-        return env
+        return {**env, **self.settings}
 
     @property
     def url(self) -> str:
@@ -89,10 +90,15 @@ class GatewayProcess:
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
         log = (self.data_dir / f"gateway-{self.starts}.log").open("wb")
         self.starts += 1
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "accesspoint.cli.main", "serve", "--workers", str(self.workers)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+        if self.workers == 1:
+            command = [sys.executable, "-m", "accesspoint.cli.main", "serve"]
+        else:
+            # `serve` builds the app (and its database pool) before gunicorn forks, so its workers would share the
+            # master's pooled connection; plain gunicorn on wsgi.py builds one app per worker instead.
+            command = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--bind",
+                       f"127.0.0.1:{self.port}", "--timeout", "300", "wsgi:app"]
+        self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
         log.close()
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
@@ -115,6 +121,11 @@ class GatewayProcess:
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn worker processes (children of the master we started)."""
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
+        return [int(pid) for pid in children]
 
     def kill(self) -> None:
         """SIGKILL the gunicorn master and its workers at once (they share the process group we started)."""
