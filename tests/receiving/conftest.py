@@ -135,14 +135,16 @@ ReceiverFactory = Callable[..., Receiver]
 
 @pytest.fixture
 def make_receiver(keys: Keys, tmp_path: Path) -> Iterator[ReceiverFactory]:
-    """A gateway (local environment, SQLite, the shared dev PKI) with settings overridden by keyword, e.g.
-    `make_receiver(as4__max_message_bytes="1000")`."""
+    """A gateway (local environment, the shared dev PKI; SQLite unless a database URL is given) with settings
+    overridden by keyword, e.g. `make_receiver(as4__max_message_bytes="1000")`."""
     made: list[Gateway] = []
 
-    def make(**settings: str) -> Receiver:
+    def make(database_url: str | None = None, **settings: str) -> Receiver:
         data_dir = tmp_path / f"gw{len(made)}"
         shutil.copytree(keys.pki_dir, data_dir / "pki")
         env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir)}
+        if database_url:
+            env["PEPPOL_AP_DATABASE__URL"] = database_url
         env.update({f"PEPPOL_AP_{key.upper()}": value for key, value in settings.items()})
         gateway = build_gateway(load_config(None, env))
         made.append(gateway)

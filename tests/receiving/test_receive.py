@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from accesspoint import receiving
 from accesspoint.as4 import messaging, mime, ns, wssec
 from accesspoint.as4.messaging import Participant
 from accesspoint.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
@@ -172,6 +173,57 @@ def test_racing_identical_requests_store_once_and_share_the_receipt(rx: Receiver
     assert len(answers) == 4 and len(set(answers)) == 1
     assert messaging.parse_envelope_bytes(answers[0]).kind == "receipt"
     assert len(rx.messages()) == 1 and rx.event_count() == 1 and len(rx.blob_files()) == 1
+
+
+def test_loser_of_a_race_answers_with_the_winners_receipt(rx: Receiver, sbd: bytes,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The duplicate check passed while another request with this MessageId was still storing: the unique
+    constraint refuses our insert, our blob is removed and the winner's receipt goes out."""
+    with rx.build(sbd) as message:
+        body = b"".join(message.chunks())
+    winner = rx.post(body, message.content_type)
+    real = receiving.inbound_by_as4_id
+    calls: list[str] = []
+
+    def not_yet_committed(session, as4_message_id):  # type: ignore[no-untyped-def]
+        calls.append(as4_message_id)
+        return None if len(calls) == 1 else real(session, as4_message_id)
+
+    monkeypatch.setattr(receiving, "inbound_by_as4_id", not_yet_committed)
+    loser = rx.post(body, message.content_type)
+    assert len(calls) == 2  # the check before storing, then the look-up of the winner after the refused insert
+    assert loser.status_code == 200 and loser.data == winner.data
+    assert len(rx.messages()) == 1 and rx.event_count() == 1 and len(rx.blob_files()) == 1
+
+
+def test_store_duplicates_and_races_on_sqlite_and_postgresql(make_receiver: ReceiverFactory, database_url: str,
+                                                             sbd: bytes, invoice: bytes) -> None:
+    rx = make_receiver(database_url)
+    rx.seed()
+    with rx.build(sbd) as message:
+        body = b"".join(message.chunks())
+    answers: list[bytes] = []
+    start = threading.Barrier(3)
+
+    def post() -> None:
+        client = rx.client.application.test_client()
+        start.wait()
+        answers.append(client.post("/as4", data=body, headers={"Content-Type": message.content_type}).data)
+
+    threads = [threading.Thread(target=post) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(answers) == 3 and len(set(answers)) == 1
+    assert messaging.parse_envelope_bytes(answers[0]).kind == "receipt"
+    with rx.build(build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice), message_id=message.message_id) as reuse:
+        assert error_of(rx.send(reuse)).codes == ("EBMS:4001",)
+    with rx.build(sbd) as same_instance:
+        rx.send(same_instance)
+    first, second = rx.messages()
+    assert second.sbdh_instance_reused and second.duplicate_of == first.id
+    assert rx.event_count() == 2 and len(rx.blob_files()) == 2
 
 
 def test_reused_sbdh_instance_identifier_is_stored_and_flagged(rx: Receiver, sbd: bytes) -> None:
