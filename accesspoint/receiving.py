@@ -118,7 +118,7 @@ def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> Inbou
             except BaseException:
                 gateway.blobs.delete(blob.key)
                 raise
-            log.info("inbound message stored", extra={"message": stored.id, "as4_message_id": as4_message_id,
+            log.info("inbound message stored", extra={"message_id": stored.id, "as4_message_id": as4_message_id,
                                                       "receiver": stored.receiver, "peer_ap": stored.peer_ap_cn})
             return InboundResult(200, receipt, SOAP_CONTENT_TYPE, stored.id, Outcome.ACCEPTED)
     except InboundRefusal as exc:
@@ -185,7 +185,7 @@ def _repeat(earlier: Message, inbound: InboundMessage) -> InboundResult:
                                            "message")
     assert earlier.receipt is not None
     log.info("identical repeat of an accepted message: original receipt sent again",
-             extra={"message": earlier.id, "as4_message_id": inbound.message_id})
+             extra={"message_id": earlier.id, "as4_message_id": inbound.message_id})
     return InboundResult(200, earlier.receipt.raw, SOAP_CONTENT_TYPE, earlier.id, Outcome.REPEATED)
 
 

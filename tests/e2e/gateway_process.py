@@ -47,8 +47,7 @@ class GatewayProcess:
 
     @property
     def env(self) -> dict[str, str]:
-        env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(self.data_dir), "PEPPOL_AP_SERVER__PORT": str(self.port),
-               "PEPPOL_AP_LOG__LEVEL": "WARNING"}
+        env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(self.data_dir), "PEPPOL_AP_SERVER__PORT": str(self.port)}
         if self.database_url:
             env["PEPPOL_AP_DATABASE__URL"] = self.database_url
         return {**env, **self.settings}

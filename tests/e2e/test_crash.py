@@ -1,4 +1,5 @@
-"""Crash test: the gateway is SIGKILLed at random moments during a burst of sends and restarted each time.
+"""Crash test: the gateway (gunicorn, 2 worker processes sharing one SQLite file) is SIGKILLed at random moments
+during a burst of sends and restarted each time.
 
 Senders behave like a Peppol AP: after a transport failure (connection refused or reset, no answer) they resend the
 same bytes with the same MessageId (as4.md pitfall 16) until they get an answer. The invariant: every message
@@ -60,7 +61,7 @@ class Outcome:
 def test_sigkill_during_a_burst_never_loses_a_receipted_message(tmp_path: Path, vectors: Path) -> None:
     seed = int(os.environ.get("CRASH_SEED", random.randrange(1 << 30)))
     rng = random.Random(seed)
-    gateway = GatewayProcess(tmp_path / "data")
+    gateway = GatewayProcess(tmp_path / "data", workers=2)
     gateway.prepare()
     sender = gateway.sender()[0]
     recipient = load_pem(gateway.pki.ap_key, gateway.pki.ap_cert).certificate

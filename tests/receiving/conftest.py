@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -37,6 +38,12 @@ class Keys:
     expired: KeyMaterial  # POP000004, same CA, expired yesterday
     other_ap: KeyMaterial  # POP000003, same CA: a valid AP that is not us (messages encrypted for it)
     stranger: KeyMaterial  # POP000005 from another PKI: not trusted
+
+
+@pytest.fixture(autouse=True)
+def log_everything(caplog: pytest.LogCaptureFixture) -> None:
+    """Log at DEBUG so every log call of the pipeline runs (a bad `extra` key fails only when the level is on)."""
+    caplog.set_level(logging.DEBUG, logger="accesspoint")
 
 
 @pytest.fixture(scope="session")
