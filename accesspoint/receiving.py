@@ -76,6 +76,12 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class SignedReceipt:
+    message_id: str  # the receipt's own eb:MessageId
+    raw: bytes  # exactly the bytes we send and store
+
+
+@dataclass(frozen=True)
 class InboundResult:
     """What to answer: HTTP status, body and Content-Type; `message_id` is our Message.id when one is stored."""
 
@@ -120,7 +126,7 @@ def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> Inbou
                 raise
             log.info("inbound message stored", extra={"message_id": stored.id, "as4_message_id": as4_message_id,
                                                       "receiver": stored.receiver, "peer_ap": stored.peer_ap_cn})
-            return InboundResult(200, receipt, SOAP_CONTENT_TYPE, stored.id, Outcome.ACCEPTED)
+            return InboundResult(200, receipt.raw, SOAP_CONTENT_TYPE, stored.id, Outcome.ACCEPTED)
     except InboundRefusal as exc:
         return _refusal(gateway, exc, exc.message_id)
     except As4Error as exc:
@@ -139,12 +145,14 @@ def _ping_receipt(gateway: Gateway, inbound: InboundMessage) -> InboundResult:
     receipt = _sign_receipt(gateway, inbound)
     log.info("ebMS ping answered", extra={"as4_message_id": inbound.message_id,
                                           "peer_ap": inbound.user_message.from_party})
-    return InboundResult(200, receipt, SOAP_CONTENT_TYPE, None, Outcome.PING)
+    return InboundResult(200, receipt.raw, SOAP_CONTENT_TYPE, None, Outcome.PING)
 
 
-def _sign_receipt(gateway: Gateway, inbound: InboundMessage) -> bytes:
-    return sign_receipt(inbound.signature.signed_info_references, inbound.message_id, gateway.key,
-                        domain=gateway.message_id_domain)
+def _sign_receipt(gateway: Gateway, inbound: InboundMessage) -> SignedReceipt:
+    receipt_id = messaging.new_message_id(gateway.message_id_domain)
+    raw = sign_receipt(inbound.signature.signed_info_references, inbound.message_id, gateway.key,
+                       message_id=receipt_id)
+    return SignedReceipt(receipt_id, raw)
 
 
 def _serving_organisation(session: Session, sbdh: Sbdh) -> int:
@@ -201,12 +209,10 @@ def _earlier_instance(session: Session, sbdh: Sbdh) -> str | None:
 
 
 def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_id: int, blob: BlobRef,
-           receipt: bytes) -> Message:
+           receipt: SignedReceipt) -> Message:
     """One transaction: Message, Receipt, Event; committed before the receipt is sent."""
     now = datetime.now(UTC)
     um = inbound.user_message
-    parsed_receipt = messaging.parse_envelope_bytes(receipt).receipt
-    assert parsed_receipt is not None
     with gateway.sessions() as session:
         # SQLite: take the write lock first, so the instance check and the insert see one state of the file
         begin_write(session)
@@ -236,10 +242,10 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
             received_at=now,
         )
         message.receipt = Receipt(
-            as4_message_id=parsed_receipt.message_id,
+            as4_message_id=receipt.message_id,
             ref_to_message_id=um.message_id,
-            raw=receipt,
-            sha256=hashlib.sha256(receipt).hexdigest(),
+            raw=receipt.raw,
+            sha256=hashlib.sha256(receipt.raw).hexdigest(),
         )
         session.add(message)
         session.flush()

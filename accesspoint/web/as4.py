@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, Response, request
+from werkzeug.exceptions import HTTPException
 
 from accesspoint.receiving import TEXT_CONTENT_TYPE, receive
 from accesspoint.web.context import gateway
@@ -34,6 +35,8 @@ def as4_post() -> Response:
                           f"access point accepts ({limit} bytes)")
     try:
         result = receive(gw, request.stream, request.headers.get("Content-Type"))
+    except HTTPException:
+        raise  # e.g. the client disconnected before the declared Content-Length arrived (400)
     except Exception:
         # A fault of ours (database down, disk full): no receipt and no ebMS error, because an error tells the
         # sender to give up; a 500 is a transport failure it retries with the same MessageId (as4.md pitfall 16).

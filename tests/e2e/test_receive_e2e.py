@@ -126,5 +126,8 @@ def test_hostile_request_leaves_the_process_serving(gateway_process: GatewayProc
     response = requests.post(gateway_process.as4_url, data=b"--b\r\nContent-Type: x\r\n\r\n<a",
                              headers={"Content-Type": 'multipart/related; boundary="b"'}, timeout=30)
     assert response.status_code == 400 and response.text.startswith("EBMS:0007")
+    oversized_header = requests.post(gateway_process.as4_url, data=b"x", timeout=30,
+                                     headers={"Content-Type": "multipart/related; boundary=" + "b" * 20000})
+    assert oversized_header.status_code == 431  # Request Header Fields Too Large, from gunicorn before the app
     assert requests.get(gateway_process.as4_url, timeout=30).status_code == 405
     assert requests.get(f"{gateway_process.url}/health", timeout=30).status_code == 200

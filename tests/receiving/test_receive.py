@@ -82,6 +82,7 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
         receipt = session.get(type(stored), stored.id).receipt
         assert receipt.raw == response.data  # the stored receipt is byte for byte what was sent
         assert receipt.ref_to_message_id == message.message_id
+        assert receipt.as4_message_id == messaging.parse_envelope_bytes(response.data).receipt.message_id
         [event] = session.query(Event).all()
     assert event.type == EVENT_RECEIVED and event.message_id == stored.id
     assert event.organisation_id == stored.organisation_id is not None
@@ -113,6 +114,24 @@ def test_ping_gets_a_receipt_and_nothing_is_stored(rx: Receiver) -> None:
     response = rx.post(b"".join(chunks), content_type)
     assert messaging.parse_envelope_bytes(response.data).kind == "receipt"
     rx.assert_nothing_stored()
+
+
+def test_failure_while_storing_is_500_and_leaves_nothing_behind(rx: Receiver, sbd: bytes,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fault of ours is a transport-level 500 (the sender retries the same MessageId), never an ebMS error, and the
+    blob already written is removed again."""
+    def database_down(*args: object) -> None:
+        raise OSError("database unavailable")
+
+    monkeypatch.setattr(receiving, "_store", database_down)
+    with rx.build(sbd) as message:
+        body = b"".join(message.chunks())
+        response = rx.post(body, message.content_type)
+    assert response.status_code == 500 and response.content_type.startswith("text/plain")
+    rx.assert_nothing_stored()
+    monkeypatch.undo()
+    assert messaging.parse_envelope_bytes(rx.post(body, message.content_type).data).kind == "receipt"
+    assert len(rx.messages()) == 1
 
 
 # --------------------------------------------------------------------------- duplicates
