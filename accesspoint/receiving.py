@@ -57,15 +57,15 @@ from accesspoint.gateway import Gateway
 from accesspoint.sbdh import Sbdh
 from accesspoint.store.blobs import BlobRef
 from accesspoint.store.database import begin_write
-from accesspoint.store.models import Direction, Event, Message, MessageState, Receipt
+from accesspoint.store.models import Direction, Message, MessageState, Receipt
 from accesspoint.store.queries import inbound_by_as4_id, serving_participant
+from accesspoint.webhooks import INBOUND_RECEIVED, record_event
 from certs.validation import Purpose, Verdict
 
 log = logging.getLogger(__name__)
 
 SOAP_CONTENT_TYPE = "application/soap+xml;charset=UTF-8"
 TEXT_CONTENT_TYPE = "text/plain; charset=utf-8"
-EVENT_RECEIVED = "inbound.received"
 
 
 class Outcome(StrEnum):
@@ -249,10 +249,9 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
         )
         session.add(message)
         session.flush()
-        session.add(Event(
-            organisation_id=organisation_id,
-            message_id=message.id,
-            type=EVENT_RECEIVED,
+        # the event and its webhook deliveries commit with the message: handed to the network at least once
+        record_event(
+            session, INBOUND_RECEIVED, organisation_id, message_id=message.id,
             data={
                 "message_id": message.id,
                 "as4_message_id": um.message_id,
@@ -264,7 +263,7 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
                 "sbdh_instance_reused": duplicate_of is not None,
                 "received_at": now.isoformat(),
             },
-        ))
+        )  # fmt: skip
         session.commit()
     return message
 

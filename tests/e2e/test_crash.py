@@ -27,9 +27,9 @@ from accesspoint.as4.outbound import build_message
 from accesspoint.as4.receipts import verify_receipt
 from accesspoint.config import load_config
 from accesspoint.gateway import build_gateway
-from accesspoint.receiving import EVENT_RECEIVED
 from accesspoint.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.store.models import Event, Message
+from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.keystore import load_pem
 from tests.e2e.gateway_process import GatewayProcess
 
@@ -144,7 +144,7 @@ def test_sigkill_during_a_burst_never_loses_a_receipted_message(tmp_path: Path, 
         with store.session() as session:
             rows = {m.as4_message_id: m for m in session.scalars(select(Message))}
             receipts = {m.as4_message_id: m.receipt.raw for m in rows.values() if m.receipt is not None}
-            events = Counter(session.scalars(select(Event.message_id).where(Event.type == EVENT_RECEIVED)))
+            events = Counter(session.scalars(select(Event.message_id).where(Event.type == INBOUND_RECEIVED)))
             event_rows = session.scalar(select(func.count()).select_from(Event))
         blob_files = {p.name for p in store.blobs.root.rglob("*") if p.is_file() and not p.name.startswith(".")}
         referenced = {m.blob_key for m in rows.values()}

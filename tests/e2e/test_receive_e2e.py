@@ -15,9 +15,9 @@ from accesspoint.as4.outbound import build_message
 from accesspoint.as4.receipts import verify_receipt
 from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.receiving import EVENT_RECEIVED
 from accesspoint.sbdh import build_sbd, sbdh_from_ubl
-from accesspoint.store.models import Event, Message, MessageState
+from accesspoint.store.models import ApiClient, ApiRole, Event, Message, MessageState, Organisation
+from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.keystore import KeyMaterial, load_pem
 from tests.e2e.gateway_process import GatewayProcess
 from tests.interop.as4peer.venv import ensure_as4_python
@@ -39,6 +39,20 @@ def gateway_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatewa
 @pytest.fixture(scope="module")
 def sender(gateway_process: GatewayProcess) -> KeyMaterial:
     return gateway_process.sender()[0]
+
+
+@pytest.fixture(scope="module")
+def token(gateway_process: GatewayProcess) -> str:
+    """A network API token of the organisation that receives (the one `prepare` made)."""
+    gateway = build_gateway(load_config(None, gateway_process.env), migrate=False)
+    try:
+        with gateway.session() as session:
+            organisation = session.scalars(select(Organisation)).one()
+            client, secret = ApiClient.issue("e2e", ApiRole.NETWORK, organisation.id)
+            session.add(client)
+    finally:
+        gateway.engine.dispose()
+    return secret
 
 
 @pytest.fixture
@@ -64,7 +78,7 @@ def document_of(store: Gateway, message: Message) -> bytes:
 
 @pytest.mark.parametrize("transfer", ["content-length", "chunked"])
 def test_our_core_sends_and_the_receipt_verifies(gateway_process: GatewayProcess, sender: KeyMaterial, store: Gateway,
-                                                 vectors: Path, transfer: str) -> None:
+                                                 token: str, vectors: Path, transfer: str) -> None:
     invoice = (vectors / "bis" / "base-example.xml").read_bytes()
     sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice)
     recipient = load_pem(gateway_process.pki.ap_key, gateway_process.pki.ap_cert).certificate
@@ -82,7 +96,19 @@ def test_our_core_sends_and_the_receipt_verifies(gateway_process: GatewayProcess
     assert receipt == response.content
     assert document_of(store, stored) == sbd
     assert stored.state == MessageState.NEW
-    assert [e.type for e in events] == [EVENT_RECEIVED]
+    assert [e.type for e in events] == [INBOUND_RECEIVED]
+
+    # the network collects it through the inbox API of the running gateway
+    api = f"{gateway_process.url}/api/v1/inbound"
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = requests.get(api, params={"state": "new", "limit": 100}, headers=auth, timeout=30).json()
+    assert stored.id in [item["id"] for item in listed["items"]]
+    metadata = requests.get(f"{api}/{stored.id}", headers=auth, timeout=30).json()
+    assert metadata["as4_message_id"] == message.message_id
+    assert requests.get(f"{api}/{stored.id}/document", params={"format": "sbd"}, headers=auth,
+                        timeout=30).content == sbd
+    assert requests.get(f"{api}/{stored.id}/document", headers=auth, timeout=30).content.strip() == invoice.strip()
+    assert requests.get(f"{api}/{stored.id}/receipt", headers=auth, timeout=30).content == response.content
 
 
 def test_as4_package_sends_and_accepts_our_receipt(gateway_process: GatewayProcess, store: Gateway, vectors: Path,

@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from sqlalchemy import select
 
 from accesspoint import receiving
 from accesspoint.as4 import messaging, mime, ns, wssec
 from accesspoint.as4.messaging import Participant
 from accesspoint.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
 from accesspoint.as4.receipts import verify_receipt
-from accesspoint.receiving import EVENT_RECEIVED
 from accesspoint.sbdh import Sbdh, build_sbd, sbdh_from_ubl
-from accesspoint.store.models import Event, MessageState
+from accesspoint.store.models import Event, MessageState, WebhookDelivery, WebhookSubscription
+from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.keystore import KeyMaterial
 from tests.receiving.conftest import CREDIT_NOTE_ONLY, Receiver, ReceiverFactory
 
@@ -84,9 +85,23 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
         assert receipt.ref_to_message_id == message.message_id
         assert receipt.as4_message_id == messaging.parse_envelope_bytes(response.data).receipt.message_id
         [event] = session.query(Event).all()
-    assert event.type == EVENT_RECEIVED and event.message_id == stored.id
+    assert event.type == INBOUND_RECEIVED and event.message_id == stored.id
     assert event.organisation_id == stored.organisation_id is not None
     assert event.data["as4_message_id"] == message.message_id
+
+
+def test_webhook_delivery_is_queued_with_the_message(make_receiver: ReceiverFactory, sbd: bytes) -> None:
+    rx = make_receiver()
+    organisation_id = rx.seed()
+    with rx.gateway.session() as session:
+        session.add(WebhookSubscription(organisation_id=organisation_id, url="http://127.0.0.1:9/hook", secret="s",
+                                        events=[INBOUND_RECEIVED]))
+    with rx.build(sbd) as message:
+        rx.send(message)
+    with rx.gateway.session() as session:
+        [delivery] = session.scalars(select(WebhookDelivery)).all()
+        [event] = session.scalars(select(Event)).all()
+    assert delivery.event_id == event.id and delivery.state == "pending"
 
 
 def test_participant_value_matches_case_insensitively(make_receiver: ReceiverFactory, sbd: bytes) -> None:
