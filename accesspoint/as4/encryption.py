@@ -42,6 +42,7 @@ from lxml import etree
 
 from accesspoint.as4 import ns
 from accesspoint.as4.errors import FAILED_DECRYPTION, POLICY_NONCOMPLIANCE, As4Error
+from certs import untrusted
 from certs.keystore import KeyMaterial
 
 KEY_BYTES = 16  # AES-128
@@ -484,10 +485,11 @@ def _referenced_certificate(
         raise As4Error(POLICY_NONCOMPLIANCE, f"{what}: BinarySecurityToken {uri[1:]} has EncodingType {encoding!r}")
     der = _b64(target.text, f"BinarySecurityToken {uri[1:]}")
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        # Read completely now, like WSS4J's CertificateFactory: the refusal texts name the certificate.
+        return untrusted.load_der(der)
+    except untrusted.MalformedCertificate as exc:
         raise As4Error(
-            FAILED_DECRYPTION, f"BinarySecurityToken {uri[1:]} holds no readable X.509 certificate"
+            FAILED_DECRYPTION, f"BinarySecurityToken {uri[1:]} holds no readable X.509 certificate: {exc}"
         ) from None
 
 
