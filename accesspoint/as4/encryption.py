@@ -337,7 +337,9 @@ def decrypt_attachments(
     """
     header = read_encryption_header(envelope)
     if not header.keys:
-        raise As4Error(FAILED_DECRYPTION, "the message is not encrypted: wsse:Security holds no xenc:EncryptedKey")
+        listed = ", ".join(f"<{cid}>" for cid in ciphertexts) or "none"
+        raise As4Error(FAILED_DECRYPTION, f"the message is not encrypted: wsse:Security holds no xenc:EncryptedKey "
+                                          f"(attachments: {listed})")
     for item in header.data:
         _check_data_policy(item)
     ours = (key,) if isinstance(key, KeyMaterial) else tuple(key)

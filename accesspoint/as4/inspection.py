@@ -423,8 +423,8 @@ class _Analysis:
         try:
             return set(encryption.unencrypted_attachments(self.root, cids))
         except As4Error:
-            # The root is no SOAP envelope (or has two wsse:Security headers): the envelope step has reported that,
-            # and no attachment can be known to travel in the clear.
+            # The root is no SOAP envelope, or it has two wsse:Security headers: the envelope and signature steps
+            # report that, and no attachment can be known to travel in the clear.
             return set()
 
     def _attachment_sources(self) -> dict[str, wssec.AttachmentContent]:
