@@ -468,7 +468,10 @@ class _Analysis:
             report.references = [ReferenceCheck(r.get("URI") or "", None, "not checked")
                                  for r in result.signed_info_references]
             report.signature_valid = False
-            report.add("signature-policy", "failed", f"{result.error.description} ({signer})", result.error)
+            # The receiver judges the signature policy first only in a well-formed SOAP envelope (inbound.
+            # _signature_policy); in any other the envelope error comes first, so this is then the later step.
+            step = "signature-policy" if wssec.soap_parts(self.root)[1] is not None else "signature"
+            report.add(step, "failed", f"{result.error.description} ({signer})", result.error)
             return
         report.references = [ReferenceCheck(r.uri, r.digest_valid, r.problem) for r in result.references]
         ok_digests = sum(1 for r in result.references if r.digest_valid)
