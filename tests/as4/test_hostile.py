@@ -241,7 +241,7 @@ def test_inspect_validates_a_lazily_damaged_signer_without_crashing(setup: Setup
 
 
 @pytest.mark.parametrize(("old", "new", "code"), [
-    (b'CipherReference URI="cid:', b'CipherReference URI="cjd:', "EBMS:0103"),  # not a cid: reference: the encryption policy
+    (b'CipherReference URI="cid:', b'CipherReference URI="cjd:', "EBMS:0103"),  # no cid: reference (policy)
     (b'CipherReference URI="cid:att-', b'CipherReference URI="cid:btt-', "EBMS:0102"),  # no such attachment
 ])
 def test_damaged_cipher_reference_gets_the_same_code_from_inspect_and_receiver(
