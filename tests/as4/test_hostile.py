@@ -3,7 +3,9 @@ Verdict, and never any other exception.
 
 One reproducer per crash found in the AS4 core (damaged certificate tokens, a damaged SOAP namespace, a damaged
 CipherReference), then property tests that flip, insert and delete bytes in a whole message and in the certificates
-of its BinarySecurityTokens. The example counts are sized for CI; HOSTILE_EXAMPLES=5000 runs them harder.
+of its BinarySecurityTokens: the receiver and `inspect` must give the same ebMS error (or both accept), and the
+validator a Verdict. The example counts are sized for CI; HOSTILE_EXAMPLES=5000 runs them harder (done once: no
+failure in 2 x 5,000 and 2 x 10,000 examples).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from certs.validation import (
 )
 from smp import safexml
 
-EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 _DER = serialization.Encoding.DER
 _AP_CA_NAME = b"LOCAL DEV PEPPOL ACCESS POINT CA"
 
@@ -302,14 +304,13 @@ def _mutate(data: bytes, mutations: list[Mutation]) -> bytes:
 
 
 def _assert_handled(setup: Setup, body: bytes) -> None:
-    """The receiver refuses with an As4Error or accepts; inspect reports; neither raises anything else."""
+    """The receiver refuses with an As4Error or accepts; inspect reports; neither raises anything else, and both
+    come to the same answer (inspect says which ebMS error the receiver gives)."""
     refusal = _receive(setup, body)
-    assert refusal is None or refusal.code.startswith("EBMS:")
     report = _inspect(setup, body)
     assert report.steps
-    if refusal is None:
-        # Whatever the receiver takes (e.g. a changed unsigned Id), inspect must not call a failure.
-        assert report.ebms_error is None, list(inspection.human_lines(report))
+    expected = report.ebms_error.code if report.ebms_error is not None else None
+    assert (refusal.code if refusal is not None else None) == expected, (refusal, list(inspection.human_lines(report)))
 
 
 _SETTINGS = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
