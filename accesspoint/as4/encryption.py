@@ -333,7 +333,7 @@ def decrypt_attachments(
     `ciphertexts` maps content ids (without angle brackets) to seekable streams of the received part
     bodies; they are not closed. The result is keyed like `ciphertexts`; plaintexts larger than
     `spill_threshold` bytes live in temporary files (0: always on disk). Attachments that no
-    EncryptedData covers are not returned: use `unencrypted_attachments` to reject those.
+    EncryptedData covers are not returned: compare the keys with the message's attachments to reject those.
     """
     header = read_encryption_header(envelope)
     if not header.keys:
