@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from accesspoint.store.models import Direction, Message, MessageState  # noqa: E402
-from tests.e2e.send_world import X, Y, send_world  # noqa: E402
+from tests.e2e.send_world import X, Y, open_store, send_world  # noqa: E402
 from tests.sending.harness import invoice  # noqa: E402
 
 TEMPLATE = ROOT.parent / "shared" / "vectors" / "bis" / "base-example.xml"
@@ -62,8 +62,8 @@ def run(workers: int, messages: int, probes: int, database_url: str | None) -> d
     document = invoice(TEMPLATE, X, Y)
     with tempfile.TemporaryDirectory(prefix="bench-outbound-") as tmp, \
             send_world(Path(tmp), a_database_url=database_url, response_timeout_seconds=60) as world:
-        store = world.a.store()
-        receiver_store = world.b.store()
+        store = open_store(world.a)
+        receiver_store = open_store(world.b)
         try:
             world.start_workers(workers)
             started = time.monotonic()

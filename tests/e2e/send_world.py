@@ -24,16 +24,16 @@ from typing import Any
 import requests
 from cryptography import x509
 from sqlalchemy import select
-from tests.e2e.gateway_process import ROOT, GatewayProcess
 
 from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.store.models import ApiClient, ApiRole, Organisation, Participant
+from accesspoint.store.models import ApiClient, ApiRole, Participant
 from certs.devpki import issue_leaf
 from certs.keystore import load_pem, load_pkcs12
 from smp.dnsserver import ZoneServer, smp_record, write_records
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
+from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
@@ -48,25 +48,15 @@ BIS_PROCESS = ("cenbii-procid-ubl", "urn:fdc:peppol.eu:2017:poacc:billing:01:1.0
 FINAL_STATES = ("sent", "failed")
 
 
-@dataclass
-class Gw(GatewayProcess):
-    """A GatewayProcess with the settings of this network (SML zone, DNS server, key store, sending)."""
-
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {**super().env, **self.extra}
-
-    def store(self) -> Gateway:
-        """The gateway's database and blobs, opened from the test (dispose the engine when done)."""
-        return build_gateway(load_config(None, self.env), migrate=False)
+def open_store(gateway: GatewayProcess) -> Gateway:
+    """A gateway process's database and blobs, opened from the test (dispose the engine when done)."""
+    return build_gateway(load_config(None, gateway.env), migrate=False)
 
 
 @dataclass
 class SendWorld:
-    a: Gw
-    b: Gw
+    a: GatewayProcess
+    b: GatewayProcess
     smp: SmpServer
     records_file: Path
     token: str
@@ -140,9 +130,9 @@ class SendWorld:
             time.sleep(0.2)
 
 
-def _seed_sender(gw: Gw, participant: ParticipantId) -> str:
+def _seed_sender(gw: GatewayProcess, participant: ParticipantId) -> str:
     """Make A's organisation own X and give it a network token."""
-    store = gw.store()
+    store = open_store(gw)
     try:
         with store.session() as session:
             member = session.scalar(select(Participant).where(Participant.value_key == participant.value.lower()))
@@ -150,17 +140,6 @@ def _seed_sender(gw: Gw, participant: ParticipantId) -> str:
             client, token = ApiClient.issue("e2e", ApiRole.NETWORK, member.organisation_id)
             session.add(client)
         return token
-    finally:
-        store.engine.dispose()
-
-
-def add_organisation(gw: Gw, participant: ParticipantId, *, receiving: bool = True) -> None:
-    store = gw.store()
-    try:
-        with store.session() as session:
-            member = Participant(value=participant.value, receiving_enabled=receiving)
-            member.add_default_document_types()
-            session.add(Organisation(name=f"Org {participant.value}", country="SE", participants=[member]))
     finally:
         store.engine.dispose()
 
@@ -182,12 +161,12 @@ def send_world(directory: Path, *, a_database_url: str | None = None, b_workers:
     write_records(records_file, {})
     dns = ZoneServer(ZONE, records_file).start()
     settings = network_settings(dns.port, **sending)
-    a = Gw(directory / "a", database_url=a_database_url, extra=dict(settings))
+    a = GatewayProcess(directory / "a", database_url=a_database_url, settings=dict(settings))
     a.data_dir.mkdir(parents=True)
     pki = a.pki
     shutil.copytree(pki.directory, directory / "b" / "pki")
     leaf = issue_leaf(pki, cn="POP000002")
-    b = Gw(directory / "b", workers=b_workers, extra={
+    b = GatewayProcess(directory / "b", workers=b_workers, settings={
         **settings, "PEPPOL_AP_KEYSTORE__PKCS12": str(leaf.p12), "PEPPOL_AP_KEYSTORE__PASSWORD": pki.password})
     try:
         a.prepare(participant=X.value)

@@ -19,7 +19,7 @@ from certs.keystore import load_pkcs12
 from certs.validation import CertificateValidator
 from smp import safexml
 from smp.identifiers import ParticipantId
-from tests.e2e.send_world import SendWorld, X, Y, send_world
+from tests.e2e.send_world import SendWorld, X, Y, open_store, send_world
 from tests.sending.harness import FakeAccessPoint, invoice, serve_wsgi
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ def document(vectors: Path) -> bytes:
 
 
 def inbound(world: SendWorld, as4_message_id: str) -> list[Message]:
-    store = world.b.store()
+    store = open_store(world.b)
     try:
         with store.sessions() as session:
             return list(session.scalars(select(Message).where(Message.direction == Direction.INBOUND,
@@ -134,7 +134,7 @@ def test_three_workers_on_postgresql_deliver_500_messages_exactly_once(tmp_path:
                 ids = list(pool.map(lambda _: world.submit(document), range(500)))
             for message_id in ids:
                 assert world.wait_for(message_id, timeout=600)["state"] == "sent"
-            store = world.b.store()
+            store = open_store(world.b)
             try:
                 with store.sessions() as session:
                     inbound_rows = select(Message).where(Message.direction == Direction.INBOUND)
