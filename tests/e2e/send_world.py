@@ -130,8 +130,8 @@ class SendWorld:
             time.sleep(0.2)
 
 
-def _seed_sender(gw: GatewayProcess, participant: ParticipantId) -> str:
-    """Make A's organisation own X and give it a network token."""
+def token_for(gw: GatewayProcess, participant: ParticipantId) -> str:
+    """A network token of the organisation that owns `participant` in this gateway."""
     store = open_store(gw)
     try:
         with store.session() as session:
@@ -171,7 +171,7 @@ def send_world(directory: Path, *, a_database_url: str | None = None, b_workers:
     try:
         a.prepare(participant=X.value)
         b.prepare(participant=Y.value)
-        token = _seed_sender(a, X)
+        token = token_for(a, X)
         with SmpServer() as smp:
             world = SendWorld(a, b, smp, records_file, token)
             world.register(X, a.as4_url, load_pem(pki.ap_key, pki.ap_cert).certificate)

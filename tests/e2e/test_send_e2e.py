@@ -19,7 +19,7 @@ from certs.keystore import load_pkcs12
 from certs.validation import CertificateValidator
 from smp import safexml
 from smp.identifiers import ParticipantId
-from tests.e2e.send_world import SendWorld, X, Y, open_store, send_world
+from tests.e2e.send_world import SendWorld, X, Y, open_store, send_world, token_for
 from tests.sending.harness import FakeAccessPoint, invoice, serve_wsgi
 
 pytestmark = pytest.mark.integration
@@ -58,6 +58,20 @@ def test_invoice_arrives_at_b_and_a_holds_the_verified_receipt(world: SendWorld,
     assert len(stored) == 1
     assert stored[0].sbdh_instance_id == body["sbdh_instance_identifier"]
     assert stored[0].receiver == Y.uri and stored[0].sender == X.uri
+    # in B's inbox for Y's organisation: the SBD exactly as A stored and sent it
+    b_auth = {"Authorization": f"Bearer {token_for(world.b, Y)}"}
+    listed = requests.get(f"{world.b.url}/api/v1/inbound", headers=b_auth, timeout=30).json()["items"]
+    [item] = [i for i in listed if i["as4_message_id"] == body["as4_message_id"]]
+    received_sbd = requests.get(f"{world.b.url}/api/v1/inbound/{item['id']}/document", params={"format": "sbd"},
+                                headers=b_auth, timeout=30).content
+    a_store = open_store(world.a)
+    try:
+        with a_store.sessions() as session:
+            blob_key = session.get(Message, message_id).blob_key
+        with a_store.blobs.open(blob_key or "") as sent_sbd:
+            assert received_sbd == sent_sbd.read()
+    finally:
+        a_store.engine.dispose()
     receipt = requests.get(f"{world.a.url}/api/v1/outbound/{message_id}/receipt", headers=world.headers(), timeout=30)
     assert receipt.status_code == 200
     ref = safexml.parse_bytes(receipt.content).findtext(f".//{{{EB}}}RefToMessageId")
