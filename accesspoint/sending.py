@@ -28,6 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -339,8 +340,42 @@ class Sender:
             claimed = claim_outbound(session, self.worker_id, self.settings.batch_size, utcnow(), self.settings.lease)
             ids = [m.id for m in claimed]
         for message_id in ids:
-            self.attempt(message_id)
+            self.attempt_or_release(message_id)
         return len(ids)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A read-then-write transaction that takes the write lock up front (SQLite: BEGIN IMMEDIATE; a deferred
+        transaction that reads first fails with "database is locked" when another process wrote meanwhile)."""
+        with self.gateway.sessions() as session:
+            begin_write(session)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def attempt_or_release(self, message_id: str) -> None:
+        """Attempt a claimed message; if that breaks unexpectedly, hand the message back for a later try at once
+        instead of leaving it locked until the lease runs out (the rest of the batch still gets its turn)."""
+        try:
+            self.attempt(message_id)
+        except Exception:
+            log.exception("outbound message %s: unexpected failure during an attempt; released for a later try",
+                          message_id)
+            retry_at = utcnow() + backoff(1, self.settings, self.rng)
+            try:
+                with self._writing() as session:
+                    session.execute(
+                        update(Message)
+                        .where(Message.id == message_id, Message.locked_by == self.worker_id)
+                        .values(state=MessageState.RETRYING, next_attempt_at=retry_at, locked_by=None,
+                                locked_until=None)
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception:  # the lease still frees it
+                log.exception("outbound message %s could not be released; its lease will free it", message_id)
 
     def claim(self, message_id: str) -> bool:
         """Claim one message if it is due (queued/retrying and its time has come, or a lapsed lease)."""
@@ -364,7 +399,7 @@ class Sender:
         """Claim and send one message now if it is due; False when it is not due or another worker has it."""
         if not self.claim(message_id):
             return False
-        self.attempt(message_id)
+        self.attempt_or_release(message_id)
         return True
 
     # ------------------------------------------------------------------ one attempt
@@ -372,7 +407,7 @@ class Sender:
     def attempt(self, message_id: str) -> None:
         """One delivery attempt of a message this worker has claimed."""
         gw = self.gateway
-        with gw.session() as session:
+        with self._writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 return
@@ -404,7 +439,7 @@ class Sender:
                 return
             wire = built
         old_wire = message.wire_blob_key
-        with gw.session() as session:
+        with self._writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 if wire.blob_key != old_wire:
@@ -490,7 +525,7 @@ class Sender:
         """Write the outcome of a try; returns the key of a stored body that is no longer needed."""
         now = utcnow()
         stale_wire: str | None = None
-        with self.gateway.session() as session:
+        with self._writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 log.warning("outbound message %s was taken over by another worker; result dropped", message_id)

@@ -253,3 +253,26 @@ def test_circuit_breaker_stops_calling_a_dead_endpoint(tmp_path: Path, vectors: 
         opened = status(api, net, ids[codes.index("circuit-open")])
         assert opened["state"] == "retrying" and "circuit breaker" in opened["reason"]
 
+
+
+def test_an_unexpected_error_releases_the_message_and_the_batch_goes_on(api: FlaskClient, net: Network,
+                                                                          document: bytes,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    net.register(RECEIVER)
+    broken, fine = submit(api, net, document), submit(api, net, document)
+    discovery = net.gateway.discovery
+    real = discovery.find_endpoint
+    calls: list[int] = []
+
+    def find_endpoint(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the first attempt")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(discovery, "find_endpoint", find_endpoint)
+    assert send_due(net.gateway) == 2
+    states = {status(api, net, m)["state"] for m in (broken, fine)}
+    assert states == {"retrying", "sent"}
+    with net.gateway.sessions() as session:
+        assert all(session.get(Message, m).locked_by is None for m in (broken, fine))
