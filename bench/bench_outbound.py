@@ -9,7 +9,8 @@ For each worker count: a fresh pair of gateways (A on a new PostgreSQL database,
 workers); `--messages` invoices are submitted through A's API by 4 client threads while the workers run; the
 figures are messages per second from the first submit to the last `sent`, and submit-to-sent latency percentiles
 under that load. Then `--probes` single messages, each submitted only after the previous one is sent, give the
-submit-to-sent time of an otherwise idle gateway (it includes up to 1 s of worker idle polling).
+submit-to-sent time of an otherwise idle gateway (it includes up to 1 s of worker idle polling). "errors" counts
+attempts that broke unexpectedly in the workers (released and retried; should be 0).
 """
 
 from __future__ import annotations
@@ -97,8 +98,11 @@ def run(workers: int, messages: int, probes: int, database_url: str | None) -> d
                                           .where(Message.direction == Direction.INBOUND)) or 0
             if received != messages + probes:
                 raise RuntimeError(f"B stored {received} messages, expected {messages + probes}")
+            world.stop_workers()
+            errors = sum(log.read_text(errors="replace").count("unexpected failure during an attempt")
+                         for log in world.a.data_dir.glob("worker-*.log"))
             return {
-                "workers": workers, "messages": messages, "submit_s": submitted,
+                "errors": errors, "workers": workers, "messages": messages, "submit_s": submitted,
                 "msg_per_s": messages / (last - first).total_seconds(),
                 "p50_s": percentile(latencies, 0.5), "p95_s": percentile(latencies, 0.95),
                 "idle_p50_s": statistics.median(probe_times) if probe_times else float("nan"),
@@ -122,7 +126,7 @@ def main() -> int:
     if args.sqlite and any(w != 1 for w in args.workers):
         parser.error("SQLite supports one worker; use PostgreSQL for more")
     print(f"{'workers':>7} {'messages':>8} {'submit s':>8} {'msg/s':>7} {'p50 s':>7} {'p95 s':>7} "
-          f"{'idle p50 s':>10} {'idle max s':>10}")
+          f"{'idle p50 s':>10} {'idle max s':>10} {'errors':>6}")
     for workers in args.workers:
         url, name = (None, None) if args.sqlite else fresh_postgres_database(admin_url or "")
         try:
@@ -131,7 +135,7 @@ def main() -> int:
             if name:
                 drop_postgres_database(admin_url or "", name)
         print(f"{r['workers']:>7} {r['messages']:>8} {r['submit_s']:>8.1f} {r['msg_per_s']:>7.1f} {r['p50_s']:>7.2f} "
-              f"{r['p95_s']:>7.2f} {r['idle_p50_s']:>10.2f} {r['idle_max_s']:>10.2f}", flush=True)
+              f"{r['p95_s']:>7.2f} {r['idle_p50_s']:>10.2f} {r['idle_max_s']:>10.2f} {r['errors']:>6}", flush=True)
     return 0
 
 
