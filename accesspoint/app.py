@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from accesspoint import __version__
+from accesspoint import __version__, metrics
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
@@ -27,6 +27,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(api_webhooks.blueprint)
     app.register_blueprint(api_events.blueprint)
     app.register_blueprint(as4.blueprint)
+    metrics.install(app, gw)
 
     @app.get("/health")
     def health() -> Any:
