@@ -61,6 +61,7 @@ def sweep_blobs(gateway: Gateway, *, force: bool = False) -> int:
     store = gateway.blobs
     removed = 0
     for path, mtime in list(store.iter_temp_files()):
+        # a `put` still writing keeps refreshing its file's mtime, so only an abandoned one gets this old
         if mtime < cutoff:
             store.delete_temp_file(path)
             removed += 1
