@@ -56,8 +56,10 @@ class GatewayCollector(Collector):
                                      labels=["direction", "state"])
         deliveries = GaugeMetricFamily(f"{PREFIX}_webhook_deliveries", "Webhook deliveries by state",
                                        labels=["state"])
-        attempts = CounterMetricFamily(f"{PREFIX}_outbound_attempts", "Outbound delivery attempts by outcome "
-                                       "(in_progress: not finished yet)", labels=["outcome"])
+        # a gauge, not a counter: retention deletes attempts with their messages, and a falling counter would
+        # read as a reset
+        attempts = GaugeMetricFamily(f"{PREFIX}_outbound_attempts", "Recorded outbound delivery attempts by "
+                                     "outcome (in_progress: not finished yet)", labels=["outcome"])
         try:
             with self.gateway.session() as session:
                 for direction, state, count in session.execute(

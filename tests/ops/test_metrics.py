@@ -68,8 +68,8 @@ def test_outbound_attempt_outcomes_are_counted(rx: Receiver) -> None:
         ]
         session.add(message)
     text = scrape(rx)
-    assert value(text, "peppol_ap_outbound_attempts_total", outcome="transient") == 2
-    assert value(text, "peppol_ap_outbound_attempts_total", outcome="in_progress") == 1
+    assert value(text, "peppol_ap_outbound_attempts", outcome="transient") == 2
+    assert value(text, "peppol_ap_outbound_attempts", outcome="in_progress") == 1
     assert value(text, "peppol_ap_messages", direction="outbound", state="retrying") == 1
 
 
