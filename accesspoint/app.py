@@ -11,9 +11,11 @@ from sqlalchemy.exc import SQLAlchemyError
 from accesspoint import __version__
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
+from accesspoint.participant_source import StoreParticipantSource
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import openapi
+from accesspoint.web import admin, openapi
 from accesspoint.web.problems import register_problem_handlers
+from smp.server import smp_blueprint
 
 
 def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
@@ -23,6 +25,12 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(admin.blueprint)
+    if gw.smp_key is not None:
+        # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
+        source = StoreParticipantSource(gw.sessions)
+        app.register_blueprint(smp_blueprint(source, gw.smp_key, gw.key.certificate, gw.as4_url,
+                                             public_url=gw.smp_url), url_prefix="/smp")
 
     @app.get("/health")
     def health() -> Any:
