@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from accesspoint.gateway import Gateway
@@ -306,7 +307,7 @@ def _sml_message(exc: SmlError, action: str) -> str:
 
 
 @contextmanager
-def _writing(gateway: Gateway) -> Iterator[Session]:
+def writing(gateway: Gateway) -> Iterator[Session]:
     """A read-then-write transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue instead of failing)."""
     with gateway.sessions() as session:
         begin_write(session)
@@ -323,6 +324,18 @@ def _load(session: Session, participant_id: int) -> Participant:
     if participant is None:
         raise ParticipantNotFound(f"participant {participant_id} does not exist")
     return participant
+
+
+def _load_many(session: Session, participant_ids: Sequence[int]) -> list[Participant]:
+    """The participants in the order of `participant_ids`, read with one query per thousand."""
+    found: dict[int, Participant] = {}
+    for start in range(0, len(participant_ids), 1000):
+        chunk = participant_ids[start:start + 1000]
+        found.update((p.id, p) for p in session.scalars(select(Participant).where(Participant.id.in_(chunk))))
+    missing = [i for i in participant_ids if i not in found]
+    if missing:
+        raise ParticipantNotFound(f"participant {missing[0]} does not exist")
+    return [found[i] for i in participant_ids]
 
 
 def _identifier(participant: Participant) -> ParticipantId:
@@ -392,7 +405,7 @@ def republish(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Re
                     continue
                 identifier = _identifier(participant)
             result = active.directory_publish(identifier)
-            with _writing(gateway) as session:
+            with writing(gateway) as session:
                 participant = _load(session, participant_id)
                 if participant.receiving_enabled:
                     _record(participant, directory=result)
@@ -423,14 +436,13 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
            force: bool = False, migration_key: str | None = None, workers: int = 1) -> dict[int, RegistrationState]:
     with _registrar(gateway, registrar) as active:
         plans: list[_Plan] = []
-        with _writing(gateway) as session:
-            for participant_id in participant_ids:
-                participant = _load(session, participant_id)
+        with writing(gateway) as session:
+            for participant in _load_many(session, participant_ids):
                 if enabled is not None:
                     participant.receiving_enabled = enabled
                 wanted = participant.receiving_enabled
                 smp = active.smp_step() if wanted else StepResult(Status.UNREGISTERED)
-                plans.append(_Plan(participant_id, _identifier(participant), wanted, smp,
+                plans.append(_Plan(participant.id, _identifier(participant), wanted, smp,
                                    Status(participant.sml_status), Status(participant.directory_status)))
                 _record(participant, smp=smp)
 
@@ -445,9 +457,9 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
         else:
             outcomes = [remote(plan) for plan in plans]
         states: dict[int, RegistrationState] = {}
-        with _writing(gateway) as session:
-            for plan, (sml, directory) in zip(plans, outcomes, strict=True):
-                participant = _load(session, plan.participant_id)
+        with writing(gateway) as session:
+            participants = _load_many(session, [plan.participant_id for plan in plans])
+            for plan, (sml, directory), participant in zip(plans, outcomes, participants, strict=True):
                 # A concurrent change of intent wins: its own run records the outcome that matches it.
                 if participant.receiving_enabled == plan.wanted:
                     _record(participant, sml=sml, directory=directory)
