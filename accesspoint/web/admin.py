@@ -165,9 +165,10 @@ def _participant_spec(item: Any, prefix: str, errors: list[FieldError]
     return identifier, document_types, bool(receiving)
 
 
-def _new_participant(organisation: Organisation, identifier: ParticipantId,
+def _new_participant(session: Session, organisation: Organisation, identifier: ParticipantId,
                      document_types: list[tuple[str, str]] | None) -> Participant:
     participant = Participant(scheme=identifier.scheme, value=identifier.value, organisation=organisation)
+    session.add(participant)
     if document_types is None:
         participant.add_default_document_types()
     else:
@@ -257,7 +258,7 @@ def create_organisation() -> tuple[Response, int, dict[str, str]]:
                     raise conflict
             organisation = Organisation(**fields)
             session.add(organisation)
-            created = [(_new_participant(organisation, identifier, doctypes), receiving)
+            created = [(_new_participant(session, organisation, identifier, doctypes), receiving)
                        for _, (identifier, doctypes, receiving) in specs]
             session.flush()
             organisation_id = organisation.id
@@ -346,7 +347,7 @@ def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, s
             conflict = _owner_conflict(session, identifier, "identifier")
             if conflict is not None:
                 raise conflict
-            participant = _new_participant(organisation, identifier, document_types)
+            participant = _new_participant(session, organisation, identifier, document_types)
             session.flush()
             participant_id = participant.id
     except IntegrityError:
