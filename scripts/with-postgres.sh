@@ -3,6 +3,7 @@
 #
 #   scripts/with-postgres.sh pytest tests/store      # start, run, stop and delete the server
 #   scripts/with-postgres.sh --check                 # exit 0 if the server binaries are installed
+#   scripts/with-postgres.sh --install               # install them with apt (as root, or through sudo) if missing
 #
 # The test suite runs every database test on SQLite and on PostgreSQL; this is how `make test` provides the
 # second one. An already set PEPPOL_TEST_POSTGRES_URL is used as it is (no server is started). The server
@@ -29,6 +30,24 @@ find_bindir() {
 if [ "${1:-}" = "--check" ]; then
     find_bindir >/dev/null
     exit $?
+fi
+if [ "${1:-}" = "--install" ]; then
+    find_bindir >/dev/null && exit 0
+    SUDO=()
+    if [ "$(id -u)" != 0 ]; then
+        if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+            SUDO=(sudo)
+        else
+            echo "with-postgres.sh: the PostgreSQL tests need the PostgreSQL server; install it as root:" \
+                 "apt-get install postgresql" >&2
+            exit 1
+        fi
+    fi
+    echo "with-postgres.sh: installing the PostgreSQL server with apt (once)" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends postgresql
+    exit 0
 fi
 if [ $# -eq 0 ]; then
     echo "usage: $0 COMMAND [ARG...]   or   $0 --check" >&2

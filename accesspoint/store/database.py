@@ -24,6 +24,8 @@ MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 # Execution option read by the SQLite `begin` hook: "IMMEDIATE" takes the write lock when the transaction starts.
 SQLITE_BEGIN = "sqlite_begin"
+# PostgreSQL advisory lock key held while migrating (an arbitrary constant: "peppolap" in ASCII)
+MIGRATION_LOCK = 0x706570706F6C6170
 
 
 def make_engine(url: str) -> Engine:
@@ -53,7 +55,11 @@ def make_engine(url: str) -> Engine:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql" and "connect_timeout" not in parsed.query:
+        # libpq waits forever for an unreachable host by default; /health and workers must not hang on it
+        connect_args["connect_timeout"] = 10
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -90,11 +96,20 @@ def _engine_for(url_or_engine: str | Engine) -> Iterator[Engine]:
 
 
 def upgrade(url_or_engine: str | Engine, revision: str = "head") -> None:
-    """Bring the schema to `revision` (Alembic), creating it on an empty database."""
+    """Bring the schema to `revision` (Alembic), creating it on an empty database.
+
+    Safe to run from several processes at once (every gateway process may call it at start-up): the migration
+    runs in one transaction that first takes a lock, a PostgreSQL advisory lock or SQLite's write lock, so
+    the others wait and then find the schema already current.
+    """
     cfg = alembic_config()
-    with _engine_for(url_or_engine) as engine, engine.begin() as connection:
-        cfg.attributes["connection"] = connection
-        command.upgrade(cfg, revision)
+    with _engine_for(url_or_engine) as engine, engine.connect() as connection:
+        connection.execution_options(**{SQLITE_BEGIN: "IMMEDIATE"})
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            cfg.attributes["connection"] = connection
+            command.upgrade(cfg, revision)
 
 
 def current_revision(url_or_engine: str | Engine) -> str | None:

@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from accesspoint.store.database import begin_write, make_engine, session_factory
 from accesspoint.store.models import Direction, Message, MessageState
@@ -81,3 +82,15 @@ def test_begin_write_refuses_an_open_transaction(db_engine: Engine) -> None:
         session.execute(select(Message.id))
         with pytest.raises(RuntimeError, match="without an open transaction"):
             begin_write(session)
+
+
+def test_a_savepoint_absorbs_a_duplicate_without_losing_the_transaction(db_session: Session) -> None:
+    db_session.add(Message(direction=Direction.INBOUND, state=MessageState.RECEIVED, as4_message_id="a@peer"))
+    db_session.commit()
+    begin_write(db_session)
+    db_session.add(Message(direction=Direction.INBOUND, state=MessageState.RECEIVED, as4_message_id="b@peer"))
+    with pytest.raises(IntegrityError), db_session.begin_nested():
+        db_session.add(Message(direction=Direction.INBOUND, state=MessageState.RECEIVED, as4_message_id="a@peer"))
+    db_session.commit()
+    stored = set(db_session.scalars(select(Message.as4_message_id)))
+    assert stored == {"a@peer", "b@peer"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,24 @@ def test_sqlite_engine_is_durable_and_enforces_foreign_keys(tmp_path: Path) -> N
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     finally:
         engine.dispose()
+
+
+def test_concurrent_upgrades_wait_for_each_other(database_url: str) -> None:
+    # every gateway process may migrate at start-up; only one may do the work, the others must find it done
+    errors: list[BaseException] = []
+    start = threading.Barrier(3)
+
+    def migrate() -> None:
+        try:
+            start.wait()
+            upgrade(database_url)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert current_revision(database_url) == head_revision()

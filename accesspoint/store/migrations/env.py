@@ -1,6 +1,12 @@
 """Alembic environment: runs on the connection handed over by `accesspoint.store.database.upgrade`.
 
-`alembic` on the command line works too when `sqlalchemy.url` is set in its configuration.
+The `alembic` command works too when `sqlalchemy.url` is set, which is how a new revision is drafted after a
+model change (then read it, clean it up and keep it free of model imports):
+
+    printf '[alembic]\nscript_location = accesspoint/store/migrations\n' > /tmp/a.ini
+    printf 'sqlalchemy.url = sqlite:///var/draft.db\n' >> /tmp/a.ini
+    PYTHONPATH=. alembic -c /tmp/a.ini upgrade head
+    PYTHONPATH=. alembic -c /tmp/a.ini revision --autogenerate --rev-id 0002 -m "what changed"
 """
 
 from __future__ import annotations
