@@ -13,7 +13,7 @@ from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.participant_source import StoreParticipantSource
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import admin, openapi
+from accesspoint.web import admin, api_events, api_inbound, api_webhooks, openapi
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
 
@@ -25,6 +25,9 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(api_inbound.blueprint)
+    app.register_blueprint(api_webhooks.blueprint)
+    app.register_blueprint(api_events.blueprint)
     app.register_blueprint(admin.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
