@@ -5,6 +5,19 @@ SMP, the SML and the Peppol Directory (accesspoint.registrations). A remote fail
 the answer is the registration state, whose per-step status and error say what happened and what to do, and
 `resync` repeats the steps. Errors of the request itself are problem documents (RFC 9457); invalid fields give
 422 with `errors: [{field, message}]`.
+
+    GET    /organisations[?org_number=&limit=&offset=]      list, with participants
+    POST   /organisations                                   {name, country, org_number?, vat_number?, contact_*?,
+                                                             participants?: [{identifier, document_types?,
+                                                             receiving?}]}
+    GET    /organisations/{id}  PATCH (fields; the Directory re-reads the card)  DELETE [?force=true]
+    GET    /organisations/{id}/participants   POST {identifier, document_types?, receiving?}
+    GET    /participants?identifier=scheme::value
+    GET    /participants/{id}   DELETE [?force=true]   (deregisters first; 409 while the SML still holds it)
+    GET    /participants/{id}/document-types   PUT {document_types: [{document_type, process}]}
+    POST   /participants/{id}/receiving {enabled}   GET .../registration   POST .../resync   POST .../migrate {key}
+    POST   /imports[?dry_run=true]      CSV body (text/csv) or multipart field "file" -> per-row report
+    GET    /sml   our SMP's SML record;   PUT /sml   register our SMP (logical address = gateway.smp_url)
 """
 
 from __future__ import annotations

@@ -74,9 +74,11 @@ def make_gateway(tmp_path: Path, **settings: str) -> Gateway:
 
 
 @pytest.fixture
-def gateway(tmp_path: Path, local_sml: RunningSml, directory: CaptureServer) -> Gateway:
-    """A gateway with the local SML and the Directory capture server; our SMP is registered in the SML."""
-    gw = make_gateway(tmp_path, sml__management_url=local_sml.url, directory__url=directory.base)
+def gateway(tmp_path: Path, database_url: str, local_sml: RunningSml, directory: CaptureServer) -> Gateway:
+    """A gateway on SQLite and on PostgreSQL with the local SML and the Directory capture server; our SMP is
+    registered in the SML."""
+    gw = make_gateway(tmp_path, database__url=database_url, sml__management_url=local_sml.url,
+                      directory__url=directory.base)
     with Registrar(gw) as registrar:
         registrar.register_smp()
     return gw

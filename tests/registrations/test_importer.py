@@ -115,6 +115,7 @@ def test_cli_import_with_report(gateway: Gateway, local_sml: RunningSml, tmp_pat
     csv_file.write_text("".join(register.lines), encoding="utf-8")
     report_file = tmp_path / "report.json"
     env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(gateway.config.data_dir),
+           "PEPPOL_AP_DATABASE__URL": gateway.config.database_url,
            "PEPPOL_AP_SML__MANAGEMENT_URL": local_sml.url}
 
     dry = CliRunner(env=env).invoke(cli, ["participants", "import", str(csv_file), "--dry-run"])
