@@ -12,6 +12,7 @@ from accesspoint import __version__
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.participant_source import StoreParticipantSource
+from accesspoint.registrations import service_urls
 from accesspoint.store.database import display_url, ping
 from accesspoint.web import admin, api_events, api_inbound, api_webhooks, openapi
 from accesspoint.web.problems import register_problem_handlers
@@ -21,6 +22,7 @@ from smp.server import smp_blueprint
 def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
     """The WSGI app. Configuration problems raise ConfigError (one line) before anything listens."""
     gw = gateway or build_gateway(config or load_config())
+    service_urls(gw.config)  # an unusable [sml]/[directory] URL stops start-up, as other configuration does
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
     register_problem_handlers(app)

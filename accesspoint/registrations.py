@@ -14,8 +14,8 @@ world follows it (discovery.md 4.3):
 Order (discovery.md 4.3): enabling commits `receiving_enabled` first so our SMP serves the participant before
 the SML points anyone at it, then SML, then Directory; disabling stops serving, then Directory delete, then SML
 delete. No database transaction stays open across a remote call. `resync` brings the outside world in line with
-the intent again after a failure. Every step records its status and the last error as a sentence an admin can
-act on.
+the intent again after a failure, and the worker task `retry_due` does that by itself every RETRY_AFTER for
+unfinished steps. Every step records its status and the last error as a sentence an admin can act on.
 """
 
 from __future__ import annotations
@@ -27,15 +27,16 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
+from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import Participant, RegistrationStatus
@@ -48,14 +49,17 @@ Status = RegistrationStatus
 
 # Statuses after which an SML record of ours may exist and has to be deleted when receiving is switched off.
 _SML_MAY_HOLD = (Status.REGISTERED, Status.PENDING, Status.FAILED)
+# The worker repeats unfinished registrations this long after the last attempt, this many per round.
+RETRY_AFTER = timedelta(minutes=10)
+RETRY_BATCH = 20
 
 
 class ParticipantNotFound(LookupError):
     """No participant with this id."""
 
 
-class RegistrationConfigError(ValueError):
-    """The [sml] or [directory] configuration cannot be used; the message names the key."""
+class RegistrationConfigError(ConfigError):
+    """The [sml] or [directory] configuration cannot be used, or lacks what an action needs; names the key."""
 
 
 @dataclass(frozen=True)
@@ -105,12 +109,24 @@ class RegistrationState:
         }
 
 
-def _http_url(value: str, key: str) -> str:
-    value = value.strip().rstrip("/")
+def _service_url(cfg: Config, section: str, key: str) -> str | None:
+    value = cfg.data[section][key].strip().rstrip("/")
+    if not value:
+        return None
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RegistrationConfigError(f"{key}: {value!r} is not an http(s) URL")
+        raise RegistrationConfigError(f"{section}.{key}: {value!r} is not an http(s) URL")
+    if parts.scheme != "https" and cfg.data["environment"] != "local":
+        # the SML and the Directory know our SMP only by its certificate, presented over TLS
+        raise RegistrationConfigError(f"{section}.{key}: must be an https URL in the {cfg.data['environment']} "
+                                      "environment (our SMP certificate authenticates us over TLS)")
     return value
+
+
+def service_urls(cfg: Config) -> tuple[str | None, str | None]:
+    """The SML management URL and the Directory URL (None = not configured); RegistrationConfigError, naming the
+    key, when one is unusable. The app checks this at start-up."""
+    return _service_url(cfg, "sml", "management_url"), _service_url(cfg, "directory", "url")
 
 
 class Registrar:
@@ -122,10 +138,7 @@ class Registrar:
         cfg = gateway.config
         self.gateway = gateway
         self.timeout = timeout
-        sml_url = cfg.data["sml"]["management_url"].strip()
-        directory_url = cfg.data["directory"]["url"].strip()
-        self.sml_url = _http_url(sml_url, "sml.management_url") if sml_url else None
-        self.directory_url = _http_url(directory_url, "directory.url") if directory_url else None
+        self.sml_url, self.directory_url = service_urls(cfg)
         configured_id = cfg.data["sml"]["smp_id"].strip()
         self.smp_id = configured_id or (gateway.smp_key.subject_cn if gateway.smp_key else "")
         self._local = threading.local()
@@ -411,6 +424,30 @@ def republish(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Re
                     _record(participant, directory=result)
 
 
+def retry_due(gateway: Gateway) -> int:
+    """Worker task: repeat the steps of participants whose SML or Directory step failed or waits, at most every
+    RETRY_AFTER each (a failed attempt updates the row, which restarts its clock), RETRY_BATCH per round.
+    `registered-elsewhere` is left alone: only the customer's migration key changes that."""
+    stale = datetime.now(UTC) - RETRY_AFTER
+    unfinished = (Status.FAILED, Status.PENDING)
+    with gateway.session() as session:
+        due = list(session.scalars(
+            select(Participant.id)
+            .where(Participant.updated_at < stale)
+            .where(or_(
+                and_(Participant.receiving_enabled.is_(True),
+                     or_(Participant.sml_status.in_(unfinished), Participant.directory_status.in_(unfinished))),
+                and_(Participant.receiving_enabled.is_(False),
+                     or_(Participant.sml_status == Status.FAILED, Participant.directory_status == Status.FAILED)),
+            ))
+            .order_by(Participant.updated_at)
+            .limit(RETRY_BATCH)
+        ))
+    if due:
+        _apply(gateway, due, enabled=None, registrar=None)
+    return len(due)
+
+
 @contextmanager
 def _registrar(gateway: Gateway, registrar: Registrar | None) -> Iterator[Registrar]:
     if registrar is not None:
@@ -463,6 +500,8 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
                 # A concurrent change of intent wins: its own run records the outcome that matches it.
                 if participant.receiving_enabled == plan.wanted:
                     _record(participant, sml=sml, directory=directory)
+                    # the attempt's time, even when nothing changed: retry_due counts from it
+                    participant.updated_at = datetime.now(UTC)
                 states[plan.participant_id] = RegistrationState.of(participant)
         return states
 

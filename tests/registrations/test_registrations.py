@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from lxml import etree
 
 from accesspoint import registrations
 from accesspoint.app import create_app
+from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
@@ -266,3 +268,43 @@ def _add_to_first(gateway: Gateway, identifier: ParticipantId) -> int:
         session.add(participant)
         session.flush()
         return participant.id
+
+
+def test_worker_retries_unfinished_registrations_after_a_pause(tmp_path: Path, local_sml: RunningSml) -> None:
+    answers = iter([(500, b"indexer down", "text/plain")] * 2 + [(204, b"", "text/plain")])
+
+    def reply(_request: Recorded) -> tuple[int, bytes, str]:
+        return next(answers)
+
+    with CaptureServer(reply) as flaky:
+        gateway = make_gateway(tmp_path, sml__management_url=local_sml.url, directory__url=flaky.base)
+        with registrations.Registrar(gateway) as registrar:
+            registrar.register_smp()
+        participant_id = add_participant(gateway)
+        assert registrations.enable_receiving(gateway, participant_id).directory.status == RegistrationStatus.FAILED
+        assert registrations.retry_due(gateway) == 0  # just tried
+
+        def age() -> None:
+            with gateway.session() as session:
+                session.get(Participant, participant_id).updated_at -= registrations.RETRY_AFTER * 1.5
+
+        age()
+        assert registrations.retry_due(gateway) == 1
+        # failed again with the same words: the attempt still restarts the clock
+        assert registrations.state(gateway, participant_id).directory.status == RegistrationStatus.FAILED
+        assert registrations.retry_due(gateway) == 0
+        age()
+        assert registrations.retry_due(gateway) == 1
+        assert registrations.state(gateway, participant_id).directory.status == RegistrationStatus.REGISTERED
+        age()
+        assert registrations.retry_due(gateway) == 0
+    assert [r.method for r in flaky.requests] == ["PUT"] * 3
+
+
+def test_unusable_service_urls_stop_start_up(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"sml.management_url: 'smp.example' is not an http\(s\) URL"):
+        create_app(gateway=make_gateway(tmp_path, sml__management_url="smp.example"))
+    local = make_gateway(tmp_path, directory__url="http://directory.example").config
+    test_environment = Config({**local.data, "environment": "test"}, local.sources)
+    with pytest.raises(ConfigError, match=r"directory\.url: must be an https URL in the test environment"):
+        registrations.service_urls(test_environment)
