@@ -22,6 +22,7 @@ from smp.businesscard import parse_business_card
 from smp.identifiers import ParticipantId
 from smp.sml import new_migration_key
 from tests.registrations.conftest import OTHER_SMP_ID, RunningSml, make_gateway
+from tests.registrations.tls_support import MutualTlsServer
 from tests.smp.registry_support import CaptureServer, Recorded
 
 ACME = ParticipantId.parse("0007:5567321707")
@@ -308,3 +309,25 @@ def test_unusable_service_urls_stop_start_up(tmp_path: Path) -> None:
     test_environment = Config({**local.data, "environment": "test"}, local.sources)
     with pytest.raises(ConfigError, match=r"directory\.url: must be an https URL in the test environment"):
         registrations.service_urls(test_environment)
+
+
+def test_directory_over_tls_gets_our_smp_certificate(tmp_path: Path, local_sml: RunningSml,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway = make_gateway(tmp_path, sml__management_url=local_sml.url)
+    pki = gateway.config.data_dir / "pki"
+    (tmp_path / "tls").mkdir()
+    with MutualTlsServer(tmp_path / "tls", client_ca=pki / "smp-ca.pem") as indexer:
+        # requests trusts this bundle for the server certificate (the real Directory has a public CA's)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(indexer.server_cert))
+        gateway = make_gateway(tmp_path, sml__management_url=local_sml.url, directory__url=indexer.base)
+        with registrations.Registrar(gateway) as registrar:
+            registrar.register_smp()
+            participant_id = add_participant(gateway)
+            state = registrations.enable_receiving(gateway, participant_id, registrar=registrar)
+            assert registrar._cert_dir is not None
+            key_files = {f: f.stat().st_mode & 0o777 for f in Path(registrar._cert_dir.name).iterdir()}
+        assert state.directory == registrations.StepResult(RegistrationStatus.REGISTERED)
+    assert indexer.requests == [("PUT", "/indexer/1.0/", gateway.smp_key.subject_cn)]
+    # the key file was private while it existed, and is gone with the registrar
+    assert key_files[next(f for f in key_files if f.name.endswith(".key.pem"))] == 0o600
+    assert not any(f.exists() for f in key_files)
