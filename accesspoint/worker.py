@@ -22,6 +22,8 @@ Task = Callable[[Gateway], int]
 TASKS: tuple[str, ...] = (
     "accesspoint.sending:send_due",
     "accesspoint.webhooks:deliver_due",
+    "accesspoint.registrations:retry_due",
+    "accesspoint.maintenance:sweep_blobs",
 )
 
 

@@ -3,7 +3,9 @@ task, and check the state, reason, receipt and what the receiving AP got."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from accesspoint.app import create_app
+from accesspoint.maintenance import sweep_blobs
 from accesspoint.sending import send_due
 from accesspoint.store.models import Attempt, Event, Message, MessageState, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
@@ -276,3 +279,19 @@ def test_an_unexpected_error_releases_the_message_and_the_batch_goes_on(api: Fla
     assert states == {"retrying", "sent"}
     with net.gateway.sessions() as session:
         assert all(session.get(Message, m).locked_by is None for m in (broken, fine))
+
+
+def test_the_blob_sweep_keeps_the_stored_body_of_a_retrying_message(api: FlaskClient, net: Network,
+                                                                    document: bytes) -> None:
+    net.register(RECEIVER, url=f"http://127.0.0.1:{free_port()}/as4")
+    message_id = submit(api, net, document)
+    send_due(net.gateway)
+    with net.gateway.sessions() as session:
+        message = session.get(Message, message_id)
+        keys = [message.blob_key, message.wire_blob_key]
+    assert message.state == MessageState.RETRYING and all(keys)
+    long_ago = time.time() - 7 * 24 * 3600
+    for key in keys:
+        os.utime(net.gateway.blobs.path(key), (long_ago, long_ago))
+    sweep_blobs(net.gateway, force=True)
+    assert all(net.gateway.blobs.exists(key) for key in keys)
