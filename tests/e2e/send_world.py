@@ -30,10 +30,11 @@ from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import ApiClient, ApiRole, Participant
 from certs.devpki import issue_leaf
 from certs.keystore import load_pem, load_pkcs12
-from smp.dnsserver import ZoneServer, smp_record, write_records
+from smp.dnsserver import smp_record, write_records
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
 from tests.e2e.gateway_process import ROOT, GatewayProcess
+from tests.sending.harness import start_zone_server
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
@@ -159,7 +160,7 @@ def send_world(directory: Path, *, a_database_url: str | None = None, b_workers:
     """Both gateways started, X and Y registered in SML and SMP; A's workers are started by the test."""
     records_file = directory / "records.json"
     write_records(records_file, {})
-    dns = ZoneServer(ZONE, records_file).start()
+    dns = start_zone_server(ZONE, records_file)
     settings = network_settings(dns.port, **sending)
     a = GatewayProcess(directory / "a", database_url=a_database_url, settings=dict(settings))
     a.data_dir.mkdir(parents=True)

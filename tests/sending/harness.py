@@ -4,6 +4,7 @@ answers the way a test asks (receipt, ebMS error, HTTP 500, a receipt whose NRI 
 
 from __future__ import annotations
 
+import errno
 import io
 import re
 import shutil
@@ -118,6 +119,18 @@ def serve_wsgi(app: Any, port: int = 0) -> Iterator[str]:
         server.server_close()
 
 
+def start_zone_server(zone: str, records_file: Path, tries: int = 5) -> ZoneServer:
+    """ZoneServer binds UDP to a free port, then TCP to the same number, which another socket on this busy machine
+    may hold already: pick again a few times."""
+    for _ in range(tries - 1):
+        try:
+            return ZoneServer(zone, records_file).start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+    return ZoneServer(zone, records_file).start()
+
+
 @dataclass
 class Network:
     gateway: Gateway
@@ -178,7 +191,7 @@ def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
     ap_key = load_pkcs12(leaf.p12, pki.password)
     records_file = tmp_path / "records.json"
     write_records(records_file, {})
-    dns = ZoneServer(ZONE, records_file).start()
+    dns = start_zone_server(ZONE, records_file)
     data_dir = tmp_path / "gateway"
     data_dir.mkdir()
     shutil.copytree(pki_dir, data_dir / "pki")
