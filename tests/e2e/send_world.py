@@ -1,7 +1,8 @@
 """Two gateways on 127.0.0.1 and the Peppol network between them, for the sending end-to-end test and the outbound
 benchmark: gateway A (serves participant X, takes submissions on its API, sends with `peppol-ap worker` processes),
 gateway B (serves participant Y, receives on POST /as4), a NAPTR DNS server for the SML zone with records for both,
-and an SMP serving signed metadata for both (signed with the dev PKI's SMP key, as the registrations' SMP would).
+pointing at each gateway's own SMP (`/smp`). Failure paths add participants whose signed metadata a test SMP serves
+(`register`), so a test can point the network at a fake AP or name a document type the receiver does not take.
 
 Both gateways share one dev PKI (copied into B's data dir); B has its own AP leaf (seat POP000002), so each
 gateway checks a different certificate from the SMP and in the receipt.
@@ -29,7 +30,7 @@ from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import ApiClient, ApiRole, Participant
 from certs.devpki import issue_leaf
-from certs.keystore import load_pem, load_pkcs12
+from certs.keystore import load_pkcs12
 from smp.dnsserver import smp_record, write_records
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
@@ -74,7 +75,11 @@ class SendWorld:
             spec = EndpointSpec(process=BIS_PROCESS, url=as4_url, certificate=certificate)
             body = sign(service_information((participant.scheme, participant.value), doctype, [spec]), smp_key)
             self.smp.serve((participant.scheme, participant.value), doctype, body)
-        self.records[naptr_name(participant, ZONE)] = [smp_record(self.smp.base)]
+        self.publish(participant, self.smp.base)
+
+    def publish(self, participant: ParticipantId, smp_uri: str) -> None:
+        """The SML's NAPTR record for `participant`, pointing at the SMP at `smp_uri`."""
+        self.records[naptr_name(participant, ZONE)] = [smp_record(smp_uri)]
         write_records(self.records_file, self.records)
 
     # ------------------------------------------------------------- workers of A
@@ -175,8 +180,9 @@ def send_world(directory: Path, *, a_database_url: str | None = None, b_workers:
         token = token_for(a, X)
         with SmpServer() as smp:
             world = SendWorld(a, b, smp, records_file, token)
-            world.register(X, a.as4_url, load_pem(pki.ap_key, pki.ap_cert).certificate)
-            world.register(Y, b.as4_url, load_pem(leaf.key_pem, leaf.cert_pem).certificate)
+            # each gateway's own SMP (/smp, signed with the SMP key, live from its participants) serves its participant
+            world.publish(X, f"{a.url}/smp")
+            world.publish(Y, f"{b.url}/smp")
             a.start()
             b.start()
             try:

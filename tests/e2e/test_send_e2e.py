@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
 from sqlalchemy import Engine, func, make_url, select, text
 
 from accesspoint.store.models import Direction, Message
@@ -37,6 +38,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SendWorld]:
 @pytest.fixture
 def document(vectors: Path) -> bytes:
     return invoice(vectors / "bis" / "base-example.xml", X, Y)
+
+
+def b_certificate(world: SendWorld) -> x509.Certificate:
+    env = world.b.env
+    return load_pkcs12(env["PEPPOL_AP_KEYSTORE__PKCS12"], env["PEPPOL_AP_KEYSTORE__PASSWORD"]).certificate
 
 
 def inbound(world: SendWorld, as4_message_id: str) -> list[Message]:
@@ -88,7 +94,9 @@ def test_receiver_not_registered(world: SendWorld, document: bytes) -> None:
 
 
 def test_document_type_not_supported(world: SendWorld, vectors: Path) -> None:
-    credit_note = invoice(vectors / "bis" / "base-creditnote-correction.xml", X, Y)
+    invoices_only = ParticipantId.parse("0007:2021005489")  # its SMP lists invoices, not credit notes
+    world.register(invoices_only, world.b.as4_url, b_certificate(world))
+    credit_note = invoice(vectors / "bis" / "base-creditnote-correction.xml", X, invoices_only)
     body = world.wait_for(world.submit(credit_note))
     assert body["state"] == "failed"
     assert body["reason"].startswith("the receiver's SMP has no endpoint for Peppol BIS Billing 3.0 credit notes")
@@ -110,8 +118,7 @@ def test_b_down_retries_then_sent_once_b_is_back(world: SendWorld, document: byt
 
 def test_b_answers_an_ebms_error(world: SendWorld, vectors: Path) -> None:
     stranger = ParticipantId.parse("0007:5565475489")  # the SMP names B, but B does not serve it
-    world.register(stranger, world.b.as4_url, load_pkcs12(
-        world.b.env["PEPPOL_AP_KEYSTORE__PKCS12"], world.b.env["PEPPOL_AP_KEYSTORE__PASSWORD"]).certificate)
+    world.register(stranger, world.b.as4_url, b_certificate(world))
     body = world.wait_for(world.submit(invoice(vectors / "bis" / "base-example.xml", X, stranger)))
     assert body["state"] == "failed"
     assert body["reason"].startswith("the receiving access point rejected the message: EBMS:0004")
