@@ -13,8 +13,10 @@ Each attempt ends in one of three ways:
 MessageIds (shared/docs/as4.md pitfall 16): a resend after a transport failure that got no answer keeps the AS4
 MessageId, so a receiver that did get the first copy sees a duplicate, not a second invoice; once the receiver
 has answered (an error, a broken receipt) the next try uses a new MessageId, because phase4 rejects a known
-MessageId as a duplicate (EBMS:4001) without returning the original receipt. The MessageId of an attempt is
-stored before the POST, so a worker that dies mid-send leaves a message the next worker resends under the same id.
+MessageId as a duplicate (EBMS:4001) without returning the original receipt. The HTTP body of a try is stored in
+the blob store (`Message.wire_blob_key`) and its MessageId committed before the POST, so a resend after no answer,
+even by another worker after this one died mid-send, is the same bytes: a receiver that stored the first copy can
+recognise the repeat (ours answers it with the stored receipt) instead of seeing a changed message under a known id.
 """
 
 from __future__ import annotations
@@ -196,6 +198,9 @@ def classify_error_signal(signal: messaging.ErrorSignal, status: int) -> Failure
 
 @dataclass(frozen=True)
 class Verified:
+    """A receipt that passed every check; `raw` is the SOAP envelope as received (the whole body, or the root part
+    of a multipart answer), kept as evidence."""
+
     receipt_message_id: str
     ref_to_message_id: str
     raw: bytes
@@ -426,7 +431,7 @@ class Sender:
         try:
             endpoint = gw.discovery.find_endpoint(receiver, document_type, process)
         except DiscoveryError as exc:
-            self._finish(message_id, number, None, classify_discovery(exc, message), None)
+            self._finish(message_id, number, classify_discovery(exc, message), None)
             return
 
         wire = self._wire(message, endpoint) if keep_id else None
@@ -435,7 +440,7 @@ class Sender:
                 messaging.new_message_id(gw.message_id_domain)
             built = self._build(blob_key, as4_id, endpoint)
             if isinstance(built, Failure):
-                self._finish(message_id, number, endpoint, built, None)
+                self._finish(message_id, number, built, None)
                 return
             wire = built
         old_wire = message.wire_blob_key
@@ -460,7 +465,7 @@ class Sender:
         if isinstance(result, Failure) and result.code not in NOT_POSTED:
             # Peppol SMP: a sender may cache, but looks the receiver up again after a failed delivery
             gw.discovery.forget(receiver, document_type, process)
-        self._finish(message_id, number, endpoint, result, wire.message_id)
+        self._finish(message_id, number, result, wire.message_id)
 
     def _wire(self, message: Message, endpoint: EndpointResult) -> Wire | None:
         """The stored body of the unanswered last try, if it went to this same endpoint and certificate."""
@@ -515,8 +520,7 @@ class Sender:
             self.transport.mark_healthy(endpoint.endpoint_url)
         return result
 
-    def _finish(self, message_id: str, number: int, endpoint: EndpointResult | None, result: Verified | Failure,
-                as4_id: str | None) -> None:
+    def _finish(self, message_id: str, number: int, result: Verified | Failure, as4_id: str | None) -> None:
         stale_wire = self._record(message_id, number, result, as4_id)
         if stale_wire:
             self.gateway.blobs.delete(stale_wire)
