@@ -483,6 +483,7 @@ def in_process_sml(sml: LocalSml, ssl_context: ssl.SSLContext | None = None) -> 
     finally:
         server.shutdown()
         server.server_close()
+        sml.close()
 
 
 def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> None:
@@ -499,7 +500,6 @@ def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> Non
                           headers={"SOAPAction": smlsoap.list_participants("SMP-A").soap_action}).content))
         assert len(first_page.participants) == 2 and first_page.next_page == "1"
         assert sorted(p.value for p in client.list_participants()) == sorted(p.value for p in participants)
-    sml.close()
     zone = ZoneStore(tmp_path / "sml.sqlite")
     assert len(zone.names()) == 5
     zone.close()
@@ -566,7 +566,6 @@ def test_duplicates_of_our_own_participants_list_once_per_client(tmp_path: Path)
         first.create_participant(late)
         again.create_participant(late)
         assert session.list_pages == 2 + 3
-    sml.close()
 
 
 def test_duplicate_of_another_smp_after_our_delete_is_refused(tmp_path: Path) -> None:
@@ -585,7 +584,6 @@ def test_duplicate_of_another_smp_after_our_delete_is_refused(tmp_path: Path) ->
             ours.create_participant(participant)
         with pytest.raises(SmlAlreadyRegistered, match="another SMP"):
             SmlClient(url, "SMP-A", timeout=5).create_participant(participant)
-    sml.close()
 
 
 # --- client-certificate TLS -----------------------------------------------------------------------------------
