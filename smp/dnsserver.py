@@ -16,6 +16,7 @@ prints `listening on 127.0.0.1:<port>` once the UDP and TCP sockets are bound.
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import threading
 from pathlib import Path
@@ -75,6 +76,9 @@ class ZoneResolver:
         return reply
 
 
+PORT_ATTEMPTS = 20
+
+
 class ZoneServer:
     """UDP and TCP servers on the same port, in daemon threads."""
 
@@ -82,9 +86,18 @@ class ZoneServer:
                  ttl: int = DEFAULT_TTL) -> None:
         self.resolver = ZoneResolver(zone, store if isinstance(store, ZoneStore) else ZoneStore(store), ttl)
         logger = _QuietLogger()
-        self._udp = DNSServer(self.resolver, address=address, port=port, logger=logger)
-        self.address, self.port = self._udp.server.server_address[:2]
-        self._tcp = DNSServer(self.resolver, address=address, port=self.port, tcp=True, logger=logger)
+        # Port 0: the UDP socket picks a free port, but TCP on the same number may be taken by someone else;
+        # then let go of that UDP port and pick another. A port given explicitly is used or fails as it is.
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            self._udp = DNSServer(self.resolver, address=address, port=port, logger=logger)
+            self.address, self.port = self._udp.server.server_address[:2]
+            try:
+                self._tcp = DNSServer(self.resolver, address=address, port=self.port, tcp=True, logger=logger)
+                break
+            except OSError as exc:
+                self._udp.server.server_close()
+                if port != 0 or exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS:
+                    raise
 
     def start(self) -> ZoneServer:
         self._udp.start_thread()

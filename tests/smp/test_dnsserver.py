@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -115,3 +116,26 @@ def test_a_file_that_is_not_a_store_is_named(tmp_path: Path) -> None:
                             cwd=ROOT, capture_output=True, text=True, timeout=30,
                             env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 2 and "not a usable SQLite database" in result.stderr
+
+
+def test_a_free_port_whose_tcp_side_is_taken_is_skipped(tmp_path: Path) -> None:
+    taken: list[socket.socket] = []
+    real_bind = socket.socket.bind
+
+    def bind(sock: socket.socket, addr: tuple[str, int]) -> None:
+        real_bind(sock, addr)
+        if sock.type == socket.SOCK_DGRAM and not taken:
+            # someone else grabs TCP on the port UDP just got
+            blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            real_bind(blocker, ("127.0.0.1", sock.getsockname()[1]))
+            blocker.listen()
+            taken.append(blocker)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "bind", bind)
+        server = ZoneServer("local.peppol.test", tmp_path / "zone.sqlite").start()
+    try:
+        assert taken and server.port != taken[0].getsockname()[1]
+    finally:
+        server.stop()
+        taken[0].close()
