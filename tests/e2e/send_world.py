@@ -31,11 +31,11 @@ from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import ApiClient, ApiRole, Participant
 from certs.devpki import issue_leaf
 from certs.keystore import load_pkcs12
-from smp.dnsserver import smp_record, write_records
+from smp.dnsserver import ZoneServer
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
+from smp.zonestore import ZoneStore, smp_record
 from tests.e2e.gateway_process import ROOT, GatewayProcess
-from tests.sending.harness import start_zone_server
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
@@ -60,10 +60,9 @@ class SendWorld:
     a: GatewayProcess
     b: GatewayProcess
     smp: SmpServer
-    records_file: Path
+    zone: ZoneStore
     token: str
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     # ------------------------------------------------------------- network
 
@@ -79,8 +78,7 @@ class SendWorld:
 
     def publish(self, participant: ParticipantId, smp_uri: str) -> None:
         """The SML's NAPTR record for `participant`, pointing at the SMP at `smp_uri`."""
-        self.records[naptr_name(participant, ZONE)] = [smp_record(smp_uri)]
-        write_records(self.records_file, self.records)
+        self.zone.set_records(naptr_name(participant, ZONE), [smp_record(smp_uri)])
 
     # ------------------------------------------------------------- workers of A
 
@@ -163,9 +161,8 @@ def network_settings(dns_port: int, **sending: int) -> dict[str, str]:
 def send_world(directory: Path, *, a_database_url: str | None = None, b_workers: int = 2,
                **sending: int) -> Iterator[SendWorld]:
     """Both gateways started, X and Y registered in SML and SMP; A's workers are started by the test."""
-    records_file = directory / "records.json"
-    write_records(records_file, {})
-    dns = start_zone_server(ZONE, records_file)
+    zone = ZoneStore(directory / "zone.sqlite")
+    dns = ZoneServer(ZONE, zone).start()
     settings = network_settings(dns.port, **sending)
     a = GatewayProcess(directory / "a", database_url=a_database_url, settings=dict(settings))
     a.data_dir.mkdir(parents=True)
@@ -179,7 +176,7 @@ def send_world(directory: Path, *, a_database_url: str | None = None, b_workers:
         b.prepare(participant=Y.value)
         token = token_for(a, X)
         with SmpServer() as smp:
-            world = SendWorld(a, b, smp, records_file, token)
+            world = SendWorld(a, b, smp, zone, token)
             # each gateway's own SMP (/smp, signed with the SMP key, live from its participants) serves its participant
             world.publish(X, f"{a.url}/smp")
             world.publish(Y, f"{b.url}/smp")

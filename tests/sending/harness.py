@@ -4,7 +4,6 @@ answers the way a test asks (receipt, ebMS error, HTTP 500, a receipt whose NRI 
 
 from __future__ import annotations
 
-import errno
 import io
 import re
 import shutil
@@ -30,9 +29,10 @@ from accesspoint.store.models import ApiClient, ApiRole, Organisation, Participa
 from certs.devpki import DevPki, ensure_dev_pki, issue_leaf
 from certs.keystore import KeyMaterial, load_pkcs12
 from certs.validation import CertificateValidator, Purpose
-from smp.dnsserver import ZoneServer, smp_record, write_records
+from smp.dnsserver import ZoneServer
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
+from smp.zonestore import ZoneStore, smp_record
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
@@ -119,18 +119,6 @@ def serve_wsgi(app: Any, port: int = 0) -> Iterator[str]:
         server.server_close()
 
 
-def start_zone_server(zone: str, records_file: Path, tries: int = 5) -> ZoneServer:
-    """ZoneServer binds UDP to a free port, then TCP to the same number, which another socket on this busy machine
-    may hold already: pick again a few times."""
-    for _ in range(tries - 1):
-        try:
-            return ZoneServer(zone, records_file).start()
-        except OSError as exc:
-            if exc.errno != errno.EADDRINUSE:
-                raise
-    return ZoneServer(zone, records_file).start()
-
-
 @dataclass
 class Network:
     gateway: Gateway
@@ -138,7 +126,7 @@ class Network:
     receiver_ap: FakeAccessPoint
     as4_url: str
     smp: SmpServer
-    records_file: Path
+    zone: ZoneStore
     token: str
     organisation_id: int
     ap_key: KeyMaterial
@@ -151,8 +139,7 @@ class Network:
         body = sign(service_information((participant.scheme, participant.value), doctype, [spec]),
                     load_pkcs12(self.pki.smp_p12, self.pki.password))
         self.smp.serve((participant.scheme, participant.value), doctype, body)
-        records = {naptr_name(participant, ZONE): [smp_record(self.smp.base)]}
-        write_records(self.records_file, records)
+        self.zone.set_records(naptr_name(participant, ZONE), [smp_record(self.smp.base)])
 
 
 def gateway_config(data_dir: Path, dns_port: int, **sending: int) -> dict[str, str]:
@@ -189,9 +176,8 @@ def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
     pki = ensure_dev_pki(pki_dir)
     leaf = issue_leaf(pki, role="ap", cn="POP000002")
     ap_key = load_pkcs12(leaf.p12, pki.password)
-    records_file = tmp_path / "records.json"
-    write_records(records_file, {})
-    dns = start_zone_server(ZONE, records_file)
+    zone = ZoneStore(tmp_path / "zone.sqlite")
+    dns = ZoneServer(ZONE, zone).start()
     data_dir = tmp_path / "gateway"
     data_dir.mkdir()
     shutil.copytree(pki_dir, data_dir / "pki")
@@ -202,7 +188,7 @@ def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
         fake = FakeAccessPoint(ap_key, CertificateValidator(pki.anchors()))
         organisation_id, token = seed(gateway)
         with serve_wsgi(fake) as base, SmpServer() as smp:
-            yield Network(gateway, pki, fake, f"{base}/as4", smp, records_file, token, organisation_id, ap_key,
+            yield Network(gateway, pki, fake, f"{base}/as4", smp, zone, token, organisation_id, ap_key,
                           env)
         gateway.engine.dispose()
     finally:
