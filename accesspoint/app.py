@@ -12,7 +12,7 @@ from accesspoint import __version__
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import openapi
+from accesspoint.web import api_events, api_inbound, api_webhooks, openapi
 from accesspoint.web.problems import register_problem_handlers
 
 
@@ -23,6 +23,9 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(api_inbound.blueprint)
+    app.register_blueprint(api_webhooks.blueprint)
+    app.register_blueprint(api_events.blueprint)
 
     @app.get("/health")
     def health() -> Any:

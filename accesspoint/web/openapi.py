@@ -14,7 +14,11 @@ from flask.typing import ResponseReturnValue
 
 from accesspoint import __version__
 
-API_MODULES: tuple[str, ...] = ()
+API_MODULES: tuple[str, ...] = (
+    "accesspoint.web.api_inbound",
+    "accesspoint.web.api_webhooks",
+    "accesspoint.web.api_events",
+)
 
 PROBLEM_SCHEMA = {
     "type": "object",
