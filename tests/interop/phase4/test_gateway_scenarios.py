@@ -261,7 +261,7 @@ def test_compression_bomb_policy(peer: Phase4Peer, world: GatewayWorld, phase4_p
 def test_gateway_sends_to_phase4(peer: Phase4Peer, world: GatewayWorld, phase4_peer: Phase4Peer, document: Document,
                                  outcome: Callable[[str, str, str], None]) -> None:
     queued = world.submit(document.path.read_bytes(), receiver=PEER_RECEIVER)
-    status = world.wait_for(queued["id"], timeout=180)
+    status = world.wait_for(queued["id"], timeout=400)
 
     assert status["state"] == "sent", status
     assert status["receiving_ap"] == {"seat_id": "POP000002", "endpoint_url": phase4_peer.as4_url}
