@@ -35,6 +35,7 @@ BUYER_URI = f"iso6523-actorid-upis::{BUYER}"
 NOT_SERVED = "0002:FR99999"  # nobody's
 PEER_RECEIVER = "0007:5560360793"  # served by the phase4 peer (SML + SMP of the test network)
 PEER_RECEIVER_BEHIND_PROXY = "0007:5560360801"  # served by the phase4 peer, through a corrupting proxy
+PEER_RECEIVER_BEHIND_REPEATER = "0007:5560360819"  # served by the phase4 peer, through a proxy delivering twice
 BIG_DOCUMENT_BYTES = 20 * 1024 * 1024
 HUGE = etree.XMLParser(huge_tree=True)
 EB_NS = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/"
@@ -50,6 +51,7 @@ SCENARIO_OF = {
     "test_gateway_sends_to_phase4": "2/3",
     "test_identical_repeat_gets_the_original_receipt": "4",
     "test_reused_message_id_with_new_content_is_a_duplicate": "4",
+    "test_phase4_already_has_what_we_resend": "4",
     "test_not_serviced": "5",
     "test_phase4_discovers_us_through_our_smp": "6",
     "test_phase4_rejects_what_we_send_corrupted": "7",
@@ -329,6 +331,35 @@ def test_reused_message_id_with_new_content_is_a_duplicate(peer: Phase4Peer, wor
     the_inbound(world, first.message_id)  # still exactly one
     outcome("4", "phase4 -> gateway: same MessageId, new content",
             "phase4 gets EBMS:4001 DuplicateDetected (signed error, RefToMessageId); one inbox entry")
+
+
+def test_phase4_already_has_what_we_resend(peer: Phase4Peer, world: GatewayWorld, phase4_peer: Phase4Peer,
+                                           phase4_peer_leaf: IssuedLeaf, phase4_pki: DevPki, bis_invoice: Path,
+                                           outcome: Callable[[str, str, str], None]) -> None:
+    # Our resend after an unanswered try keeps the MessageId (sending.py); the receiver got the first copy. The
+    # proxy delivers our request to phase4 on its own first (that answer is "lost"), then forwards the same bytes.
+    delivered: list[requests.Response] = []
+
+    def deliver_twice(content_type: str, body: bytes) -> bytes:
+        delivered.append(requests.post(phase4_peer.as4_url, data=body, headers={"Content-Type": content_type},
+                                       timeout=300))
+        return body
+
+    with CorruptingProxy(phase4_peer.as4_url, deliver_twice) as proxy:
+        world.publish(PEER_RECEIVER_BEHIND_REPEATER, proxy.url, phase4_peer_leaf.certificate, phase4_pki)
+        queued = world.submit(bis_invoice.read_bytes(), receiver=PEER_RECEIVER_BEHIND_REPEATER)
+        status = world.wait_for(queued["id"])
+
+    assert len(delivered) == 1 and delivered[0].status_code == 200
+    peer_inbox_entry(peer, status["as4_message_id"])  # delivered exactly once
+    # No receipt, so no evidence: the message fails, and the person reading it learns the receiver has it.
+    assert status["state"] == "failed", status
+    assert status["attempts"][-1]["outcome"] == "permanent", status
+    version = tuple(int(x) for x in peer.status()["phase4Version"].split(".")[:2])
+    assert status["error_code"] == ("EBMS:4001" if version >= (4, 5) else "EBMS:0004"), status
+    assert "probably received the document" in status["hint"], status
+    outcome("4", "gateway -> phase4: our resend of a message phase4 has",
+            "phase4 keeps one copy and answers duplicate (4.4: EBMS:0004); our status failed, hint: receiver has it")
 
 
 # ---------------------------------------------------------------------------------------------- scenario 5
