@@ -12,7 +12,7 @@ from accesspoint import __version__
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import api_events, api_inbound, api_webhooks, openapi
+from accesspoint.web import api_events, api_inbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers
 
 
@@ -26,6 +26,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(api_inbound.blueprint)
     app.register_blueprint(api_webhooks.blueprint)
     app.register_blueprint(api_events.blueprint)
+    app.register_blueprint(as4.blueprint)
 
     @app.get("/health")
     def health() -> Any:

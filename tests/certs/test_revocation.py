@@ -285,6 +285,7 @@ def test_soft_fail_within_and_beyond_grace(server: RevocationServer, dev_pki: De
     hard = RevocationChecker()
     for checker in (soft, hard):
         assert checker.check(leaf.certificate, ca).source == "crl"
+    answered_by = datetime.now(UTC)  # NOW is import time; under load the first answers come later
     del server.crls[name]  # the CRL server goes down (404)
 
     later = NOW + timedelta(hours=7)  # past the 6 h result cache and the CRL's nextUpdate
@@ -297,7 +298,7 @@ def test_soft_fail_within_and_beyond_grace(server: RevocationServer, dev_pki: De
     record = next(r for r in caplog.records if getattr(r, "event", None) == "revocation_soft_fail")
     assert record.levelno == logging.WARNING
     assert record.serial == format(leaf.certificate.serial_number, "x")  # type: ignore[attr-defined]
-    assert record.answer_age_seconds >= 7 * 3600 - 60  # type: ignore[attr-defined]
+    assert record.answer_age_seconds >= (later - answered_by).total_seconds() - 1  # type: ignore[attr-defined]
     verdict = CertificateValidator(dev_pki.anchors(), soft).validate(leaf.certificate, Purpose.AP_SIGNING, at=later)
     assert verdict.valid and "SOFT FAIL" in verdict.detail
 

@@ -1,0 +1,52 @@
+"""`POST /as4`: the AS4 endpoint other Peppol access points deliver to.
+
+The body is streamed from `request.stream` into `receiving.receive`, never read whole: under gunicorn a chunked
+request arrives de-chunked and terminated (`wsgi.input_terminated`), a Content-Length request as a stream limited to
+that length; the MIME reader stops at `as4.max_message_bytes` either way. A declared Content-Length above the limit is
+refused before reading anything. Peppol requires receivers to accept chunked requests (as4.md pitfall 8).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, request
+from werkzeug.exceptions import HTTPException
+
+from accesspoint.receiving import TEXT_CONTENT_TYPE, receive
+from accesspoint.web.context import gateway
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("as4", __name__)
+
+
+def _text(status: int, text: str) -> Response:
+    return Response(text + "\n", status=status, content_type=TEXT_CONTENT_TYPE)
+
+
+@blueprint.post("/as4")
+def as4_post() -> Response:
+    gw = gateway()
+    limit = gw.config.as4.max_message_bytes
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return _text(413, f"EBMS:0007 MimeInconsistency: the request declares {declared} bytes, more than this "
+                          f"access point accepts ({limit} bytes)")
+    try:
+        result = receive(gw, request.stream, request.headers.get("Content-Type"))
+    except HTTPException:
+        raise  # e.g. the client disconnected before the declared Content-Length arrived (400)
+    except Exception:
+        # A fault of ours (database down, disk full): no receipt and no ebMS error, because an error tells the
+        # sender to give up; a 500 is a transport failure it retries with the same MessageId (as4.md pitfall 16).
+        log.exception("inbound AS4 request failed inside the gateway")
+        return _text(500, "internal error of the receiving access point; nothing was stored, retry later")
+    return Response(result.body, status=result.status, content_type=result.content_type)
+
+
+@blueprint.route("/as4", methods=["GET", "PUT", "DELETE", "PATCH"])
+def as4_other() -> Response:
+    response = _text(405, "this is a Peppol AS4 endpoint: POST an AS4 message (multipart/related) here")
+    response.headers["Allow"] = "POST"
+    return response
