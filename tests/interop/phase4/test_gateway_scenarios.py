@@ -39,7 +39,6 @@ PEER_RECEIVER_BEHIND_REPEATER = "0007:5560360819"  # served by the phase4 peer, 
 BIG_DOCUMENT_BYTES = 20 * 1024 * 1024
 HUGE = etree.XMLParser(huge_tree=True)
 EB_NS = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/"
-EBBP_NS = "http://docs.oasis-open.org/ebxml-bp/ebbp-signals-2.0"
 
 
 # ---------------------------------------------------------------------------------------------- results table
