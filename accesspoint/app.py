@@ -11,14 +11,18 @@ from sqlalchemy.exc import SQLAlchemyError
 from accesspoint import __version__
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
+from accesspoint.participant_source import StoreParticipantSource
+from accesspoint.registrations import service_urls
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import api_events, api_inbound, api_webhooks, as4, openapi
+from accesspoint.web import admin, api_events, api_inbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers
+from smp.server import smp_blueprint
 
 
 def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
     """The WSGI app. Configuration problems raise ConfigError (one line) before anything listens."""
     gw = gateway or build_gateway(config or load_config())
+    service_urls(gw.config)  # an unusable [sml]/[directory] URL stops start-up, as other configuration does
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
@@ -27,6 +31,12 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(api_webhooks.blueprint)
     app.register_blueprint(api_events.blueprint)
     app.register_blueprint(as4.blueprint)
+    app.register_blueprint(admin.blueprint)
+    if gw.smp_key is not None:
+        # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
+        source = StoreParticipantSource(gw.sessions)
+        app.register_blueprint(smp_blueprint(source, gw.smp_key, gw.key.certificate, gw.as4_url,
+                                             public_url=gw.smp_url), url_prefix="/smp")
 
     @app.get("/health")
     def health() -> Any:

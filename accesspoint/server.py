@@ -31,7 +31,14 @@ def run(config_path: str | None, overrides: Mapping[str, str], workers: int) -> 
     os.environ.update(overrides)
     cfg = load_config(config_path)
     setup_logging(cfg.log.level, cfg.log.format)
-    app = create_app(cfg)
+    app = create_app(cfg)  # before forking: configuration errors stop start-up once, with one line
+    engine = app.extensions["gateway"].engine
+
+    def post_fork(_server: Any, _worker: Any) -> None:
+        # The migration ran in the master; a forked worker must not share its pooled connections.
+        engine.dispose(close=False)
+
     bind = f"{cfg.server.host}:{cfg.server.port}"
     print(f"peppol-ap {cfg.environment} environment listening on http://{bind}  (health: /health)", flush=True)
-    _Gunicorn(app, {"bind": bind, "workers": workers, "timeout": 300, "accesslog": "-"}).run()
+    options = {"bind": bind, "workers": workers, "timeout": 300, "accesslog": "-", "post_fork": post_fork}
+    _Gunicorn(app, options).run()

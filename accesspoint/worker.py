@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 Task = Callable[[Gateway], int]
 
 # "module:function" of every task, imported on start so a module may depend on this one without a cycle.
-TASKS: tuple[str, ...] = ("accesspoint.webhooks:deliver_due",)
+TASKS: tuple[str, ...] = ("accesspoint.webhooks:deliver_due", "accesspoint.registrations:retry_due")
 
 
 def load_tasks() -> list[tuple[str, Task]]:

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 from accesspoint.as4.compression import gzip_bytes  # noqa: E402
 from accesspoint.as4.inspection import inspect_message  # noqa: E402
 from accesspoint.sbdh import parse_sbdh  # noqa: E402
-from bench.as4_roundtrip import build_message, write_sbd  # noqa: E402
+from bench.as4_roundtrip import write_message, write_sbd  # noqa: E402
 from certs.devpki import init_pki  # noqa: E402
 from certs.keystore import KeyMaterial, load_pkcs12  # noqa: E402
 from certs.validation import CertificateValidator  # noqa: E402
@@ -60,11 +60,11 @@ class Case:
         with sbd.open("rb") as stream:
             self.header = parse_sbdh(stream)  # a sender built the SBDH, so it is not re-read per message
         with self.message.open("wb") as out:
-            self.content_type, _ = build_message(sbd, key, key.certificate, out, header=self.header)
+            self.content_type, _ = write_message(sbd, key, key.certificate, out, header=self.header)
         self.wire_size = self.message.stat().st_size
 
     def send(self) -> None:
-        build_message(self.sbd, self.key, self.key.certificate, io.BytesIO(), header=self.header)
+        write_message(self.sbd, self.key, self.key.certificate, io.BytesIO(), header=self.header)
 
     def receive(self) -> None:
         with self.message.open("rb") as stream:

@@ -82,7 +82,7 @@ def main() -> None:
         child(Path(message), content_type, Path(p12), password, Path(anchors_dir), args.tracemalloc)
         return
 
-    from bench.as4_roundtrip import build_message, write_sbd
+    from bench.as4_roundtrip import write_message, write_sbd
     from certs.devpki import init_pki
     from certs.keystore import load_pkcs12
 
@@ -95,7 +95,7 @@ def main() -> None:
         sbd_size = write_sbd(TEMPLATE, sbd, int(args.attachment_mb * 2.3) << 20, note_bytes=2048)
         message = work / "message.mime"
         with message.open("wb") as out:
-            content_type, _ = build_message(sbd, key, key.certificate, out)
+            content_type, _ = write_message(sbd, key, key.certificate, out)
         wire = message.stat().st_size
         if wire < args.attachment_mb << 20:
             raise SystemExit(f"the message is only {wire} bytes; raise the SBD size")

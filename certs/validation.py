@@ -10,11 +10,15 @@ subject, revocation. phase4 checks the validity window before the issuer; we che
 first so that a certificate from an untrusted or retired CA (e.g. an expired G2 leaf) is reported
 as `unsupported-issuer`, which is what the reference vectors expect and what an operator needs
 to hear: no renewal date will fix it.
+
+A damaged certificate (cryptography parses names and extensions lazily) gets a Verdict too, never an exception:
+the step that cannot read the field it needs fails with its own reason.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -26,6 +30,7 @@ from cryptography.x509.oid import NameOID
 
 from certs.anchors import TrustAnchors
 from certs.revocation import RevocationChecker, RevocationResult
+from certs.untrusted import MALFORMED
 
 # phax/peppol-commons PeppolIdentifierHelper.REGEX_SEAT_ID
 SEAT_ID = re.compile(r"P[A-Z]{2}[0-9]{6}")
@@ -101,7 +106,7 @@ class CertificateValidator:
         now = at or datetime.now(UTC)
         if now.tzinfo is None:
             raise ValueError("validation time must be timezone-aware (UTC)")
-        subject, issuer = cert.subject.rfc4514_string(), cert.issuer.rfc4514_string()
+        subject, issuer = _name_text(lambda: cert.subject), _name_text(lambda: cert.issuer)
 
         def verdict(reason: str | None, detail: str, revocation: RevocationResult | None = None) -> Verdict:
             return Verdict(reason is None, reason, detail, subject, issuer, cert.not_valid_before_utc,
@@ -110,18 +115,28 @@ class CertificateValidator:
         cas = self.anchors.smp_cas if purpose is Purpose.SMP_SIGNING else self.anchors.ap_cas
         others = self.anchors.ap_cas if purpose is Purpose.SMP_SIGNING else self.anchors.smp_cas
         env = self.anchors.environment
-        named = [ca for ca in cas if ca.subject == cert.issuer]
+        try:
+            issuer_name = cert.issuer
+        except MALFORMED as exc:
+            # A damaged certificate (any field the CA signed) fails the signature check below; this one fails
+            # earlier because the issuer cannot even be compared. unsupported-issuer rather than a reason of its
+            # own: it is the issuer check that fails (an unreadable name is no CA of ours), the operator's remedy
+            # is the same (no renewal date will make this certificate acceptable), and every reader of the
+            # reason (smp.client, the CLI, inspect's JSON) already knows it.
+            return verdict(UNSUPPORTED_ISSUER, f"the issuer name cannot be read ({exc}), so it names no trusted "
+                           f"{purpose.role} CA of the {env} environment: the certificate is damaged")
+        named = [ca for ca in cas if ca.subject == issuer_name]
         if not named:
-            if any(ca.subject == cert.issuer for ca in others):
+            if any(ca.subject == issuer_name for ca in others):
                 other_role = "AP" if purpose is Purpose.SMP_SIGNING else "SMP"
-                return verdict(UNSUPPORTED_ISSUER, f"issued by the {other_role} CA {_cn(cert.issuer)!r}, which may "
+                return verdict(UNSUPPORTED_ISSUER, f"issued by the {other_role} CA {_cn(issuer_name)!r}, which may "
                                f"not issue certificates for {purpose.value}; only the {purpose.role} CA may")
             trusted = ", ".join(repr(_cn(ca.subject)) for ca in cas) or "none configured"
-            return verdict(UNSUPPORTED_ISSUER, f"issuer {_cn(cert.issuer)!r} is not a trusted {purpose.role} CA of "
+            return verdict(UNSUPPORTED_ISSUER, f"issuer {_cn(issuer_name)!r} is not a trusted {purpose.role} CA of "
                            f"the {env} environment (trusted: {trusted})")
         ca = next((c for c in named if _issued_by(cert, c)), None)
         if ca is None:
-            return verdict(BAD_SIGNATURE, f"the certificate names {_cn(cert.issuer)!r} as issuer, but its signature "
+            return verdict(BAD_SIGNATURE, f"the certificate names {_cn(issuer_name)!r} as issuer, but its signature "
                            "does not verify with that CA's key (forged or damaged certificate)")
         if now > ca.not_valid_after_utc:
             return verdict(EXPIRED, f"the issuing CA {_cn(ca.subject)!r} expired on {_when(ca.not_valid_after_utc)}")
@@ -137,8 +152,13 @@ class CertificateValidator:
         usage_problem = _key_usage_problem(cert, purpose)
         if usage_problem:
             return verdict(BAD_KEY_USAGE, usage_problem)
-        if purpose is not Purpose.SMP_SIGNING:
+        try:
             cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        except MALFORMED as exc:
+            # Only reachable for a certificate the CA really signed that cryptography cannot parse; also for SMP
+            # certificates, whose subject the revocation check and every report name.
+            return verdict(BAD_SUBJECT, f"the subject name cannot be read ({exc})")
+        if purpose is not Purpose.SMP_SIGNING:
             # The CN is the AS4 PartyId; with several CNs "the" seat ID would be ambiguous.
             if len(cns) != 1:
                 return verdict(BAD_SUBJECT, f"the subject has {len(cns)} CNs; an AP certificate has exactly one, "
@@ -157,6 +177,14 @@ class CertificateValidator:
         return verdict(None, f"{base}; not revoked ({result.source}: {result.detail})", result)
 
 
+def _name_text(read: Callable[[], x509.Name]) -> str:
+    """The RFC 4514 form of a name for the Verdict, or a placeholder when the certificate's name is damaged."""
+    try:
+        return read().rfc4514_string()
+    except MALFORMED:
+        return "(unreadable)"
+
+
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
     try:
         cert.verify_directly_issued_by(ca)
@@ -167,12 +195,16 @@ def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
 
 def _key_usage_problem(cert: x509.Certificate, purpose: Purpose) -> str | None:
     try:
-        if cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
+        extensions = cert.extensions
+    except MALFORMED as exc:
+        return f"the extensions cannot be read ({exc}), so the key usage is unknown"
+    try:
+        if extensions.get_extension_for_class(x509.BasicConstraints).value.ca:
             return "the certificate is a CA certificate, not an end-entity certificate"
     except x509.ExtensionNotFound:
         pass
     try:
-        usage = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return "the certificate has no KeyUsage extension (Peppol certificates always carry one)"
     if purpose is Purpose.AP_ENCRYPTION:

@@ -36,6 +36,7 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XM
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.verifier import SignatureConfiguration
 
+from certs.untrusted import load_der
 from smp.safexml import XmlError, parse_bytes
 
 BUSDOX_SMP = "http://busdox.org/serviceMetadata/publishing/1.0/"
@@ -219,7 +220,7 @@ def load_endpoint_certificate(text: str) -> x509.Certificate:
     except binascii.Error:
         raise ValueError("Certificate element is not base64") from None
     try:
-        return x509.load_der_x509_certificate(der)
+        return load_der(der)
     except ValueError:
         raise ValueError("Certificate element does not hold an X.509 certificate") from None
 

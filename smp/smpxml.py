@@ -20,6 +20,7 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XM
 from signxml.algorithms import SignatureConstructionMethod
 
 from certs.keystore import KeyMaterial
+from certs.untrusted import load_der
 from smp.identifiers import DocumentTypeId, ParticipantId, ProcessId, smp_service_metadata_path
 
 SMP_NS = "http://busdox.org/serviceMetadata/publishing/1.0/"
@@ -121,7 +122,7 @@ def service_metadata_xml(participant: ParticipantId, doctype: DocumentTypeId,
             raise ValueError(f"endpoint for process {key[1]}: activation {entry.activation.isoformat()} is not "
                              f"before expiration {entry.expiration.isoformat()}")
         try:
-            x509.load_der_x509_certificate(entry.ap_cert_der)
+            load_der(entry.ap_cert_der)
         except ValueError:
             raise ValueError(f"endpoint certificate for process {key[1]} is not a DER X.509 certificate") from None
         process = _sub(process_list, SMP_NS, "Process")

@@ -42,6 +42,7 @@ from lxml import etree
 
 from accesspoint.as4 import ns
 from accesspoint.as4.errors import FAILED_DECRYPTION, POLICY_NONCOMPLIANCE, As4Error
+from certs import untrusted
 from certs.keystore import KeyMaterial
 
 KEY_BYTES = 16  # AES-128
@@ -332,11 +333,13 @@ def decrypt_attachments(
     `ciphertexts` maps content ids (without angle brackets) to seekable streams of the received part
     bodies; they are not closed. The result is keyed like `ciphertexts`; plaintexts larger than
     `spill_threshold` bytes live in temporary files (0: always on disk). Attachments that no
-    EncryptedData covers are not returned: use `unencrypted_attachments` to reject those.
+    EncryptedData covers are not returned: compare the keys with the message's attachments to reject those.
     """
     header = read_encryption_header(envelope)
     if not header.keys:
-        raise As4Error(FAILED_DECRYPTION, "the message is not encrypted: wsse:Security holds no xenc:EncryptedKey")
+        listed = ", ".join(f"<{cid}>" for cid in ciphertexts) or "none"
+        raise As4Error(FAILED_DECRYPTION, f"the message is not encrypted: wsse:Security holds no xenc:EncryptedKey "
+                                          f"(attachments: {listed})")
     for item in header.data:
         _check_data_policy(item)
     ours = (key,) if isinstance(key, KeyMaterial) else tuple(key)
@@ -484,10 +487,11 @@ def _referenced_certificate(
         raise As4Error(POLICY_NONCOMPLIANCE, f"{what}: BinarySecurityToken {uri[1:]} has EncodingType {encoding!r}")
     der = _b64(target.text, f"BinarySecurityToken {uri[1:]}")
     try:
-        return x509.load_der_x509_certificate(der)
-    except ValueError:
+        # Read completely now, like WSS4J's CertificateFactory: the refusal texts name the certificate.
+        return untrusted.load_der(der)
+    except untrusted.MalformedCertificate as exc:
         raise As4Error(
-            FAILED_DECRYPTION, f"BinarySecurityToken {uri[1:]} holds no readable X.509 certificate"
+            FAILED_DECRYPTION, f"BinarySecurityToken {uri[1:]} holds no readable X.509 certificate: {exc}"
         ) from None
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import io
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, BinaryIO, Protocol, cast
@@ -31,7 +31,7 @@ from lxml import etree
 
 from accesspoint.as4 import messaging, mime, ns, spool, wssec
 from accesspoint.as4.compression import gunzip_bounded
-from accesspoint.as4.encryption import DecryptedAttachment, decrypt_attachments, unencrypted_attachments
+from accesspoint.as4.encryption import DecryptedAttachment, decrypt_attachments
 from accesspoint.as4.errors import (
     FAILED_AUTHENTICATION,
     FAILED_DECRYPTION,
@@ -127,16 +127,6 @@ def _parse_xml(root: mime.Part) -> etree._Element:
         raise As4Error(INVALID_HEADER, f"the SOAP part is not acceptable XML: {exc}", http_status=400) from None
 
 
-def _verify_signature(envelope: etree._Element, contents: Mapping[str, wssec.AttachmentContent],
-                      require: wssec.RequiredCoverage) -> wssec.SignatureReport:
-    try:
-        return wssec.verify(envelope, contents, require=require)
-    except x509.InvalidVersion as exc:
-        # A signer BST whose X.509 version field is damaged fails at load time with an exception of its own.
-        raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate in the BinarySecurityToken is unreadable: "
-                                              f"{exc}") from None
-
-
 def _signature_policy(envelope: etree._Element) -> None:
     """Refuse a signature we would not even try to verify (unknown algorithms, key not referenced as a BST,
     ambiguous Ids) before reading the ebMS header, as phase4/WSS4J do: vectors/as4/messages/
@@ -145,7 +135,7 @@ def _signature_policy(envelope: etree._Element) -> None:
     _, header, _ = wssec.soap_parts(envelope)
     if header is None or header.find(f"{{{ns.WSSE}}}Security/{{{ns.DS}}}Signature") is None:
         return
-    report = _verify_signature(envelope, {}, wssec.RequiredCoverage(messaging=False, body=False))
+    report = wssec.verify(envelope, {}, require=wssec.RequiredCoverage(messaging=False, body=False))
     if report.signer is None and report.error is not None:
         raise report.error
 
@@ -163,21 +153,18 @@ def _user_message_of(envelope: etree._Element) -> messaging.ParsedEnvelope:
 
 def _decrypt(envelope: etree._Element, attachments: list[mime.Part], our_key: KeyMaterial,
              limits: InboundLimits) -> dict[str, DecryptedAttachment]:
-    content_ids = [part.content_id or "" for part in attachments]
-    plain = unencrypted_attachments(envelope, content_ids)
+    # The encryption module judges the encryption header first, so a damaged one gets the code it gives (the same
+    # as `inspect` reports); only then is an attachment that no EncryptedData covers refused.
+    decrypted = decrypt_attachments(envelope, our_key, {part.content_id or "": part.open() for part in attachments},
+                                    spill_threshold=limits.spill_threshold_bytes)
+    plain = [part.content_id or "" for part in attachments if (part.content_id or "") not in decrypted]
     if plain:
+        for item in decrypted.values():
+            item.body.close()
         listed = ", ".join(f"<{cid}>" for cid in plain)
         raise As4Error(FAILED_DECRYPTION, f"attachment {listed} is not encrypted; Peppol requires every payload to "
                                           "be encrypted for the receiving access point")
-    try:
-        return decrypt_attachments(envelope, our_key, {part.content_id or "": part.open() for part in attachments},
-                                   spill_threshold=limits.spill_threshold_bytes)
-    except (ValueError, x509.InvalidVersion) as exc:
-        # A damaged recipient BST can fail outside the encryption module's own checks (an unknown X.509 version at
-        # load time, or a field cryptography parses lazily while the refusal is worded). It is still a message we
-        # cannot decrypt, not a server error.
-        raise As4Error(FAILED_DECRYPTION, f"the recipient certificate in the encryption header is unreadable: "
-                                          f"{exc}") from None
+    return decrypted
 
 
 def _verify(envelope: etree._Element, decrypted: dict[str, DecryptedAttachment]) -> wssec.SignatureReport:
@@ -185,31 +172,16 @@ def _verify(envelope: etree._Element, decrypted: dict[str, DecryptedAttachment])
         cid: wssec.AttachmentContent(cid, item.mime_type, lambda body=item.body: spool.reader(body))
         for cid, item in decrypted.items()
     }
-    report = _verify_signature(envelope, contents, wssec.RequiredCoverage(attachment_content_ids=list(contents)))
+    report = wssec.verify(envelope, contents, require=wssec.RequiredCoverage(attachment_content_ids=list(contents)))
     report.raise_for_error()
     if report.signer is None:
         raise As4Error(FAILED_AUTHENTICATION, "the signature names no signing certificate")
     return report
 
 
-def _readable(certificate: x509.Certificate) -> None:
-    """cryptography parses certificate fields lazily, so a damaged BST can load and still fail on first use: read
-    every field the checks use now, and refuse the message instead of failing inside a trust check."""
-    try:
-        certificate.subject.rfc4514_string()
-        certificate.issuer.rfc4514_string()
-        certificate.extensions  # noqa: B018 (parsing is the point)
-        certificate.public_key()
-        certificate.not_valid_before_utc  # noqa: B018
-    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
-        raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate in the BinarySecurityToken is malformed: "
-                                              f"{exc}") from None
-
-
 def _check_signer(report: wssec.SignatureReport, user_message: UserMessage, check_signer: SignerCheck) -> None:
     signer = report.signer
     assert signer is not None
-    _readable(signer)
     verdict = check_signer(signer)
     if not verdict.valid:
         raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate {signer.subject.rfc4514_string()} is not "

@@ -46,6 +46,7 @@ from accesspoint.as4.errors import (
     As4Error,
 )
 from accesspoint.sbdh import Sbdh, SbdhError, parse_sbdh
+from certs import untrusted
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator, Purpose, Verdict
 from smp import safexml
@@ -400,6 +401,15 @@ class _Analysis:
             return
         report.decrypted = True
         sizes = ", ".join(f"<{cid}> {item.size} bytes {item.mime_type}" for cid, item in self.decrypted.items())
+        plain = [p.content_id or "" for p in self.message.attachments if p.content_id not in self.decrypted]
+        if plain and report.kind == "user-message":
+            # The receiver's rule (inbound._decrypt), worded the same: every payload must be encrypted.
+            listed = ", ".join(f"<{cid}>" for cid in plain)
+            error = As4Error(FAILED_DECRYPTION, f"attachment {listed} is not encrypted; Peppol requires every payload "
+                                                "to be encrypted for the receiving access point")
+            report.add("decryption", "failed", f"decrypted {len(self.decrypted)} attachment(s) for {targets}"
+                       f"{': ' + sizes if sizes else ''}; but {error.description}", error)
+            return
         report.add("decryption", "ok", f"decrypted {len(self.decrypted)} attachment(s) for {targets}: {sizes}")
 
     def _security(self) -> etree._Element | None:
@@ -410,7 +420,12 @@ class _Analysis:
     def _plain_attachments(self) -> set[str]:
         """Content-IDs of the attachments no EncryptedData covers: their MIME bodies are what was signed."""
         cids = [p.content_id for p in self.message.attachments if p.content_id]
-        return set(encryption.unencrypted_attachments(self.root, cids))
+        try:
+            return set(encryption.unencrypted_attachments(self.root, cids))
+        except As4Error:
+            # The root is no SOAP envelope, or it has two wsse:Security headers: the envelope and signature steps
+            # report that, and no attachment can be known to travel in the clear.
+            return set()
 
     def _attachment_sources(self) -> dict[str, wssec.AttachmentContent]:
         """The octets the signature covers, per Content-ID, for the attachments we have in the clear."""
@@ -453,7 +468,10 @@ class _Analysis:
             report.references = [ReferenceCheck(r.get("URI") or "", None, "not checked")
                                  for r in result.signed_info_references]
             report.signature_valid = False
-            report.add("signature-policy", "failed", f"{result.error.description} ({signer})", result.error)
+            # The receiver judges the signature policy first only in a well-formed SOAP envelope (inbound.
+            # _signature_policy); in any other the envelope error comes first, so this is then the later step.
+            step = "signature-policy" if wssec.soap_parts(self.root)[1] is not None else "signature"
+            report.add(step, "failed", f"{result.error.description} ({signer})", result.error)
             return
         report.references = [ReferenceCheck(r.uri, r.digest_valid, r.problem) for r in result.references]
         ok_digests = sum(1 for r in result.references if r.digest_valid)
@@ -636,8 +654,8 @@ def _token_certificate(security: etree._Element, owner: etree._Element) -> x509.
     for bst in security.iter(f"{{{ns.WSSE}}}BinarySecurityToken"):
         if uri.startswith("#") and uri[1:] in (bst.get(f"{{{ns.WSU}}}Id"), bst.get("Id")):
             try:
-                return x509.load_der_x509_certificate(wssec.decode_base64(bst.text))
-            except ValueError:
+                return untrusted.load_der(wssec.decode_base64(bst.text))
+            except ValueError:  # not base64, or untrusted.MalformedCertificate
                 return None
     return None
 

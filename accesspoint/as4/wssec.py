@@ -43,13 +43,14 @@ from typing import BinaryIO, cast
 from urllib.parse import unquote
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from accesspoint.as4 import ns
 from accesspoint.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
+from certs import untrusted
 from certs.keystore import KeyMaterial
 from smp import safexml
 
@@ -519,14 +520,16 @@ def _signer_certificate(
         report._fail(f"BinarySecurityToken {uri} has EncodingType {encoding!r}; only Base64Binary is accepted")
         return None
     try:
-        certificate = x509.load_der_x509_certificate(decode_base64(bst.text))
-        # cryptography parses lazily: touch what we use so a corrupted token fails here, not later
-        certificate.subject.rfc4514_string()
-        certificate.public_key()
-    except (ValueError, UnsupportedAlgorithm):
-        report._fail(f"BinarySecurityToken {uri} does not hold a readable base64 DER X.509 certificate")
+        der = decode_base64(bst.text)
+    except ValueError:
+        report._fail(f"BinarySecurityToken {uri} is not base64")
         return None
-    return certificate
+    try:
+        # Read completely now, so the caller's trust check cannot trip over a lazily parsed field later.
+        return untrusted.load_der(der)
+    except untrusted.MalformedCertificate as exc:
+        report._fail(f"BinarySecurityToken {uri} does not hold a readable X.509 certificate: {exc}")
+        return None
 
 
 def _check_digest(

@@ -7,13 +7,20 @@ Certificate verdicts are for the shipped G3 test anchors at AT, a time when the 
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-from bench.as4_roundtrip import build_message
+from lxml import etree
+
+from accesspoint.as4 import messaging, mime, wssec
+from accesspoint.as4.compression import gzip_bytes
+from accesspoint.as4.outbound import GZIP_MIME_TYPE, user_message_for
+from accesspoint.sbdh import parse_sbdh
+from bench.as4_roundtrip import write_message
 from certs.devpki import DevPki, init_pki
 from certs.keystore import KeyMaterial, load_pkcs12
 
@@ -134,11 +141,30 @@ class RoundTrip:
         return target
 
 
+def write_unencrypted_message(sbd: Path, key: KeyMaterial, out: BinaryIO) -> str:
+    """A signed message whose gzip attachment travels in the clear, which Peppol forbids (so `outbound` cannot build
+    it): the MIME body goes to `out`; returns its Content-Type."""
+    with sbd.open("rb") as stream:
+        header = parse_sbdh(stream)
+    user_message = user_message_for(header, from_party=key.subject_cn, to_party=key.subject_cn,
+                                    content_id=mime.new_content_id(), domain="test.example")
+    content_id = user_message.parts[0].content_id
+    assert content_id is not None
+    compressed = gzip_bytes(sbd.read_bytes())
+    envelope = messaging.build_user_message(user_message)
+    wssec.sign(envelope, key, [wssec.AttachmentContent.from_stream(content_id, GZIP_MIME_TYPE, io.BytesIO(compressed))])
+    content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"),
+                                              [mime.OutgoingAttachment(content_id, compressed, GZIP_MIME_TYPE)])
+    for chunk in chunks:
+        out.write(chunk)
+    return content_type
+
+
 def make_round_trip(directory: Path, vectors: Path, *, crl_url: str | None = None) -> RoundTrip:
     pki = init_pki(directory / "pki", crl_url=crl_url)
     key = load_pkcs12(pki.ap_p12, pki.password)
     sbd = vectors / SBD_TEMPLATE
     message = directory / "message.mime"
     with message.open("wb") as out:
-        content_type, message_id = build_message(sbd, key, key.certificate, out)
+        content_type, message_id = write_message(sbd, key, key.certificate, out)
     return RoundTrip(pki, key, message, content_type, message_id, sbd)

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from accesspoint.as4.inspection import InspectionReport, Limits, human_lines, inspect_message
-from bench.as4_roundtrip import build_message, write_sbd
+from bench.as4_roundtrip import write_message, write_sbd
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem
 from certs.validation import CertificateValidator
-from tests.as4.inspect_support import AT, EXPECTED, RoundTrip, check, make_round_trip
+from tests.as4.inspect_support import AT, EXPECTED, RoundTrip, check, make_round_trip, write_unencrypted_message
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +150,7 @@ def test_round_trip_with_a_changed_header_fails_the_signature(round_trip: RoundT
 def test_unencrypted_message_is_verified_read_and_rejected_for_peppol(round_trip: RoundTrip, tmp_path: Path) -> None:
     path = tmp_path / "clear.mime"
     with path.open("wb") as out:
-        content_type, _ = build_message(round_trip.sbd, round_trip.key, round_trip.key.certificate, out,
-                                        encrypt=False)
+        content_type = write_unencrypted_message(round_trip.sbd, round_trip.key, out)
     with path.open("rb") as stream:
         report = inspect_message(stream, content_type, validator=CertificateValidator(round_trip.pki.anchors()))
     assert _step(report, "decryption") == ("failed", "the message is not encrypted (no xenc:EncryptedKey); Peppol "
@@ -169,7 +168,7 @@ def test_generated_multi_megabyte_sbd_round_trips_through_spilled_files(round_tr
     assert size == sbd.stat().st_size and (3 << 20) - 2048 < size <= 3 << 20
     path = tmp_path / "big.mime"
     with path.open("wb") as out:
-        content_type, _ = build_message(sbd, round_trip.key, round_trip.key.certificate, out)
+        content_type, _ = write_message(sbd, round_trip.key, round_trip.key.certificate, out)
     with path.open("rb") as stream:
         # spill_threshold 1: every part, the plaintext and the gunzipped SBD go through temporary files
         report = inspect_message(stream, content_type, keys=[round_trip.key],

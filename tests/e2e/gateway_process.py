@@ -89,13 +89,8 @@ class GatewayProcess:
         env = {**os.environ, **self.env, "PYTHONPATH": str(ROOT)}
         log = (self.data_dir / f"gateway-{self.starts}.log").open("wb")
         self.starts += 1
-        if self.workers == 1:
-            command = [sys.executable, "-m", "accesspoint.cli.main", "serve"]
-        else:
-            # `serve` builds the app (and its database pool) before gunicorn forks, so its workers would share the
-            # master's pooled connection; plain gunicorn on wsgi.py builds one app per worker instead.
-            command = [sys.executable, "-m", "gunicorn", "--workers", str(self.workers), "--bind",
-                       f"127.0.0.1:{self.port}", "--timeout", "300", "wsgi:app"]
+        # `serve` disposes the master's database pool in each forked worker (accesspoint/server.py post_fork)
+        command = [sys.executable, "-m", "accesspoint.cli.main", "serve", "--workers", str(self.workers)]
         self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                         start_new_session=True)
         log.close()
