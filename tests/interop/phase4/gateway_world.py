@@ -1,7 +1,7 @@
 """Our gateway as its own processes next to the phase4 peer: `peppol-ap serve` (gunicorn) and `peppol-ap worker`,
-set up the way an operator would (tokens with the CLI), plus the
-Peppol network between the two access points: an SML zone on a loopback DNS server and an SMP that publishes the
-phase4 peer's participants.
+set up the way an operator would (tokens with the CLI, the organisation and its participants with the admin API),
+plus the Peppol network between the two access points: an SML zone on a loopback DNS server and an SMP that
+publishes the phase4 peer's participants.
 
 Both access points use the harness's dev PKI: the gateway's data dir gets a copy of it, so its AP certificate is
 the PKI's own AP leaf (POP000001) and its SMP key the PKI's SMP leaf; the peer is POP000002 under the same AP CA.
@@ -24,9 +24,6 @@ from typing import Any
 import requests
 from cryptography import x509
 
-from accesspoint.config import load_config
-from accesspoint.gateway import build_gateway
-from accesspoint.store.models import Organisation, Participant
 from certs.devpki import DevPki
 from certs.keystore import load_pkcs12
 from smp.dnsserver import ZoneServer, smp_record, write_records
@@ -77,26 +74,17 @@ class GatewayWorld:
         # `tokens create` prints the token alone on its last line
         return self.cli("tokens", "create", *args).strip().splitlines()[-1]
 
-    def create_organisation(self, name: str, participants: dict[str, bool]) -> int:
-        """An organisation owning `participants` (identifier -> receiving), written to the gateway's store.
-
-        The admin API's organisation and participant creation is not on main yet (it answers 500 on the admin
-        branch: the new participant's id is None when registration starts), so this writes the rows directly, as
-        tests/e2e/gateway_process.py does; receiving participants get the default BIS document types."""
-        store = build_gateway(load_config(None, self.gateway.env), migrate=False)
-        try:
-            with store.session() as session:
-                members = []
-                for identifier, receiving in participants.items():
-                    member = Participant(value=identifier, receiving_enabled=receiving)
-                    member.add_default_document_types()
-                    members.append(member)
-                organisation = Organisation(name=name, country="SE", participants=members)
-                session.add(organisation)
-                session.flush()
-                return organisation.id
-        finally:
-            store.engine.dispose()
+    def create_organisation(self, admin_token: str, name: str, participants: dict[str, bool]) -> int:
+        """An organisation owning `participants` (identifier -> receiving) through the admin API; receiving ones
+        get the default BIS document types and are served by our SMP at once (no SML is configured here, so the
+        SML step of their registration fails, which is the gateway's documented state for that)."""
+        body = {"name": name, "country": "SE",
+                "participants": [{"identifier": i, "receiving": r} for i, r in participants.items()]}
+        response = requests.post(f"{self.url}/admin/api/organisations", json=body, timeout=60,
+                                 headers=self._auth(admin_token))
+        if response.status_code != 201:
+            raise AssertionError(f"creating the organisation answered {response.status_code}: {response.text[:1000]}")
+        return int(response.json()["id"])
 
     def start_worker(self) -> None:
         log = (self.gateway.data_dir / "worker.log").open("wb")
@@ -214,7 +202,8 @@ def gateway_world(directory: Path, pki: DevPki, participants: dict[str, bool]) -
             world = GatewayWorld(process, smp, records_file)
             process.start()
             try:
-                world.organisation_id = world.create_organisation("phase4 interop customer", participants)
+                admin_token = world.create_token("--admin", "--name", "phase4 interop admin")
+                world.organisation_id = world.create_organisation(admin_token, "phase4 interop customer", participants)
                 world.network_token = world.create_token("--org", str(world.organisation_id),
                                                          "--name", "phase4 interop network")
                 world.start_worker()
