@@ -34,7 +34,6 @@ from tests.interop.phase4.harness import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PR
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 
 ZONE = "local.peppol.test"
-PARTICIPANT_SCHEME = "iso6523-actorid-upis"
 DOCTYPE_SCHEME = "busdox-docid-qns"
 PROCESS = ("cenbii-procid-ubl", BIS3_PROCESS)
 FINAL_STATES = ("sent", "failed")
