@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
-from accesspoint import __version__
+from accesspoint import __version__, metrics
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.participant_source import StoreParticipantSource
@@ -37,6 +37,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
         source = StoreParticipantSource(gw.sessions)
         app.register_blueprint(smp_blueprint(source, gw.smp_key, gw.key.certificate, gw.as4_url,
                                              public_url=gw.smp_url), url_prefix="/smp")
+    metrics.install(app, gw)
 
     @app.get("/health")
     def health() -> Any:

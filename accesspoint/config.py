@@ -163,6 +163,11 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(f"revocation.order: must list 'crl' and/or 'ocsp' once each, got {order!r}")
     if not 0 < d["revocation"]["cache_hours"] <= 6:
         raise ConfigError("revocation.cache_hours: must be between 1 and 6")
+    for key in ("orphan_grace_minutes", "orphan_sweep_minutes"):
+        if d["storage"][key] < 1:
+            raise ConfigError(f"storage.{key}: must be at least 1 minute, got {d['storage'][key]}")
+    if d["as4"]["max_header_bytes"] < 1024:
+        raise ConfigError(f"as4.max_header_bytes: must be at least 1024 bytes, got {d['as4']['max_header_bytes']}")
     if d["log"]["format"] not in ("json", "text"):
         raise ConfigError(f"log.format: must be 'json' or 'text', got {d['log']['format']!r}")
     if d["log"]["level"].upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):

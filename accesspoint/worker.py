@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 Task = Callable[[Gateway], int]
 
 # "module:function" of every task, imported on start so a module may depend on this one without a cycle.
-TASKS: tuple[str, ...] = ("accesspoint.webhooks:deliver_due", "accesspoint.registrations:retry_due")
+TASKS: tuple[str, ...] = (
+    "accesspoint.webhooks:deliver_due",
+    "accesspoint.registrations:retry_due",
+    "accesspoint.maintenance:sweep_blobs",
+)
 
 
 def load_tasks() -> list[tuple[str, Task]]:

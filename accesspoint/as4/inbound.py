@@ -75,6 +75,9 @@ class InboundLimits:
     spill_threshold_bytes: int = 1 << 20
     max_payload_bytes: int = 200 << 20
     max_compression_ratio: float = 200
+    # The SOAP part is parsed in memory (lxml tree + signature canonicalisation), unlike the attachments, which
+    # are streamed; a real Peppol header is a few kB, so this cap only ever stops abuse.
+    max_header_bytes: int = 4 << 20
 
 
 @dataclass
@@ -118,6 +121,13 @@ class InboundRefusal(As4Error):
 
 def _common_names(certificate: x509.Certificate) -> list[str]:
     return [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+
+
+def check_header_size(root: mime.Part, max_header_bytes: int) -> None:
+    """Refuse a SOAP part above the cap before it is read into memory (the MIME reader spooled it already)."""
+    if root.size > max_header_bytes:
+        raise As4Error(INVALID_HEADER, f"the SOAP part has {root.size} bytes, more than this access point accepts "
+                                       f"for the SOAP envelope ({max_header_bytes} bytes)", http_status=413)
 
 
 def _parse_xml(root: mime.Part) -> etree._Element:
@@ -272,6 +282,7 @@ def open_message(
         message = mime.parse_message(stream, content_type, spill_threshold=limits.spill_threshold_bytes,
                                      max_total=limits.max_message_bytes)
         spooled += [message.root.body, *(part.body for part in message.attachments)]
+        check_header_size(message.root, limits.max_header_bytes)
         envelope = _parse_xml(message.root)
         message_id = envelope.findtext(_MESSAGE_ID_PATH) or None
         _signature_policy(envelope)

@@ -45,6 +45,7 @@ from accesspoint.as4.errors import (
     OTHER,
     As4Error,
 )
+from accesspoint.as4.inbound import InboundLimits, check_header_size
 from accesspoint.sbdh import Sbdh, SbdhError, parse_sbdh
 from certs import untrusted
 from certs.keystore import KeyMaterial
@@ -64,12 +65,20 @@ _SNIFF_BYTES = 512
 
 @dataclass(frozen=True)
 class Limits:
-    """Caps for the untrusted input, like the receiver's `[as4]` configuration."""
+    """Caps for the untrusted input: the receiver's (`InboundLimits`, i.e. the `[as4]` configuration), so that
+    `inspect` refuses exactly what the receiving endpoint refuses. `Limits.of(InboundLimits(**vars(cfg.as4)))`."""
 
-    max_message_bytes: int = 200 << 20
-    spill_threshold: int = 1 << 20
-    max_payload_bytes: int = 200 << 20
-    max_compression_ratio: float = 200.0
+    max_message_bytes: int = InboundLimits.max_message_bytes
+    spill_threshold: int = InboundLimits.spill_threshold_bytes
+    max_payload_bytes: int = InboundLimits.max_payload_bytes
+    max_compression_ratio: float = InboundLimits.max_compression_ratio
+    max_header_bytes: int = InboundLimits.max_header_bytes
+
+    @classmethod
+    def of(cls, inbound: InboundLimits) -> Limits:
+        return cls(max_message_bytes=inbound.max_message_bytes, spill_threshold=inbound.spill_threshold_bytes,
+                   max_payload_bytes=inbound.max_payload_bytes, max_compression_ratio=inbound.max_compression_ratio,
+                   max_header_bytes=inbound.max_header_bytes)
 
 
 @dataclass
@@ -257,6 +266,11 @@ def inspect_message(
         report.add("transport", "ok", f"{content_type.split(';')[0] if content_type else 'no Content-Type'}: "
                    f"SOAP part of {message.root.size} bytes, {len(message.attachments)} attachment(s)"
                    f"{': ' + attachments if attachments else ''}")
+        try:
+            check_header_size(message.root, limits.max_header_bytes)
+        except As4Error as exc:
+            report.add("soap", "failed", exc.description, exc)
+            return report
         try:
             root = safexml.parse_stream(message.root.open())
         except safexml.XmlError as exc:

@@ -13,12 +13,15 @@ import os
 import re
 import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 CHUNK = 1 << 16
 _KEY = re.compile(r"[0-9a-f]{32}")
+_FANOUT = re.compile(r"[0-9a-f]{2}")
+TEMP_PREFIX = ".incoming-"
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ class FilesystemBlobStore:
         key = uuid.uuid4().hex
         final = self.path(key)
         self._make_dirs(final.parent)
-        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=".incoming-")
+        fd, tmp_name = tempfile.mkstemp(dir=final.parent, prefix=TEMP_PREFIX)
         digest = hashlib.sha256()
         size = 0
         try:
@@ -119,6 +122,58 @@ class FilesystemBlobStore:
 
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
+
+    def iter_blobs(self) -> Iterator[tuple[str, float]]:
+        """(key, mtime) of every complete blob; files that are no blob of ours (temp files, strays) are skipped.
+
+        Files may come and go while this runs: one deleted meanwhile is simply not listed."""
+        for path in self._fanout_files():
+            if _KEY.fullmatch(path.name) and path.parent.name == path.name[2:4] \
+                    and path.parent.parent.name == path.name[:2]:
+                mtime = self._mtime(path)
+                if mtime is not None:
+                    yield path.name, mtime
+
+    def iter_temp_files(self) -> Iterator[tuple[Path, float]]:
+        """(path, mtime) of every unfinished `put` (a crash mid-write leaves one behind)."""
+        for path in self._fanout_files():
+            if path.name.startswith(TEMP_PREFIX):
+                mtime = self._mtime(path)
+                if mtime is not None:
+                    yield path, mtime
+
+    def delete_temp_file(self, path: Path) -> None:
+        """Remove a file `iter_temp_files` listed; refuses anything else so a caller cannot delete a blob by path."""
+        if path.parent.parent.parent != self.root or not path.name.startswith(TEMP_PREFIX):
+            raise BlobKeyError(f"{path} is not a temporary file of the blob store {self.root}")
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+    def _fanout_files(self) -> Iterator[Path]:
+        for first in self._subdirs(self.root):
+            for second in self._subdirs(first):
+                try:
+                    entries = list(os.scandir(second))
+                except FileNotFoundError:
+                    continue
+                for entry in entries:
+                    if entry.is_file(follow_symlinks=False):
+                        yield Path(entry.path)
+
+    @staticmethod
+    def _subdirs(directory: Path) -> list[Path]:
+        try:
+            entries = list(os.scandir(directory))
+        except FileNotFoundError:
+            return []
+        return sorted(Path(e.path) for e in entries if _FANOUT.fullmatch(e.name) and e.is_dir(follow_symlinks=False))
+
+    @staticmethod
+    def _mtime(path: Path) -> float | None:
+        try:
+            return path.stat().st_mtime
+        except FileNotFoundError:
+            return None
 
     def _make_dirs(self, directory: Path) -> None:
         # create ab/ and ab/cd/ level by level, syncing each parent, so a new directory survives a crash

@@ -336,6 +336,8 @@ class Message(Base):
         Index(None, "direction", "state", "next_attempt_at"),
         Index(None, "direction", "sbdh_instance_id"),
         Index(None, "organisation_id", "direction", "created_at"),
+        # the orphaned blob sweep asks which of the blobs it listed a message refers to (maintenance.py)
+        Index(None, "blob_key"),
     )
 
 

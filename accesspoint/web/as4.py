@@ -9,16 +9,22 @@ refused before reading anything. Peppol requires receivers to accept chunked req
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
-from accesspoint.receiving import TEXT_CONTENT_TYPE, receive
+from accesspoint.as4.errors import MIME_INCONSISTENCY
+from accesspoint.metrics import metrics
+from accesspoint.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.web.context import gateway
 
 log = logging.getLogger(__name__)
 
 blueprint = Blueprint("as4", __name__)
+
+# Outcome label of a request that failed inside the gateway (HTTP 500), beside receiving.Outcome's four.
+FAILED = "failed"
 
 
 def _text(status: int, text: str) -> Response:
@@ -27,12 +33,20 @@ def _text(status: int, text: str) -> Response:
 
 @blueprint.post("/as4")
 def as4_post() -> Response:
+    started = time.perf_counter()
+    response, outcome, error_code = _handle()
+    metrics().observe_as4(outcome, error_code, time.perf_counter() - started)
+    return response
+
+
+def _handle() -> tuple[Response, str, str | None]:
+    """The answer, and the outcome and ebMS error code it is counted under."""
     gw = gateway()
     limit = gw.config.as4.max_message_bytes
     declared = request.content_length
     if declared is not None and declared > limit:
         return _text(413, f"EBMS:0007 MimeInconsistency: the request declares {declared} bytes, more than this "
-                          f"access point accepts ({limit} bytes)")
+                          f"access point accepts ({limit} bytes)"), Outcome.REFUSED, MIME_INCONSISTENCY
     try:
         result = receive(gw, request.stream, request.headers.get("Content-Type"))
     except HTTPException:
@@ -41,8 +55,10 @@ def as4_post() -> Response:
         # A fault of ours (database down, disk full): no receipt and no ebMS error, because an error tells the
         # sender to give up; a 500 is a transport failure it retries with the same MessageId (as4.md pitfall 16).
         log.exception("inbound AS4 request failed inside the gateway")
-        return _text(500, "internal error of the receiving access point; nothing was stored, retry later")
-    return Response(result.body, status=result.status, content_type=result.content_type)
+        return _text(500, "internal error of the receiving access point; nothing was stored, retry later"), \
+            FAILED, None
+    response = Response(result.body, status=result.status, content_type=result.content_type)
+    return response, result.outcome, result.error_code
 
 
 @blueprint.route("/as4", methods=["GET", "PUT", "DELETE", "PATCH"])

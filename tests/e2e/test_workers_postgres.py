@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,9 @@ def test_two_workers_on_postgresql(database_url: str, tmp_path: Path, vectors: P
     invoice = (vectors / "bis" / "base-example.xml").read_bytes()
     process.start()
     try:
+        deadline = time.monotonic() + 30  # /health answers as soon as the first worker is up
+        while len(process.worker_pids()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.2)
         assert len(process.worker_pids()) == 2
 
         def send(_: int) -> bool:

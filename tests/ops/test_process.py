@@ -1,0 +1,70 @@
+"""The gateway as its own process (gunicorn via `serve`): /metrics over real HTTP, and `worker --once` sweeping an
+orphaned blob next to a stored message."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from cryptography import x509
+
+from accesspoint.as4.outbound import build_message
+from accesspoint.config import load_config
+from accesspoint.gateway import build_gateway
+from accesspoint.store.models import Message
+from tests.e2e.gateway_process import ROOT, GatewayProcess
+from tests.ops.helpers import value
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def process(tmp_path: Path) -> Iterator[GatewayProcess]:
+    gateway = GatewayProcess(tmp_path / "data")
+    gateway.prepare()
+    gateway.start()
+    yield gateway
+    gateway.stop()
+
+
+def test_metrics_over_http_and_worker_sweep(process: GatewayProcess, sbd: bytes) -> None:
+    sender = process.sender()[0]
+    certificate = x509.load_pem_x509_certificate(process.certificate_pem.read_bytes())
+    message = build_message(sbd=sbd, our_key=sender, recipient_cert=certificate, domain="sender.example")
+    with message:
+        response = requests.post(process.as4_url, data=b"".join(message.chunks()),
+                                 headers={"Content-Type": message.content_type}, timeout=60)
+    assert response.status_code == 200, response.text[:300]
+    scraped = requests.get(f"{process.url}/metrics", timeout=10)
+    assert scraped.status_code == 200 and scraped.headers["Content-Type"].startswith("text/plain")
+    assert value(scraped.text, "peppol_ap_as4_requests_total", outcome="accepted", error_code="") == 1
+    assert value(scraped.text, "peppol_ap_as4_request_seconds_count") == 1
+
+    store = build_gateway(load_config(None, process.env), migrate=False)
+    try:
+        with store.session() as session:
+            [stored] = session.query(Message).all()
+            assert value(scraped.text, "peppol_ap_messages", direction="inbound", state=stored.state) == 1
+            blob_key = stored.blob_key
+        assert blob_key is not None
+        # what a kill between the blob write and the commit leaves, two hours ago; the stored blob is as old
+        orphan = store.blobs.put(io.BytesIO(b"orphaned payload")).key
+        then = time.time() - 7200
+        for key in (orphan, blob_key):
+            os.utime(store.blobs.path(key), (then, then))
+        env = {**os.environ, **process.env, "PYTHONPATH": str(ROOT)}
+        run = subprocess.run([sys.executable, "-m", "accesspoint.cli.main", "worker", "--once"], cwd=ROOT, env=env,
+                             capture_output=True, timeout=120)
+        assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
+        assert not store.blobs.exists(orphan)
+        with store.blobs.open(blob_key) as blob:
+            assert blob.read() == sbd
+    finally:
+        store.engine.dispose()
