@@ -14,7 +14,7 @@ from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.participant_source import StoreParticipantSource
 from accesspoint.registrations import service_urls
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import admin, api_events, api_inbound, api_webhooks, as4, openapi
+from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
 
@@ -27,6 +27,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     app.register_blueprint(openapi.blueprint)
+    app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)
     app.register_blueprint(api_webhooks.blueprint)
     app.register_blueprint(api_events.blueprint)

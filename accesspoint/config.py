@@ -240,10 +240,11 @@ def trust_anchors(cfg: Config) -> TrustAnchors:
     )
 
 
-def revocation_checker(cfg: Config) -> RevocationChecker | None:
-    """The configured revocation checker; None in the local environment, whose dev PKI publishes no
-    CRL or OCSP service (its certificates would all be `revocation-unknown` under hard fail)."""
-    if cfg.data["environment"] == "local":
+def revocation_checker(cfg: Config, environment: str | None = None) -> RevocationChecker | None:
+    """The configured revocation checker for `environment` (default: the configured one); None in the local
+    environment, whose dev PKI publishes no CRL or OCSP service (its certificates would all be
+    `revocation-unknown` under hard fail)."""
+    if (environment or cfg.data["environment"]) == "local":
         return None
     rev = cfg.data["revocation"]
     return RevocationChecker(

@@ -79,6 +79,9 @@ class Gateway:
 
 def build_gateway(cfg: Config, *, migrate: bool = True) -> Gateway:
     """Everything a gateway process needs; raises ConfigError (one line) for configuration problems."""
+    from accesspoint.sending import SendingSettings  # imported here: sending builds on this module
+
+    SendingSettings.from_config(cfg)  # a bad [sending] section stops the web app and the worker alike
     material = key_material(cfg)
     anchors = trust_anchors(cfg)
     engine = make_engine(cfg.database_url)

@@ -71,6 +71,8 @@ def sweep_blobs(gateway: Gateway, *, force: bool = False) -> int:
     for batch in _batches(candidates, BATCH):
         with gateway.session() as session:
             referenced = set(session.scalars(select(Message.blob_key).where(Message.blob_key.in_(batch))))
+            # an outbound message's stored HTTP body, kept for a byte-identical resend (sending.py)
+            referenced |= set(session.scalars(select(Message.wire_blob_key).where(Message.wire_blob_key.in_(batch))))
         for key in batch:
             if key not in referenced:
                 store.delete(key)

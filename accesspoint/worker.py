@@ -20,6 +20,7 @@ Task = Callable[[Gateway], int]
 
 # "module:function" of every task, imported on start so a module may depend on this one without a cycle.
 TASKS: tuple[str, ...] = (
+    "accesspoint.sending:send_due",
     "accesspoint.webhooks:deliver_due",
     "accesspoint.registrations:retry_due",
     "accesspoint.maintenance:sweep_blobs",

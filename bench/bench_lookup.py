@@ -23,9 +23,9 @@ from certs.keystore import load_certificates, load_pkcs12  # noqa: E402
 from certs.validation import CertificateValidator  # noqa: E402
 from smp.cache import DiscoveryCache  # noqa: E402
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient  # noqa: E402
-from smp.dnsserver import smp_record, write_records  # noqa: E402
 from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS  # noqa: E402
 from smp.lookup import SmlLookup, naptr_name  # noqa: E402
+from smp.zonestore import ZoneStore, put_records, smp_record  # noqa: E402
 from tests.smp.conftest import Ident  # noqa: E402
 from tests.smp.smpserver import EndpointSpec, SmpServer, dns_server, service_information, sign  # noqa: E402
 
@@ -49,14 +49,17 @@ def main() -> int:
     participants = [Ident("iso6523-actorid-upis", f"9915:bench{i:05d}") for i in range(args.participants)]
 
     with tempfile.TemporaryDirectory() as tmp, SmpServer() as smp:
-        records = Path(tmp) / "records.json"
-        write_records(records, {naptr_name(p, ZONE): [smp_record(smp.base)] for p in participants})
+        zone = ZoneStore(Path(tmp) / "zone.sqlite")
+        with zone.transaction() as db:
+            for p in participants:
+                put_records(db, naptr_name(p, ZONE), [smp_record(smp.base)])
+        zone.close()
         for p in participants:
             spec = EndpointSpec((BIS3_PROCESS.scheme, BIS3_PROCESS.value), "https://ap.example.test/as4", ap_cert)
             body = sign(service_information((p.scheme, p.value), (BIS3_INVOICE.scheme, BIS3_INVOICE.value), [spec]),
                         smp_key)
             smp.serve((p.scheme, p.value), (BIS3_INVOICE.scheme, BIS3_INVOICE.value), body)
-        with dns_server(ZONE, records) as port:
+        with dns_server(ZONE, zone.path) as port:
             now = datetime.now(UTC)
             client = SmpClient(validator, timeout=5.0, clock=lambda: now)
             discovery = Discovery(SmlLookup(ZONE, [f"127.0.0.1:{port}"], 5.0), client, validator,

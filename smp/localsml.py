@@ -2,17 +2,18 @@
 
 It speaks the SML management SOAP interface (ManageServiceMetadata: Create/Read/Update/Delete;
 ManageParticipantIdentifier: Create/Delete/List/PrepareToMigrate/Migrate) on 127.0.0.1 over plain
-HTTP, keeps its state in a JSON file, and publishes one U-NAPTR record
-(`!^.*$!<SMP logical address>!`, flags U, service Meta:SMP) per registered participant into the
-records file that `smp.dnsserver` serves, so SML lookups find participants registered here and
-two local gateways find each other.
+HTTP. Its state lives in a SQLite zone store (smp.zonestore) together with one U-NAPTR record
+(`!^.*$!<SMP logical address>!`, flags U, service Meta:SMP) per registered participant, which
+`smp.dnsserver` serves from the same file, so SML lookups find participants registered here and
+two local gateways find each other. Each SOAP call changes a few rows in one transaction, so the
+cost of a registration does not grow with the number of participants.
 
 There is no TLS here, so the caller is identified by the SMP ID in the request body. Ownership is
 still enforced like the real SML does it with certificates: only the SMP that registered a
 participant may delete it or prepare its migration; another SMP registering it gets the BDMSL
 duplicate fault (ERR-112); PrepareToMigrate/Migrate move it with a key.
 
-    python -m smp.localsml --port 0 --records var/sml-records.json --dns-port 0 --zone local.peppol.test
+    python -m smp.localsml --port 0 --store var/sml.sqlite --dns-port 0 --zone local.peppol.test
 
 prints `sml listening on http://127.0.0.1:<port>` and, with --dns-port, `dns listening on 127.0.0.1:<port>`.
 """
@@ -21,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
+import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 from pathlib import Path
-from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
-from smp.dnsserver import set_records, smp_record
+from smp import zonestore
 from smp.identifiers import IdentifierError, ParticipantId
 from smp.lookup import naptr_name
 from smp.smlsoap import (
@@ -48,6 +47,7 @@ from smp.smlsoap import (
     smp_record_response,
     void_response,
 )
+from smp.zonestore import smp_record
 
 DEFAULT_ZONE = "local.peppol.test"
 PAGE_SIZE = 100
@@ -71,145 +71,147 @@ def _bad_request(message: str) -> Fault:
     return Fault("BadRequestFault", message)
 
 
-class LocalSml:
-    """The SML's state and rules, without HTTP. Thread-safe; every change is written to disk at once."""
+# The SML's own tables, next to the zone store's naptr table in the same SQLite file. `name` is the
+# participant's NAPTR name, so withdrawing or re-pointing an SMP's names is one statement.
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS sml_setting (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sml_smp (smp_id TEXT PRIMARY KEY, logical_address TEXT NOT NULL, "
+    "physical_address TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS sml_participant (key TEXT PRIMARY KEY, scheme TEXT NOT NULL, value TEXT NOT NULL, "
+    "smp_id TEXT NOT NULL, name TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS sml_participant_by_smp ON sml_participant (smp_id, key)",
+    "CREATE TABLE IF NOT EXISTS sml_migration (key TEXT PRIMARY KEY, migration_key TEXT NOT NULL, "
+    "smp_id TEXT NOT NULL)",
+)
 
-    def __init__(self, state_file: str | Path, records_file: str | Path, zone: str = DEFAULT_ZONE,
-                 page_size: int = PAGE_SIZE) -> None:
-        self.state_file = Path(state_file)
-        self.records_file = Path(records_file)
+
+class LocalSml:
+    """The SML's state and rules, without HTTP. Thread-safe; every SOAP call is one SQLite transaction
+    that changes the participant rows and their NAPTR rows together (smp.zonestore)."""
+
+    def __init__(self, store_file: str | Path, zone: str = DEFAULT_ZONE, page_size: int = PAGE_SIZE) -> None:
+        self.store_file = Path(store_file)
         self.zone = zone.strip().strip(".").lower()
         self.page_size = page_size
         self._lock = threading.Lock()
-        self._state: dict[str, Any] = {"smps": {}, "participants": {}, "migrations": {}}
-        self._published: dict[str, list[dict[str, Any]]] = {}
-        if self.state_file.exists():
-            try:
-                self._state.update(json.loads(self.state_file.read_text(encoding="utf-8")))
-            except ValueError as exc:
-                raise ValueError(f"local SML state file {self.state_file} is not valid JSON ({exc}); "
-                                 "repair or remove it (removing forgets every registration)") from None
-        self._publish()
+        self._db = zonestore.connect(self.store_file)
+        with zonestore.transaction(self._db) as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT OR IGNORE INTO sml_setting (key, value) VALUES ('zone', ?)", (self.zone,))
+            (stored,) = db.execute("SELECT value FROM sml_setting WHERE key = 'zone'").fetchone()
+        if stored != self.zone:
+            self._db.close()
+            raise ValueError(f"the local SML store {self.store_file} publishes the zone {stored!r}, not "
+                             f"{self.zone!r}; start with --zone {stored} or use another store file")
 
-    # --- persistence --------------------------------------------------------------------------------
-
-    def _save(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.state_file.parent, prefix=".sml-state-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(self._state, fh, indent=1, sort_keys=True)
-        os.replace(tmp, self.state_file)
-        self._publish()
-
-    def _publish(self) -> None:
-        """Bring the DNS records in line with the state, touching only names whose records changed
-        (the records file may hold names of other writers; smp.dnsserver.set_records keeps them)."""
-        desired: dict[str, list[dict[str, Any]]] = {}
-        for entry in self._state["participants"].values():
-            smp = self._state["smps"].get(entry["smp_id"])
-            if smp is not None:
-                name = naptr_name(ParticipantId(entry["scheme"], entry["value"]), self.zone) + "."
-                desired[name] = [smp_record(smp["logical_address"])]
-        for name in self._published.keys() - desired.keys():
-            set_records(self.records_file, name, None)
-        for name, records in desired.items():
-            if self._published.get(name) != records:
-                set_records(self.records_file, name, records)
-        self._published = desired
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
 
     # --- the operations -----------------------------------------------------------------------------
 
     def handle(self, req: SmlRequest) -> bytes:
-        """Apply one request; returns the SOAP answer or raises Fault."""
-        with self._lock:
+        """Apply one request in one transaction; returns the SOAP answer or raises Fault (nothing changed)."""
+        with self._lock, zonestore.transaction(self._db) as db:
             if req.service == SMP_SERVICE:
-                answer = self._smp_operation(req)
-            else:
-                answer = self._participant_operation(req)
-            return answer
+                return self._smp_operation(db, req)
+            return self._participant_operation(db, req)
 
-    def _smp(self, smp_id: str) -> dict[str, str]:
-        smp = self._state["smps"].get(smp_id)
-        if smp is None:
+    def _smp(self, db: sqlite3.Connection, smp_id: str) -> tuple[str, str]:
+        row = db.execute("SELECT logical_address, physical_address FROM sml_smp WHERE smp_id = ?",
+                         (smp_id,)).fetchone()
+        if row is None:
             raise _not_found(f"[ERR-100] The SMP '{smp_id}' doesn't exist.")
-        return smp
+        return row[0], row[1]
 
-    def _smp_operation(self, req: SmlRequest) -> bytes:
-        smps = self._state["smps"]
+    def _smp_operation(self, db: sqlite3.Connection, req: SmlRequest) -> bytes:
         if req.operation == "readIn":
-            smp = self._smp(req.smp_id)
-            return smp_record_response(SmpRecord(req.smp_id, smp["logical_address"], smp["physical_address"]))
+            logical, physical = self._smp(db, req.smp_id)
+            return smp_record_response(SmpRecord(req.smp_id, logical, physical))
         if req.operation in ("createIn", "updateIn"):
             address = req.logical_address or ""
             if not address.startswith(("http://", "https://")):
                 raise _bad_request(f"[ERR-106] The logical address {address!r} is not an http(s) URL.")
-            if req.operation == "createIn" and req.smp_id in smps:
+            exists = db.execute("SELECT 1 FROM sml_smp WHERE smp_id = ?", (req.smp_id,)).fetchone()
+            if req.operation == "createIn" and exists:
                 raise _bad_request(f"[ERR-106] The SMP '{req.smp_id}' already exists.")
             if req.operation == "updateIn":
-                self._smp(req.smp_id)
-            smps[req.smp_id] = {"logical_address": address, "physical_address": req.physical_address or ""}
+                self._smp(db, req.smp_id)
+            db.execute("INSERT OR REPLACE INTO sml_smp (smp_id, logical_address, physical_address) VALUES (?, ?, ?)",
+                       (req.smp_id, address, req.physical_address or ""))
+            # every participant of the SMP now points at the new address
+            db.execute("UPDATE naptr SET records = ? WHERE name IN (SELECT name FROM sml_participant WHERE smp_id = ?)",
+                       (json.dumps([smp_record(address)]), req.smp_id))
         else:  # deleteIn: the SMP and every participant it registered
-            self._smp(req.smp_id)
-            del smps[req.smp_id]
-            participants = self._state["participants"]
-            for key in [k for k, v in participants.items() if v["smp_id"] == req.smp_id]:
-                del participants[key]
-                self._state["migrations"].pop(key, None)
-        self._save()
+            self._smp(db, req.smp_id)
+            db.execute("DELETE FROM naptr WHERE name IN (SELECT name FROM sml_participant WHERE smp_id = ?)",
+                       (req.smp_id,))
+            db.execute("DELETE FROM sml_migration WHERE key IN (SELECT key FROM sml_participant WHERE smp_id = ?)",
+                       (req.smp_id,))
+            db.execute("DELETE FROM sml_participant WHERE smp_id = ?", (req.smp_id,))
+            db.execute("DELETE FROM sml_smp WHERE smp_id = ?", (req.smp_id,))
         return void_response()
 
-    def _participant_operation(self, req: SmlRequest) -> bytes:
-        self._smp(req.smp_id)
-        participants: dict[str, dict[str, str]] = self._state["participants"]
+    def _participant_operation(self, db: sqlite3.Connection, req: SmlRequest) -> bytes:
+        logical, _ = self._smp(db, req.smp_id)
         if req.operation == "listIn":
-            return self._list(req, participants)
+            return self._list(db, req)
         assert req.participant is not None  # read_request guarantees it for every other operation
         try:
             participant = ParticipantId.parse(req.participant.uri)
         except IdentifierError as exc:
             raise _bad_request(f"[ERR-106] {exc}") from None
         key = participant.uri.lower()
-        entry = participants.get(key)
+        row = db.execute("SELECT smp_id, name FROM sml_participant WHERE key = ?", (key,)).fetchone()
+        owner = row[0] if row else None
         if req.operation == "createIn":
-            if entry is not None:
+            if row is not None:
                 raise _bad_request(f"[ERR-112] The participant identifier '{participant.uri}' already exists.")
-            participants[key] = {"scheme": participant.scheme, "value": participant.value, "smp_id": req.smp_id}
+            name = naptr_name(participant, self.zone)
+            db.execute("INSERT INTO sml_participant (key, scheme, value, smp_id, name) VALUES (?, ?, ?, ?, ?)",
+                       (key, participant.scheme, participant.value, req.smp_id, zonestore.normalise(name)))
+            zonestore.put_records(db, name, [smp_record(logical)])
         elif req.operation == "migrateIn":
-            migration = self._state["migrations"].get(key)
-            if entry is None or migration is None or migration["migration_key"] != req.migration_key:
+            migration = db.execute("SELECT migration_key FROM sml_migration WHERE key = ?", (key,)).fetchone()
+            if row is None or migration is None or migration[0] != req.migration_key:
                 raise _not_found(f"[ERR-111] No migration data found for participant '{participant.uri}' and this "
                                  "migration key.")
-            entry["smp_id"] = req.smp_id
-            del self._state["migrations"][key]
+            db.execute("UPDATE sml_participant SET smp_id = ? WHERE key = ?", (req.smp_id, key))
+            db.execute("DELETE FROM sml_migration WHERE key = ?", (key,))
+            zonestore.put_records(db, row[1], [smp_record(logical)])
         else:
-            if entry is None:
+            if row is None:
                 raise _not_found(f"[ERR-110] The participant identifier '{participant.uri}' doesn't exist.")
-            if entry["smp_id"] != req.smp_id:
+            if owner != req.smp_id:
                 raise Fault("UnauthorizedFault", f"[ERR-101] The participant identifier '{participant.uri}' is "
                                                  f"managed by another SMP, not by '{req.smp_id}'.")
             if req.operation == "deleteIn":
-                del participants[key]
-                self._state["migrations"].pop(key, None)
+                db.execute("DELETE FROM sml_participant WHERE key = ?", (key,))
+                db.execute("DELETE FROM sml_migration WHERE key = ?", (key,))
+                zonestore.put_records(db, row[1], None)
             else:  # prepareMigrateIn
                 assert req.migration_key is not None
                 problem = migration_key_problem(req.migration_key)
                 if problem:
                     raise _bad_request(f"[ERR-106] The migration key {problem}.")
-                self._state["migrations"][key] = {"migration_key": req.migration_key, "smp_id": req.smp_id}
-        self._save()
+                db.execute("INSERT OR REPLACE INTO sml_migration (key, migration_key, smp_id) VALUES (?, ?, ?)",
+                           (key, req.migration_key, req.smp_id))
         return void_response()
 
-    def _list(self, req: SmlRequest, participants: dict[str, dict[str, str]]) -> bytes:
-        ours = sorted((v for v in participants.values() if v["smp_id"] == req.smp_id),
-                      key=lambda v: (v["scheme"], v["value"].lower()))
+    def _list(self, db: sqlite3.Connection, req: SmlRequest) -> bytes:
         try:
             page = int(req.next_page or "0")
         except ValueError:
             raise _bad_request(f"[ERR-106] NextPageIdentifier {req.next_page!r} is not a page number.") from None
         if page < 0:
             raise _bad_request(f"[ERR-106] NextPageIdentifier {req.next_page!r} is not a page number.")
-        chunk = ours[page * self.page_size:(page + 1) * self.page_size]
-        more = (page + 1) * self.page_size < len(ours)
-        return participant_page_response(req.smp_id, [ParticipantId(v["scheme"], v["value"]) for v in chunk],
+        # one row more than a page tells whether another page follows
+        rows = db.execute("SELECT scheme, value FROM sml_participant WHERE smp_id = ? ORDER BY key LIMIT ? OFFSET ?",
+                          (req.smp_id, self.page_size + 1, page * self.page_size)).fetchall()
+        more = len(rows) > self.page_size
+        return participant_page_response(req.smp_id, [ParticipantId(scheme, value)
+                                                      for scheme, value in rows[:self.page_size]],
                                          str(page + 1) if more else None)
 
 
@@ -234,14 +236,14 @@ def create_local_sml_app(sml: LocalSml) -> Flask:
     return app
 
 
-def _start_dns(zone: str, port: int, records: Path) -> tuple[subprocess.Popen[str], str]:
+def _start_dns(zone: str, port: int, store: Path) -> tuple[subprocess.Popen[str], str]:
     # With port 0 the DNS server binds UDP to a free port and then TCP to the same number, which
     # another process may hold; that start fails and a new attempt picks another port.
     attempts = 3 if port == 0 else 1
     line = ""
     for _ in range(attempts):
         proc = subprocess.Popen(
-            [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", str(port), "--records", str(records)],
+            [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", str(port), "--store", str(store)],
             stdout=subprocess.PIPE, text=True,
         )
         assert proc.stdout is not None
@@ -257,16 +259,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m smp.localsml", description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1", help="address of the SOAP interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="SOAP port (0 = any free port; printed on start)")
-    parser.add_argument("--records", required=True, help="NAPTR records file written here, served by smp.dnsserver")
-    parser.add_argument("--state", help="state file (default: <records>.state.json)")
+    parser.add_argument("--store", required=True,
+                        help="SQLite file holding the SML state and the NAPTR records smp.dnsserver serves")
     parser.add_argument("--zone", default=DEFAULT_ZONE, help=f"SML DNS zone (default {DEFAULT_ZONE})")
     parser.add_argument("--dns-port", type=int, help="also start smp.dnsserver for the zone on this port (0 = any)")
     args = parser.parse_args(argv)
-    records = Path(args.records).resolve()
-    records.parent.mkdir(parents=True, exist_ok=True)
-    state = Path(args.state) if args.state else records.with_name(records.name + ".state.json")
+    store = Path(args.store).resolve()
+    store.parent.mkdir(parents=True, exist_ok=True)
     try:
-        sml = LocalSml(state, records, args.zone)
+        sml = LocalSml(store, args.zone)
     except ValueError as exc:
         print(f"localsml: {exc}", file=sys.stderr)
         return 2
@@ -274,7 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sml listening on http://{args.host}:{server.server_port}", flush=True)
     dns = None
     if args.dns_port is not None:
-        dns, where = _start_dns(args.zone, args.dns_port, records)
+        dns, where = _start_dns(args.zone, args.dns_port, store)
         print(f"dns listening on {where}", flush=True)
 
     def stop(signum: int, frame: object) -> None:
@@ -288,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
         pass
     finally:
         server.server_close()
+        sml.close()
         if dns is not None:
             dns.terminate()
             dns.wait(10)

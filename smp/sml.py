@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 import string
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import TypeVar
@@ -92,6 +93,10 @@ class SmlClient:
         self.verify = verify
         self.timeout = timeout
         self.session = session or requests.Session()
+        # Lower-cased URIs of the participants the SML has for our SMP ID, read on the first duplicate
+        # answer and kept up to date with this client's own changes (see create_participant).
+        self._ours: set[str] | None = None
+        self._ours_lock = threading.Lock()
 
     # --- participants -----------------------------------------------------------------------------
 
@@ -101,19 +106,51 @@ class SmlClient:
         Registering a participant that is already ours succeeds: the SML answers a duplicate for
         our own registrations too, and a retry after a lost answer must not tell the admin that
         another provider holds the participant.
+
+        Telling the two apart needs our SMP's participant list, which the SML only gives whole
+        (paged). It is read once, on the first duplicate, and this client adds and removes its own
+        creates, deletes and migrations, so re-importing thousands of our own participants costs one
+        listing instead of one per row. A participant missing from that set is re-checked with a
+        fresh listing before we call it another provider's: another client of our SMP (another
+        thread or process) may have registered it since. The set can only be wrong the other way
+        round if, during this client's life, a participant left us by a migration another SMP
+        completed (after our prepare_to_migrate): a duplicate for it is then taken as ours. A
+        client lives for one import or one admin action, so that window is small; a new client
+        reads the list afresh.
         """
         try:
             self._send(smlsoap.create_participant(self.smp_id, participant), participant)
         except SmlAlreadyRegistered as duplicate:
             try:
-                ours = participant in self.list_participants()
+                ours = self._is_ours(participant)
             except SmlError:
                 raise duplicate from None
             if not ours:
                 raise
+        else:
+            self._remember(participant, True)
+
+    def _is_ours(self, participant: ParticipantId) -> bool:
+        key = participant.uri.lower()
+        with self._ours_lock:
+            if self._ours is not None and key in self._ours:
+                return True
+        listed = {p.uri.lower() for p in self.list_participants()}
+        with self._ours_lock:
+            self._ours = listed
+        return key in listed
+
+    def _remember(self, participant: ParticipantId, ours: bool) -> None:
+        with self._ours_lock:
+            if self._ours is not None:
+                if ours:
+                    self._ours.add(participant.uri.lower())
+                else:
+                    self._ours.discard(participant.uri.lower())
 
     def delete_participant(self, participant: ParticipantId) -> None:
         self._send(smlsoap.delete_participant(self.smp_id, participant), participant)
+        self._remember(participant, False)
 
     def list_participants(self) -> list[ParticipantId]:
         """Every participant the SML has for our SMP ID (all pages)."""
@@ -137,6 +174,7 @@ class SmlClient:
         """We are the new SMP: take `participant` over with the key the current provider gave the customer."""
         self._check_key(key)
         self._send(smlsoap.migrate(self.smp_id, participant, key), participant)
+        self._remember(participant, True)
 
     # --- our SMP ------------------------------------------------------------------------------------
 
@@ -152,6 +190,8 @@ class SmlClient:
 
     def delete_smp(self) -> None:
         self._send(smlsoap.delete_smp(self.smp_id))
+        with self._ours_lock:
+            self._ours = set()  # the SML dropped every participant of the SMP with it
 
     def prepare_change_certificate(self, new_certificate: x509.Certificate, migration_date: date | None = None,
                                    *, today: date | None = None) -> None:

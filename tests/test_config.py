@@ -132,3 +132,13 @@ def test_redacted_hides_password(tmp_path: Path) -> None:
     cfg = load_config(None, {"PEPPOL_AP_KEYSTORE__PASSWORD": SECRET})
     assert SECRET not in repr(cfg.redacted())
     assert cfg.redacted()["keystore"]["password"] == "***"
+
+
+def test_bad_sending_settings_stop_every_process_type(tmp_path: Path) -> None:
+    from accesspoint.gateway import build_gateway
+
+    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
+                             "PEPPOL_AP_SENDING__LEASE_SECONDS": "10"})
+    with pytest.raises(ConfigError) as info:
+        build_gateway(cfg)
+    assert str(info.value).startswith("sending.lease_seconds: must exceed")

@@ -84,19 +84,12 @@ def _anchors(cfg: Config, env: str, trust_files: tuple[str, ...], ap_trust_files
                         smp_cas=tuple(smp_cas))
 
 
-def _validator(cfg: Config, anchors: Any, revocation: bool) -> Any:
+def _validator(cfg: Config, env: str, anchors: Any, revocation: bool) -> Any:
+    """The validator the gateway itself would use for `env` (no revocation in local), or none at all."""
+    from accesspoint.config import revocation_checker
     from certs.validation import CertificateValidator
 
-    checker = None
-    if revocation:
-        from certs.revocation import RevocationChecker
-
-        rev = cfg.data["revocation"]
-        checker = RevocationChecker(
-            order=tuple(rev["order"]), cache_seconds=rev["cache_hours"] * 3600, soft_fail=rev["soft_fail"],
-            grace_seconds=rev["soft_fail_grace_hours"] * 3600, timeout=float(rev["timeout_seconds"]),
-        )
-    return CertificateValidator(anchors, checker)
+    return CertificateValidator(anchors, revocation_checker(cfg, env) if revocation else None)
 
 
 def _verdict_dict(verdict: Any) -> dict[str, Any]:
@@ -142,7 +135,7 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
         proc = ProcessId.parse(process) if process else BIS3_PROCESS
     except IdentifierError as exc:
         _fail(str(exc))
-    validator = _validator(cfg, _anchors(cfg, env, trust_files, ap_trust_files), not no_revocation)
+    validator = _validator(cfg, env, _anchors(cfg, env, trust_files, ap_trust_files), not no_revocation)
     try:
         discovery = build_discovery(cfg, validator, environment=env, zone=zone,
                                     dns_servers=list(dns_servers) or None, allow_sha1=legacy_sha1)
@@ -150,7 +143,8 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
         _fail(f"--dns-server: {exc}")
     sml_zone = discovery.sml.zone
     request = {"participant": pid.uri, "document_type": doc.uri, "process": proc.uri, "zone": sml_zone,
-               "environment": env, "at": at.isoformat(), "revocation_checked": not no_revocation}
+               "environment": env, "at": at.isoformat(),
+               "revocation_checked": validator.revocation is not None}
     try:
         result = discovery.find_endpoint(pid, doc, proc, at=at, use_cache=False, with_service_group=True)
     except DiscoveryError as exc:
@@ -186,7 +180,9 @@ def _print_steps(request: dict[str, Any], steps: Any) -> None:
     click.echo(f"process      {request['process']}")
     click.echo(f"zone         {request['zone']} ({request['environment']})")
     if not request["revocation_checked"]:
-        click.echo("revocation   NOT checked (--no-revocation)")
+        why = "local environment: the dev PKI publishes no CRL or OCSP" if request["environment"] == "local" \
+            else "--no-revocation"
+        click.echo(f"revocation   NOT checked ({why})")
     for step in steps:
         mark = "ok " if step.ok else "BAD"
         click.echo(f"{step.stage:<15} {mark} {step.detail}")
@@ -276,7 +272,7 @@ def _inspect_metadata(data: bytes, config_path: str | None, env: str | None, tru
     if check.certificate is not None:
         cfg = _config(config_path)
         env = env or cfg.data["environment"]
-        validator = _validator(cfg, _anchors(cfg, env, trust_files, ap_trust_files), revocation)
+        validator = _validator(cfg, env, _anchors(cfg, env, trust_files, ap_trust_files), revocation)
         from certs.validation import Purpose
 
         verdict = validator.validate(check.certificate, Purpose.SMP_SIGNING, at)

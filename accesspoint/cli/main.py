@@ -67,7 +67,7 @@ def config_show(config_path: str | None) -> None:
 
 
 def _register() -> None:
-    from accesspoint.cli import discovery, inspect, participants, pki, tokens, worker
+    from accesspoint.cli import discovery, inspect, localsml, participants, pki, send, tokens, worker
     from accesspoint.cli.db import db
 
     cli.add_command(pki.pki)
@@ -77,7 +77,9 @@ def _register() -> None:
     cli.add_command(db)
     cli.add_command(tokens.tokens)
     cli.add_command(worker.worker)
+    cli.add_command(localsml.localsml)
     cli.add_command(participants.participants)
+    cli.add_command(send.send)
 
 
 _register()

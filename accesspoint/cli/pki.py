@@ -133,3 +133,24 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
             click.echo(f"validity    {verdict.not_before:%Y-%m-%d %H:%M} .. {verdict.not_after:%Y-%m-%d %H:%M} UTC")
         click.echo(f"detail      {verdict.detail}")
     raise SystemExit(0 if verdict.valid else 1)
+
+
+@pki.command("issue")
+@click.option("--pki", "pki_dir", required=True, type=click.Path(file_okay=False, exists=True, path_type=Path),
+              help="The dev PKI to issue from (e.g. var/pki of a local gateway).")
+@click.option("--role", type=click.Choice(["ap", "smp"]), default="ap", show_default=True,
+              help="ap: from the dev AP CA (for AS4); smp: from the dev SMP CA (signs SMP answers).")
+@click.option("--cn", required=True, help="CN of the new certificate: a seat ID such as POP000002.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Directory for the files (default: <pki>/leaves).")
+def issue(pki_dir: Path, role: str, cn: str, out_dir: Path | None) -> None:
+    """Issue another Peppol-shaped certificate from a dev PKI, e.g. for a second local gateway."""
+    from certs.devpki import issue_leaf, load_pki
+
+    try:
+        leaf = issue_leaf(load_pki(pki_dir), role=role, cn=cn, out_dir=out_dir)  # type: ignore[arg-type]
+    except (DevPkiError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"{role} certificate CN={cn}, valid until {leaf.certificate.not_valid_after_utc:%Y-%m-%d}")
+    click.echo(f"  PKCS#12 (key + chain, password of the PKI): {leaf.p12}")
+    click.echo(f"  key {leaf.key_pem}  certificate {leaf.cert_pem}")

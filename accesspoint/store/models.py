@@ -295,6 +295,9 @@ class Message(Base):
     payload_sha256: Mapped[str | None] = mapped_column(String(64))
     blob_key: Mapped[str | None] = mapped_column(String(128))
     document_size: Mapped[int | None] = mapped_column(BigInteger)
+    # outbound: the HTTP body (and its Content-Type) of a try that got no answer, resent byte for byte
+    wire_blob_key: Mapped[str | None] = mapped_column(String(128))
+    wire_content_type: Mapped[str | None] = mapped_column(String(512))
     state: Mapped[str] = mapped_column(String(16))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
@@ -338,6 +341,7 @@ class Message(Base):
         Index(None, "organisation_id", "direction", "created_at"),
         # the orphaned blob sweep asks which of the blobs it listed a message refers to (maintenance.py)
         Index(None, "blob_key"),
+        Index(None, "wire_blob_key"),
     )
 
 

@@ -18,6 +18,7 @@ API_MODULES: tuple[str, ...] = (
     "accesspoint.web.api_inbound",
     "accesspoint.web.api_webhooks",
     "accesspoint.web.api_events",
+    "accesspoint.web.api_outbound",
 )
 
 PROBLEM_SCHEMA = {

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives import serialization
 
 from accesspoint.cli.main import cli
 from certs.devpki import DevPki, issue_leaf
@@ -122,3 +123,21 @@ def test_verify_errors_are_one_line(tmp_path: Path, vectors: Path) -> None:
 def test_help(command: tuple[str, ...]) -> None:
     code, stdout, _ = _run(*command, "--help")
     assert code == 0 and "Usage:" in stdout
+
+
+@pytest.mark.parametrize("role", ["ap", "smp"])
+def test_issue_another_leaf_for_a_second_local_gateway(cli_pki: Path, tmp_path: Path, role: str) -> None:
+    code, stdout, stderr = _run("pki", "issue", "--pki", str(cli_pki), "--role", role, "--cn", "POP000002",
+                                "--out", str(tmp_path))
+    assert (code, stderr) == (0, ""), stdout
+    material = load_pkcs12(tmp_path / f"{role}-pop000002.p12", "peppol")
+    assert material.subject_cn == "POP000002"
+    issuer = (cli_pki / f"{role}-ca.pem").read_bytes()
+    assert material.chain[0].public_bytes(serialization.Encoding.PEM) == issuer
+    assert "CN=POP000002" in stdout and str(tmp_path / f"{role}-pop000002.p12") in stdout
+
+
+def test_issue_from_a_missing_pki_is_one_line(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["pki", "issue", "--pki", str(tmp_path), "--cn", "POP000002"])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -49,7 +49,7 @@ class RunningSml:
 def local_sml(tmp_path: Path) -> Iterator[RunningSml]:
     directory = tmp_path / "sml"
     directory.mkdir()
-    sml = LocalSml(directory / "state.json", directory / "records.json")
+    sml = LocalSml(directory / "sml.sqlite")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = make_server("127.0.0.1", 0, create_local_sml_app(sml), threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -59,6 +59,7 @@ def local_sml(tmp_path: Path) -> Iterator[RunningSml]:
     finally:
         server.shutdown()
         server.server_close()
+        sml.close()
 
 
 @pytest.fixture

@@ -177,17 +177,15 @@ class CaptureServer:
 class LocalSmlProcess:
     url: str
     dns_port: int
-    records: Path
-    state: Path
+    store: Path
 
 
 @contextmanager
 def local_sml_process(directory: Path, zone: str = LOCAL_ZONE) -> Iterator[LocalSmlProcess]:
     """`python -m smp.localsml` with its DNS server child, both on random ports."""
-    records = directory / "records.json"
-    state = directory / "sml-state.json"
+    store = directory / "sml.sqlite"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smp.localsml", "--port", "0", "--records", str(records), "--state", str(state),
+        [sys.executable, "-m", "smp.localsml", "--port", "0", "--store", str(store),
          "--dns-port", "0", "--zone", zone],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
         env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
@@ -199,7 +197,7 @@ def local_sml_process(directory: Path, zone: str = LOCAL_ZONE) -> Iterator[Local
         if not sml_line.startswith("sml listening on ") or not dns_line.startswith("dns listening on "):
             raise RuntimeError(f"local SML did not start: {sml_line!r} {dns_line!r}")
         yield LocalSmlProcess(sml_line.removeprefix("sml listening on "), int(dns_line.rsplit(":", 1)[1]),
-                              records, state)
+                              store)
     finally:
         proc.terminate()
         proc.wait(10)

@@ -21,9 +21,9 @@ from lxml import etree
 from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XMLSigner
 
 from certs.keystore import KeyMaterial
-from smp.dnsserver import smp_record, write_records
 from smp.lookup import naptr_name
 from smp.servicemetadata import BUSDOX_IDS, BUSDOX_SMP, WSA, Identifier
+from smp.zonestore import ZoneStore, smp_record
 
 ROOT = Path(__file__).resolve().parents[2]
 NSMAP = {None: BUSDOX_SMP, "ids": BUSDOX_IDS, "wsa": WSA}
@@ -165,10 +165,10 @@ class SmpServer:
 
 
 @contextmanager
-def dns_server(zone: str, records_file: Path) -> Iterator[int]:
+def dns_server(zone: str, store: Path) -> Iterator[int]:
     """`python -m smp.dnsserver` as a separate process; yields its port."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", "0", "--records", str(records_file)],
+        [sys.executable, "-m", "smp.dnsserver", "--zone", zone, "--port", "0", "--store", str(store)],
         cwd=ROOT, stdout=subprocess.PIPE, text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
     )
     try:
@@ -188,29 +188,24 @@ ZONE = "local.peppol.test"
 class World:
     """SML zone file + DNS server process + two SMPs; `register` publishes a participant in the SML."""
 
-    def __init__(self, records_file: Path, dns_port: int, smp_a: SmpServer, smp_b: SmpServer) -> None:
-        self.records_file = records_file
+    def __init__(self, store: ZoneStore, dns_port: int, smp_a: SmpServer, smp_b: SmpServer) -> None:
+        self.store = store
         self.dns_port = dns_port
         self.smp_a = smp_a
         self.smp_b = smp_b
-        self.records: dict[str, list[dict[str, object]]] = {}
-        self.servfail: list[str] = []
 
     def register(self, participant: Identifier, smp_uri: str) -> None:
-        self.records[naptr_name(participant, ZONE)] = [smp_record(smp_uri)]
-        self._write()
+        self.store.set_records(naptr_name(participant, ZONE), [smp_record(smp_uri)])
 
     def fail_dns(self, participant: Identifier) -> None:
-        self.servfail.append(naptr_name(participant, ZONE))
-        self._write()
-
-    def _write(self) -> None:
-        write_records(self.records_file, self.records, servfail=self.servfail)
+        self.store.set_servfail(naptr_name(participant, ZONE))
 
 
 @contextmanager
 def world(directory: Path) -> Iterator[World]:
-    records = directory / "records.json"
-    write_records(records, {})
-    with dns_server(ZONE, records) as port, SmpServer() as a, SmpServer() as b:
-        yield World(records, port, a, b)
+    store = ZoneStore(directory / "zone.sqlite")
+    try:
+        with dns_server(ZONE, store.path) as port, SmpServer() as a, SmpServer() as b:
+            yield World(store, port, a, b)
+    finally:
+        store.close()

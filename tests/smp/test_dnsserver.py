@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,21 +15,24 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from smp.dnsserver import ZoneServer, read_records, set_records, smp_record, write_records
+from smp.dnsserver import ZoneServer
+from smp.zonestore import ZoneStore, smp_record
 
 ZONE = "local.peppol.test"
 NAME = f"abc.iso6523-actorid-upis.{ZONE}"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZoneServer]:
-    records = tmp_path_factory.mktemp("zone") / "records.json"
-    write_records(records, {"abc.iso6523-actorid-upis": [smp_record("https://smp.example.test"),
-                                                          smp_record("https://backup.example.test", order=200)]},
-                  ttl=30, servfail=[f"broken.iso6523-actorid-upis.{ZONE}."])
-    zone_server = ZoneServer(ZONE, records).start()
+    store = ZoneStore(tmp_path_factory.mktemp("zone") / "zone.sqlite")
+    store.set_records(NAME + ".", [smp_record("https://smp.example.test"),
+                                   smp_record("https://backup.example.test", order=200)])
+    store.set_servfail(f"broken.iso6523-actorid-upis.{ZONE}.")
+    zone_server = ZoneServer(ZONE, store, ttl=30).start()
     yield zone_server
     zone_server.stop()
+    store.close()
 
 
 def ask(server: ZoneServer, name: str, rdtype: str, *, tcp: bool = False) -> dns.message.Message:
@@ -69,37 +75,67 @@ def test_servfail_and_refused(server: ZoneServer) -> None:
     assert ask(server, "example.org", "NAPTR").rcode() == dns.rcode.REFUSED
 
 
-def test_records_file_is_reread_and_a_broken_file_keeps_the_last_records(tmp_path: Path) -> None:
-    records = tmp_path / "records.json"
-    write_records(records, {"abc.iso6523-actorid-upis": [smp_record("https://smp.example.test")]})
-    server = ZoneServer(ZONE, records).start()
+def test_changes_by_another_writer_are_answered_at_once(tmp_path: Path) -> None:
+    # The server process reads the file the SML process writes: a second handle stands for the writer.
+    server = ZoneServer(ZONE, tmp_path / "zone.sqlite").start()
+    writer = ZoneStore(tmp_path / "zone.sqlite")
     try:
-        _reread(server, records)
+        assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
+        writer.set_records(NAME, [smp_record("https://a.example.test")])
+        assert [rd.regexp for rd in ask(server, NAME, "NAPTR").answer[0]] == [b"!^.*$!https://a.example.test!"]
+        writer.set_records(NAME, [smp_record("https://b.example.test")])
+        assert [rd.regexp for rd in ask(server, NAME, "NAPTR").answer[0]] == [b"!^.*$!https://b.example.test!"]
+        writer.set_records(NAME, None)
+        assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
+        writer.set_servfail(NAME)
+        assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.SERVFAIL
+        writer.set_servfail(NAME, False)
+        assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
     finally:
         server.stop()
+        writer.close()
 
 
-def _reread(server: ZoneServer, records: Path) -> None:
-    assert ask(server, NAME, "NAPTR").answer
-    write_records(records, {f"new.iso6523-actorid-upis.{ZONE}.": [smp_record("https://new.example.test")]})
-    assert ask(server, f"new.iso6523-actorid-upis.{ZONE}", "NAPTR").answer
-    assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
-    records.write_text("{ not json")
-    assert ask(server, f"new.iso6523-actorid-upis.{ZONE}", "NAPTR").answer
-
-
-def test_set_records_publishes_and_withdraws_one_name(tmp_path: Path) -> None:
-    records = tmp_path / "records.json"
-    assert read_records(records) == {"ttl": 60, "records": {}, "servfail": []}
-    set_records(records, "a.iso6523-actorid-upis", [smp_record("https://a.example.test")])
-    set_records(records, "b.iso6523-actorid-upis", [smp_record("https://b.example.test")])
-    set_records(records, "a.iso6523-actorid-upis", None)
-    data = read_records(records)
-    assert list(data["records"]) == ["b.iso6523-actorid-upis"]
-    assert data["records"]["b.iso6523-actorid-upis"][0]["regexp"] == "!^.*$!https://b.example.test!"
-    server = ZoneServer(ZONE, records).start()
+def test_store_names_are_case_insensitive_and_absolute(tmp_path: Path) -> None:
+    store = ZoneStore(tmp_path / "zone.sqlite")
     try:
-        assert ask(server, f"b.iso6523-actorid-upis.{ZONE}", "NAPTR").answer
-        assert ask(server, f"a.iso6523-actorid-upis.{ZONE}", "NAPTR").rcode() == dns.rcode.NXDOMAIN
+        store.set_records(NAME.upper() + ".", [smp_record("https://a.example.test")])
+        assert store.names() == {NAME}
+        assert store.lookup(NAME)[0] == [smp_record("https://a.example.test")]
+        assert store.lookup(f"other.{ZONE}") == (None, False)
+    finally:
+        store.close()
+
+
+def test_a_file_that_is_not_a_store_is_named(tmp_path: Path) -> None:
+    broken = tmp_path / "zone.sqlite"
+    broken.write_text("not a database, just some text that is long enough " * 20)
+    with pytest.raises(ValueError, match=r"zone store .*zone\.sqlite is not a usable SQLite database"):
+        ZoneStore(broken)
+    result = subprocess.run([sys.executable, "-m", "smp.dnsserver", "--zone", ZONE, "--store", str(broken)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=30,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2 and "not a usable SQLite database" in result.stderr
+
+
+def test_a_free_port_whose_tcp_side_is_taken_is_skipped(tmp_path: Path) -> None:
+    taken: list[socket.socket] = []
+    real_bind = socket.socket.bind
+
+    def bind(sock: socket.socket, addr: tuple[str, int]) -> None:
+        real_bind(sock, addr)
+        if sock.type == socket.SOCK_DGRAM and not taken:
+            # someone else grabs TCP on the port UDP just got
+            blocker = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            real_bind(blocker, ("127.0.0.1", sock.getsockname()[1]))
+            blocker.listen()
+            taken.append(blocker)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(socket.socket, "bind", bind)
+        server = ZoneServer("local.peppol.test", tmp_path / "zone.sqlite").start()
+    try:
+        assert taken and server.port != taken[0].getsockname()[1]
     finally:
         server.stop()
+        taken[0].close()

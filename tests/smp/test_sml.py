@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import ipaddress
-import json
 import ssl
 import threading
 from collections.abc import Iterator
@@ -30,7 +29,6 @@ from werkzeug.serving import make_server
 
 from certs.keystore import load_certificates
 from smp import smlsoap
-from smp.dnsserver import read_records, set_records, smp_record
 from smp.identifiers import ParticipantId
 from smp.localsml import LocalSml, create_local_sml_app
 from smp.lookup import SmlLookup, naptr_name
@@ -47,6 +45,7 @@ from smp.sml import (
     new_migration_key,
 )
 from smp.smlsoap import migration_key_problem
+from smp.zonestore import ZoneStore, smp_record
 from tests.smp.registry_support import (
     LOCAL_ZONE,
     PKI,
@@ -455,8 +454,11 @@ def test_local_sml_smp_lifecycle_and_faults(tmp_path: Path) -> None:
         a.update_smp("http://127.0.0.1:2222", "127.0.0.1")
         assert naptr(sml.dns_port, first)[1] == ["!^.*$!http://127.0.0.1:2222!"]
         assert naptr(sml.dns_port, second)[1] == ["!^.*$!http://127.0.0.1:2222!"]
-        state = json.loads(sml.state.read_text())
-        assert set(state["participants"]) == {first.uri.lower(), second.uri.lower()}
+        zone = ZoneStore(sml.store)
+        try:
+            assert zone.names() == {naptr_name(first, LOCAL_ZONE), naptr_name(second, LOCAL_ZONE)}
+        finally:
+            zone.close()
 
         # a request with the wrong SOAPAction is a BadRequestFault, as the real SML would answer
         call = smlsoap.create_participant("SMP-A", first)
@@ -481,11 +483,12 @@ def in_process_sml(sml: LocalSml, ssl_context: ssl.SSLContext | None = None) -> 
     finally:
         server.shutdown()
         server.server_close()
+        sml.close()
 
 
 def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> None:
     participants = [ParticipantId.parse(f"9915:paged-{i}") for i in range(5)]
-    sml = LocalSml(tmp_path / "state.json", tmp_path / "records.json", page_size=2)
+    sml = LocalSml(tmp_path / "sml.sqlite", page_size=2)
     with in_process_sml(sml) as url:
         client = SmlClient(url, "SMP-A", timeout=5)
         client.create_smp("http://127.0.0.1:1", "127.0.0.1")
@@ -497,32 +500,90 @@ def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> Non
                           headers={"SOAPAction": smlsoap.list_participants("SMP-A").soap_action}).content))
         assert len(first_page.participants) == 2 and first_page.next_page == "1"
         assert sorted(p.value for p in client.list_participants()) == sorted(p.value for p in participants)
-    records = json.loads((tmp_path / "records.json").read_text())
-    assert len(records["records"]) == 5
-    reopened = LocalSml(tmp_path / "state.json", tmp_path / "records.json", page_size=2)
+    zone = ZoneStore(tmp_path / "sml.sqlite")
+    assert len(zone.names()) == 5
+    zone.close()
+    reopened = LocalSml(tmp_path / "sml.sqlite", page_size=2)
     with in_process_sml(reopened) as url:
         assert len(SmlClient(url, "SMP-A", timeout=5).list_participants()) == 5
 
 
 def test_local_sml_keeps_the_names_of_other_writers(tmp_path: Path) -> None:
-    records = tmp_path / "records.json"
-    set_records(records, "foreign.iso6523-actorid-upis", [smp_record("http://other.example.test")])
+    zone = ZoneStore(tmp_path / "sml.sqlite")
+    foreign = f"foreign.iso6523-actorid-upis.{LOCAL_ZONE}"
+    zone.set_records(foreign, [smp_record("http://other.example.test")])
     participant = ParticipantId.parse("9915:mine")
-    with in_process_sml(LocalSml(tmp_path / "state.json", records)) as url:
+    with in_process_sml(LocalSml(tmp_path / "sml.sqlite")) as url:
         client = SmlClient(url, "SMP-A", timeout=5)
         client.create_smp("http://127.0.0.1:1", "127.0.0.1")
         client.create_participant(participant)
-        assert set(read_records(records)["records"]) == {"foreign.iso6523-actorid-upis",
-                                                         naptr_name(participant, LOCAL_ZONE) + "."}
-        client.delete_participant(participant)
-    assert set(read_records(records)["records"]) == {"foreign.iso6523-actorid-upis"}
+        assert zone.names() == {foreign, naptr_name(participant, LOCAL_ZONE)}
+        client.update_smp("http://127.0.0.1:2", "127.0.0.1")
+        assert zone.lookup(naptr_name(participant, LOCAL_ZONE))[0] == [smp_record("http://127.0.0.1:2")]
+        client.delete_smp()
+    assert zone.names() == {foreign}
+    assert zone.lookup(foreign)[0] == [smp_record("http://other.example.test")]
+    zone.close()
 
 
-def test_broken_state_file_is_named(tmp_path: Path) -> None:
-    state = tmp_path / "state.json"
-    state.write_text("{not json")
-    with pytest.raises(ValueError, match=r"state file .*state\.json is not valid JSON"):
-        LocalSml(state, tmp_path / "records.json")
+def test_a_store_of_another_zone_is_refused(tmp_path: Path) -> None:
+    LocalSml(tmp_path / "sml.sqlite", "one.peppol.test").close()
+    with pytest.raises(ValueError, match=r"publishes the zone 'one.peppol.test', not 'two.peppol.test'"):
+        LocalSml(tmp_path / "sml.sqlite", "two.peppol.test")
+
+
+class CountingSession(requests.Session):
+    """A real HTTP session that counts the List pages requested (to see when the client lists)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.list_pages = 0
+
+    def post(self, url: str | bytes, data: object = None, json: object = None, **kwargs: object) -> requests.Response:
+        if b"PageRequest" in (data if isinstance(data, bytes) else b""):
+            self.list_pages += 1
+        return super().post(url, data=data, json=json, **kwargs)  # type: ignore[arg-type]
+
+
+def test_duplicates_of_our_own_participants_list_once_per_client(tmp_path: Path) -> None:
+    participants = [ParticipantId.parse(f"9915:again-{i}") for i in range(5)]
+    sml = LocalSml(tmp_path / "sml.sqlite", page_size=2)
+    with in_process_sml(sml) as url:
+        first = SmlClient(url, "SMP-A", timeout=5)
+        first.create_smp("http://127.0.0.1:1", "127.0.0.1")
+        for participant in participants[:4]:
+            first.create_participant(participant)
+        session = CountingSession()
+        again = SmlClient(url, "SMP-A", timeout=5, session=session)
+        for participant in participants[:4]:
+            again.create_participant(participant)  # duplicate answers, all ours: one listing of 2 pages
+        assert session.list_pages == 2
+        again.create_participant(participants[4])  # a new one joins the known set without a listing
+        again.create_participant(participants[4])
+        assert session.list_pages == 2
+        # registered by another client of our SMP after the listing: re-checked, still ours
+        late = ParticipantId.parse("9915:late")
+        first.create_participant(late)
+        again.create_participant(late)
+        assert session.list_pages == 2 + 3
+
+
+def test_duplicate_of_another_smp_after_our_delete_is_refused(tmp_path: Path) -> None:
+    participant = ParticipantId.parse("9915:moved-away")
+    sml = LocalSml(tmp_path / "sml.sqlite")
+    with in_process_sml(sml) as url:
+        ours = SmlClient(url, "SMP-A", timeout=5)
+        ours.create_smp("http://127.0.0.1:1", "127.0.0.1")
+        other = SmlClient(url, "SMP-B", timeout=5)
+        other.create_smp("http://127.0.0.1:2", "127.0.0.1")
+        ours.create_participant(participant)
+        ours.create_participant(participant)  # loads the known set: ours
+        ours.delete_participant(participant)  # and forgets it again
+        other.create_participant(participant)
+        with pytest.raises(SmlAlreadyRegistered, match="another SMP"):
+            ours.create_participant(participant)
+        with pytest.raises(SmlAlreadyRegistered, match="another SMP"):
+            SmlClient(url, "SMP-A", timeout=5).create_participant(participant)
 
 
 # --- client-certificate TLS -----------------------------------------------------------------------------------
@@ -562,7 +623,7 @@ def test_client_certificate_tls(tmp_path: Path) -> None:
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(PKI / "test-root-ca.cert.pem")
     context.load_verify_locations(PKI / "test-smp-ca.cert.pem")
-    sml = LocalSml(tmp_path / "state.json", tmp_path / "records.json")
+    sml = LocalSml(tmp_path / "sml.sqlite")
     smp_cert = (str(PKI / "smp-a.cert.pem"), str(PKI / "smp-a.key.pem"))
     with in_process_sml(sml, context) as url:
         client = SmlClient(url, "SMP-A", client_cert=smp_cert, verify=str(ca_path), timeout=5)

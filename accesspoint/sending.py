@@ -1,0 +1,619 @@
+"""The outbound pipeline: claim a queued message, find the receiver's access point, build, POST, check the receipt,
+and record what happened (DESIGN.md, outbound steps 2-4).
+
+Each attempt ends in one of three ways:
+- sent: a receipt that passed every check (signature over its own Messaging and Body, signed by the receiving
+  AP's certificate from the SMP which chains to the Peppol AP CA, RefToMessageId = our MessageId, the
+  non-repudiation digests equal what we signed). The receipt bytes are stored as evidence.
+- transient failure (no connection, time-out, HTTP 5xx without an ebMS answer, discovery temporarily
+  unavailable, circuit breaker open): retried with exponential backoff and jitter until the deadline.
+- permanent failure (not registered, document type not supported, untrusted SMP or certificate, an ebMS error of
+  failure severity, an invalid receipt): failed at once, with a reason and a hint a person can act on.
+
+MessageIds (shared/docs/as4.md pitfall 16): a resend after a transport failure that got no answer keeps the AS4
+MessageId, so a receiver that did get the first copy sees a duplicate, not a second invoice; once the receiver
+has answered (an error, a broken receipt) the next try uses a new MessageId, because phase4 rejects a known
+MessageId as a duplicate (EBMS:4001) without returning the original receipt. The HTTP body of a try is stored in
+the blob store (`Message.wire_blob_key`) and its MessageId committed before the POST, so a resend after no answer,
+even by another worker after this one died mid-send, is the same bytes: a receiver that stored the first copy can
+recognise the repeat (ours answers it with the stored receipt) instead of seeing a changed message under a known id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import random
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, BinaryIO
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from sqlalchemy import update
+from sqlalchemy.orm import Session
+
+from accesspoint import webhooks
+from accesspoint.as4 import messaging, mime, ns
+from accesspoint.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
+from accesspoint.as4.outbound import build_message
+from accesspoint.as4.receipts import verify_receipt
+from accesspoint.config import Config, ConfigError
+from accesspoint.gateway import Gateway
+from accesspoint.sbdh import SbdhError, parse_sbdh
+from accesspoint.store.blobs import CHUNK, BlobNotFoundError
+from accesspoint.store.database import begin_write, claim_outbound
+from accesspoint.store.models import (
+    BIS_BILLING_CREDIT_NOTE,
+    BIS_BILLING_INVOICE,
+    Attempt,
+    AttemptOutcome,
+    Direction,
+    Event,
+    Message,
+    MessageState,
+    Receipt,
+)
+from accesspoint.store.types import utcnow
+from accesspoint.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
+from certs.validation import Purpose
+from smp import safexml
+from smp.client import EndpointResult
+from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
+from smp.identifiers import DocumentTypeId, ParticipantId, ProcessId
+
+log = logging.getLogger(__name__)
+
+EVENT_SENT = "outbound.sent"
+EVENT_RETRYING = "outbound.retrying"
+EVENT_FAILED = "outbound.failed"
+
+# Attempt error codes of tries that never reached the receiving AP: they say nothing about the MessageId.
+NOT_POSTED = frozenset({"circuit-open", "build-error"})
+# Transport failures with no answer: the receiver may or may not hold the message (keep the MessageId).
+UNANSWERED = frozenset({"connection", "timeout", "response", "interrupted"})
+# Statuses that mean "try again later" when the answer holds no ebMS signal.
+TRANSIENT_STATUSES = frozenset({408, 425, 429})
+
+_DOCUMENT_NAMES = {
+    BIS_BILLING_INVOICE: "Peppol BIS Billing 3.0 invoices",
+    BIS_BILLING_CREDIT_NOTE: "Peppol BIS Billing 3.0 credit notes",
+}
+
+
+@dataclass(frozen=True)
+class SendingSettings:
+    """The [sending] section of the configuration, checked."""
+
+    connect_timeout: float = 5.0
+    response_timeout: float = 120.0
+    retry_initial: float = 60.0
+    retry_max: float = 3600.0
+    deadline: timedelta = timedelta(hours=24)
+    breaker_failures: int = 5
+    breaker_open: float = 60.0
+    batch_size: int = 10
+    lease: timedelta = timedelta(seconds=300)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SendingSettings:
+        s = cfg.data["sending"]
+        for key in ("connect_timeout_seconds", "response_timeout_seconds", "retry_initial_seconds",
+                    "retry_max_seconds", "deadline_hours", "circuit_breaker_failures",
+                    "circuit_breaker_open_seconds", "batch_size", "lease_seconds"):
+            if s[key] <= 0:
+                raise ConfigError(f"sending.{key}: must be greater than 0, got {s[key]}")
+        if s["retry_max_seconds"] < s["retry_initial_seconds"]:
+            raise ConfigError("sending.retry_max_seconds: must not be smaller than sending.retry_initial_seconds")
+        if s["lease_seconds"] <= s["connect_timeout_seconds"] + s["response_timeout_seconds"]:
+            raise ConfigError("sending.lease_seconds: must exceed connect_timeout_seconds + response_timeout_seconds, "
+                              "or another worker takes a message over while it is still being sent")
+        return cls(
+            connect_timeout=float(s["connect_timeout_seconds"]), response_timeout=float(s["response_timeout_seconds"]),
+            retry_initial=float(s["retry_initial_seconds"]), retry_max=float(s["retry_max_seconds"]),
+            deadline=timedelta(hours=s["deadline_hours"]), breaker_failures=int(s["circuit_breaker_failures"]),
+            breaker_open=float(s["circuit_breaker_open_seconds"]), batch_size=int(s["batch_size"]),
+            lease=timedelta(seconds=s["lease_seconds"]),
+        )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """Why an attempt did not end in a verified receipt, and whether trying again can help."""
+
+    transient: bool
+    code: str
+    reason: str
+    hint: str
+    http_status: int | None = None
+    not_before: datetime | None = None  # earliest next try (circuit breaker)
+
+
+def backoff(attempt: int, settings: SendingSettings, rng: random.Random) -> timedelta:
+    """Delay before retry number `attempt` (1 = first retry): exponential, capped, with "equal jitter" (half fixed,
+    half random) so messages that failed together do not all come back in the same second."""
+    base = min(settings.retry_initial * 2 ** max(0, attempt - 1), settings.retry_max)
+    return timedelta(seconds=base / 2 + rng.uniform(0, base / 2))
+
+
+def document_name(document_type: str, process: str) -> str:
+    return _DOCUMENT_NAMES.get(document_type, f"document type {document_type} (process {process})")
+
+
+def _common_name(certificate: x509.Certificate) -> str | None:
+    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else None
+
+
+def classify_discovery(exc: DiscoveryError, message: Message) -> Failure:
+    receiver = ParticipantId.parse(message.receiver or "", strict=False)
+    if isinstance(exc, ParticipantNotRegistered):
+        reason = f"{receiver.value} is not registered in Peppol"
+    elif isinstance(exc, NotSupported):
+        name = document_name(message.document_type or "", message.process or "")
+        reason = f"the receiver's SMP has no endpoint for {name}"
+    else:
+        reason = exc.message
+    detail = f"{reason} ({exc.message})" if reason != exc.message else reason
+    return Failure(exc.retryable, exc.kind, detail, exc.hint)
+
+
+def classify_transport(exc: TransportError) -> Failure:
+    hint = {
+        "circuit-open": "The receiving access point failed repeatedly; its messages wait until it answers again.",
+        "timeout": "The receiving access point did not answer in time; the message will be sent again.",
+    }.get(exc.kind, "The receiving access point could not be reached; the message will be sent again.")
+    return Failure(True, exc.kind, exc.message, hint)
+
+
+def classify_error_signal(signal: messaging.ErrorSignal, status: int) -> Failure:
+    reason = f"the receiving access point rejected the message: {signal}"
+    if signal.soap_fault:
+        reason += f" (SOAP fault: {signal.soap_fault})"
+    code = signal.codes[0] if signal.codes else "ebms-error"
+    if not signal.is_failure:
+        return Failure(True, code, reason, "The receiving access point answered with warnings only and no receipt; "
+                                           "the message will be sent again.", status)
+    if signal.has_detail(NOT_SERVICED):
+        hint = ("The receiving access point says it does not serve this receiver for this document type, although "
+                "the receiver's SMP names it: the registration is outdated. Ask the receiver to fix their Peppol "
+                "registration, then retry.")
+    elif DUPLICATE_DETECTED in signal.codes:
+        hint = ("The receiving access point already has a message with this MessageId, so it probably received the "
+                "document although we never got its receipt. Confirm with the receiver before sending again.")
+    else:
+        hint = ("Peppol access points reject only what they cannot accept: check the document and its header. "
+                "If it looks right, contact the receiving access point's operator with the error above.")
+    return Failure(False, code, reason, hint, status)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A receipt that passed every check; `raw` is the SOAP envelope as received (the whole body, or the root part
+    of a multipart answer), kept as evidence."""
+
+    receipt_message_id: str
+    ref_to_message_id: str
+    raw: bytes
+
+
+def _soap_part(answer: HttpAnswer) -> bytes:
+    """The SOAP envelope of an answer: the body, or the root part when a stack answers multipart/related."""
+    if answer.content_type.lower().startswith("multipart/"):
+        with mime.parse_message(io.BytesIO(answer.body), answer.content_type) as parsed:
+            return parsed.root.read_bytes()
+    return answer.body
+
+
+def judge_answer(answer: HttpAnswer, sent_message_id: str, sent_references: Sequence[etree._Element],
+                 endpoint: EndpointResult, validate_signer: Any) -> Verified | Failure:
+    """Turn the receiving AP's answer into a verified receipt or a classified failure; never a silent success.
+
+    `validate_signer(cert)` judges the receipt signer against the Peppol AP CA (a certs.validation Verdict).
+    """
+    status = answer.status
+    try:
+        envelope = _soap_part(answer)
+        root = safexml.parse_bytes(envelope)
+        parsed = messaging.parse_envelope(root)
+    except (As4Error, safexml.XmlError) as exc:
+        text = answer.body[:200].decode("utf-8", "replace").strip()
+        shown = f": {text!r}" if text else " (empty body)"
+        reason = f"HTTP {status} without an AS4 signal{shown} ({getattr(exc, 'description', exc)})"
+        if status >= 500 or status in TRANSIENT_STATUSES:
+            return Failure(True, f"http-{status}", reason, "The receiving access point failed; the message will be "
+                                                            "sent again.", status)
+        return Failure(False, f"http-{status}", reason, "The receiving access point answered with something that is "
+                                                         "neither a receipt nor an ebMS error; contact its operator.",
+                       status)
+    if parsed.error is not None:
+        return classify_error_signal(parsed.error, status)
+    verdict = verify_receipt(root, sent_message_id=sent_message_id, sent_references=sent_references)
+    problems = list(verdict.problems)
+    if verdict.signer is not None:
+        expected = endpoint.certificate.public_bytes(Encoding.DER)
+        if verdict.signer.public_bytes(Encoding.DER) != expected:
+            problems.append(f"the receipt is signed by {verdict.signer_subject}, not by the access point we sent to "
+                            f"({endpoint.certificate_subject})")
+        signer_verdict = validate_signer(verdict.signer)
+        if not signer_verdict.valid:
+            problems.append(f"the receipt signer {verdict.signer_subject} is not a trusted Peppol AP certificate "
+                            f"({signer_verdict.reason}: {signer_verdict.detail})")
+    if problems or not verdict.valid:
+        return Failure(False, INVALID_RECEIPT, "the receipt of the receiving access point is invalid: "
+                       + "; ".join(problems),
+                       "The receiving access point probably has the document but its receipt cannot serve as evidence; "
+                       "confirm with the receiver before sending again, and report the receipt to its operator.",
+                       status)
+    return Verified(verdict.message_id or "", verdict.ref_to_message_id or "", envelope)
+
+
+@dataclass(frozen=True)
+class Wire:
+    """The HTTP body of one AS4 message as stored in the blob store, and what its receipt must acknowledge."""
+
+    message_id: str
+    blob_key: str
+    content_type: str
+    references: Sequence[etree._Element]
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable file over an iterator of byte chunks (the streamed MIME body), for the blob store."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self._chunks = chunks
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = next(self._chunks, None)
+            if chunk is None:
+                return 0
+            self._pending = chunk
+        size = min(len(buffer), len(self._pending))
+        buffer[:size] = self._pending[:size]
+        self._pending = self._pending[size:]
+        return size
+
+
+def signed_references(body: BinaryIO, content_type: str) -> list[etree._Element]:
+    """The ds:Reference elements of our signature in a stored AS4 body (what a receipt's NRI must match)."""
+    with mime.parse_message(body, content_type) as parsed:
+        root = safexml.parse_bytes(parsed.root.read_bytes())
+    signed_info = root.find(f".//{{{ns.WSSE}}}Security/{{{ns.DS}}}Signature/{{{ns.DS}}}SignedInfo")
+    if signed_info is None:
+        raise As4Error(INVALID_RECEIPT, "the stored AS4 body has no ds:SignedInfo")
+    return list(signed_info.iterfind(f"{{{ns.DS}}}Reference"))
+
+
+def _worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def record_event(session: Session, message: Message, type_: str, data: dict[str, Any]) -> Event:
+    """The event of an outbound state change, with its webhook deliveries, in the caller's transaction."""
+    if message.organisation_id is None:
+        raise ValueError(f"outbound message {message.id} belongs to no organisation; submission always sets one")
+    return webhooks.record_event(session, type_, message.organisation_id, message_id=message.id, data={
+        "message_id": message.id, "state": message.state, "sender": message.sender, "receiver": message.receiver,
+        **data})
+
+
+def reuse_message_id(message: Message) -> bool:
+    """Keep the AS4 MessageId when the last try that reached the network got no answer at all."""
+    if message.as4_message_id is None:
+        return False
+    for attempt in reversed(message.attempt_log):
+        if attempt.endpoint_url is None or attempt.error_code in NOT_POSTED:
+            continue
+        return attempt.outcome == AttemptOutcome.TRANSIENT and attempt.error_code in UNANSWERED
+    return False
+
+
+class Sender:
+    """The per-process sending state (connections, circuit breakers) around the pipeline."""
+
+    def __init__(self, gateway: Gateway, settings: SendingSettings | None = None,
+                 rng: random.Random | None = None) -> None:
+        self.gateway = gateway
+        self.settings = settings or SendingSettings.from_config(gateway.config)
+        self.rng = rng or random.Random()  # noqa: S311  # jitter, not secrecy
+        self.transport = Transport(
+            connect_timeout=self.settings.connect_timeout, response_timeout=self.settings.response_timeout,
+            breaker=CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open),
+        )
+        self.worker_id = _worker_id()
+
+    # ------------------------------------------------------------------ claiming
+
+    def send_due(self) -> int:
+        """Claim due messages and send each once; the number handled."""
+        with self.gateway.sessions() as session:
+            claimed = claim_outbound(session, self.worker_id, self.settings.batch_size, utcnow(), self.settings.lease)
+            ids = [m.id for m in claimed]
+        for message_id in ids:
+            self.attempt_or_release(message_id)
+        return len(ids)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A read-then-write transaction that takes the write lock up front (SQLite: BEGIN IMMEDIATE; a deferred
+        transaction that reads first fails with "database is locked" when another process wrote meanwhile)."""
+        with self.gateway.sessions() as session:
+            begin_write(session)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+    def attempt_or_release(self, message_id: str) -> None:
+        """Attempt a claimed message; if that breaks unexpectedly, hand the message back for a later try at once
+        instead of leaving it locked until the lease runs out (the rest of the batch still gets its turn)."""
+        try:
+            self.attempt(message_id)
+        except Exception:
+            log.exception("outbound message %s: unexpected failure during an attempt; released for a later try",
+                          message_id)
+            retry_at = utcnow() + backoff(1, self.settings, self.rng)
+            try:
+                with self._writing() as session:
+                    session.execute(
+                        update(Message)
+                        .where(Message.id == message_id, Message.locked_by == self.worker_id)
+                        .values(state=MessageState.RETRYING, next_attempt_at=retry_at, locked_by=None,
+                                locked_until=None)
+                        .execution_options(synchronize_session=False)
+                    )
+            except Exception:  # the lease still frees it
+                log.exception("outbound message %s could not be released; its lease will free it", message_id)
+
+    def claim(self, message_id: str) -> bool:
+        """Claim one message if it is due (queued/retrying and its time has come, or a lapsed lease)."""
+        now = utcnow()
+        statement = (
+            update(Message)
+            .where(Message.id == message_id, Message.direction == Direction.OUTBOUND,
+                   ((Message.state.in_([MessageState.QUEUED, MessageState.RETRYING]))
+                    & (Message.next_attempt_at <= now))
+                   | ((Message.state == MessageState.SENDING) & (Message.locked_until < now)))
+            .values(state=MessageState.SENDING, locked_by=self.worker_id, locked_until=now + self.settings.lease)
+            .execution_options(synchronize_session=False)
+        )
+        with self.gateway.sessions() as session:
+            begin_write(session)
+            claimed = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
+            session.commit()
+        return claimed
+
+    def send_one(self, message_id: str) -> bool:
+        """Claim and send one message now if it is due; False when it is not due or another worker has it."""
+        if not self.claim(message_id):
+            return False
+        self.attempt_or_release(message_id)
+        return True
+
+    # ------------------------------------------------------------------ one attempt
+
+    def attempt(self, message_id: str) -> None:
+        """One delivery attempt of a message this worker has claimed."""
+        gw = self.gateway
+        with self._writing() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.locked_by != self.worker_id:
+                return
+            now = utcnow()
+            for stale in message.attempt_log:
+                if stale.finished_at is None:  # a worker died during this try
+                    stale.finished_at, stale.outcome = now, AttemptOutcome.TRANSIENT
+                    stale.error_code, stale.error_reason = "interrupted", "the sending worker stopped during this try"
+            number = len(message.attempt_log) + 1
+            receiver = ParticipantId.parse(message.receiver or "", strict=False)
+            document_type = DocumentTypeId.parse(message.document_type or "")
+            process = ProcessId.parse(message.process or "")
+            keep_id = reuse_message_id(message)
+            blob_key = message.blob_key or ""
+
+        try:
+            endpoint = gw.discovery.find_endpoint(receiver, document_type, process)
+        except DiscoveryError as exc:
+            self._finish(message_id, number, classify_discovery(exc, message), None)
+            return
+
+        wire = self._wire(message, endpoint) if keep_id else None
+        if wire is None:
+            as4_id = message.as4_message_id if keep_id and message.as4_message_id else \
+                messaging.new_message_id(gw.message_id_domain)
+            built = self._build(blob_key, as4_id, endpoint)
+            if isinstance(built, Failure):
+                self._finish(message_id, number, built, None)
+                return
+            wire = built
+        old_wire = message.wire_blob_key
+        with self._writing() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.locked_by != self.worker_id:
+                if wire.blob_key != old_wire:
+                    gw.blobs.delete(wire.blob_key)
+                return
+            # stored before the POST: if this worker dies now, the next one resends these very bytes
+            message.as4_message_id = wire.message_id
+            message.wire_blob_key, message.wire_content_type = wire.blob_key, wire.content_type
+            message.peer_endpoint_url = endpoint.endpoint_url
+            message.peer_ap_cn = _common_name(endpoint.certificate)
+            message.attempts = number
+            session.add(Attempt(message_id=message_id, number=number, started_at=utcnow(),
+                                endpoint_url=endpoint.endpoint_url))
+        if old_wire and old_wire != wire.blob_key:
+            gw.blobs.delete(old_wire)
+
+        result = self._post(wire, endpoint)
+        if isinstance(result, Failure) and result.code not in NOT_POSTED:
+            # Peppol SMP: a sender may cache, but looks the receiver up again after a failed delivery
+            gw.discovery.forget(receiver, document_type, process)
+        self._finish(message_id, number, result, wire.message_id)
+
+    def _wire(self, message: Message, endpoint: EndpointResult) -> Wire | None:
+        """The stored body of the unanswered last try, if it went to this same endpoint and certificate."""
+        if not (message.wire_blob_key and message.wire_content_type and message.as4_message_id):
+            return None
+        if (message.peer_endpoint_url != endpoint.endpoint_url
+                or message.peer_ap_cn != _common_name(endpoint.certificate)):
+            return None
+        try:
+            with self.gateway.blobs.open(message.wire_blob_key) as stored:
+                references = signed_references(stored, message.wire_content_type)
+        except (BlobNotFoundError, As4Error, safexml.XmlError) as exc:
+            log.warning("stored AS4 body of %s unusable (%s); building it again", message.id, exc)
+            return None
+        return Wire(message.as4_message_id, message.wire_blob_key, message.wire_content_type, references)
+
+    def _build(self, blob_key: str, as4_id: str, endpoint: EndpointResult) -> Wire | Failure:
+        """Build the AS4 message for the stored SBD and store its HTTP body durably."""
+        gw = self.gateway
+        spill = int(gw.config.data["as4"]["spill_threshold_bytes"])
+        try:
+            with gw.blobs.open(blob_key) as source:
+                header = parse_sbdh(source)
+                source.seek(0)
+                outgoing = build_message(sbd=source, sbdh=header, our_key=gw.key, recipient_cert=endpoint.certificate,
+                                         message_id=as4_id, domain=gw.message_id_domain, spill_threshold=spill)
+            with outgoing:
+                ref = gw.blobs.put(_ChunkReader(outgoing.chunks()))
+        except (SbdhError, ValueError, mime.BoundaryCollisionError) as exc:
+            return Failure(False, "build-error", f"the stored document cannot be packaged for AS4: {exc}",
+                           "This is a fault of this access point, not of the document's receiver; report it to the "
+                           "operator of this gateway.")
+        return Wire(outgoing.message_id, ref.key, outgoing.content_type, outgoing.sent_references)
+
+    def _post(self, wire: Wire, endpoint: EndpointResult) -> Verified | Failure:
+        gw = self.gateway
+        with gw.blobs.open(wire.blob_key) as body:
+            length = os.fstat(body.fileno()).st_size
+            try:
+                chunks = iter(lambda: body.read(CHUNK), b"")
+                answer = self.transport.post(endpoint.endpoint_url, wire.content_type, chunks, length)
+            except TransportError as exc:
+                failure = classify_transport(exc)
+                if exc.retry_at is not None:
+                    wait = max(0.0, exc.retry_at - time.monotonic())
+                    failure = Failure(True, failure.code, failure.reason, failure.hint,
+                                      not_before=utcnow() + timedelta(seconds=wait))
+                return failure
+        result = judge_answer(answer, wire.message_id, wire.references, endpoint,
+                              lambda cert: gw.validator.validate(cert, Purpose.AP_SIGNING))
+        if not (isinstance(result, Failure) and result.code.startswith("http-")):
+            self.transport.mark_healthy(endpoint.endpoint_url)
+        return result
+
+    def _finish(self, message_id: str, number: int, result: Verified | Failure, as4_id: str | None) -> None:
+        stale_wire = self._record(message_id, number, result, as4_id)
+        if stale_wire:
+            self.gateway.blobs.delete(stale_wire)
+
+    def _record(self, message_id: str, number: int, result: Verified | Failure, as4_id: str | None) -> str | None:
+        """Write the outcome of a try; returns the key of a stored body that is no longer needed."""
+        now = utcnow()
+        stale_wire: str | None = None
+        with self._writing() as session:
+            message = session.get(Message, message_id)
+            if message is None or message.locked_by != self.worker_id:
+                log.warning("outbound message %s was taken over by another worker; result dropped", message_id)
+                return None
+            attempt = next((a for a in message.attempt_log if a.number == number), None)
+            if attempt is None:  # discovery failed: nothing was posted, the try is still recorded
+                attempt = Attempt(message_id=message_id, number=number, started_at=now)
+                message.attempt_log.append(attempt)
+                message.attempts = number
+            attempt.finished_at = now
+            message.locked_by = message.locked_until = None
+            answered = isinstance(result, Verified) or result.http_status is not None
+            if answered and message.wire_blob_key:
+                # the receiver has seen this MessageId: any next try is a new build under a new one
+                stale_wire, message.wire_blob_key, message.wire_content_type = message.wire_blob_key, None, None
+            if isinstance(result, Verified):
+                attempt.outcome = AttemptOutcome.SENT
+                attempt.http_status = 200
+                message.state, message.sent_at, message.next_attempt_at = MessageState.SENT, now, None
+                message.error_code = message.error_reason = message.error_hint = None
+                message.receipt = Receipt(as4_message_id=result.receipt_message_id,
+                                          ref_to_message_id=result.ref_to_message_id, raw=result.raw,
+                                          sha256=hashlib.sha256(result.raw).hexdigest())
+                record_event(session, message, EVENT_SENT, {
+                    "as4_message_id": as4_id, "receiving_ap": message.peer_ap_cn, "attempts": number})
+                log.info("outbound message sent", extra={"message_id": message_id, "as4_message_id": as4_id})
+                return stale_wire
+            attempt.outcome = AttemptOutcome.TRANSIENT if result.transient else AttemptOutcome.PERMANENT
+            attempt.error_code, attempt.error_reason, attempt.http_status = result.code, result.reason, \
+                result.http_status
+            message.error_code, message.error_reason, message.error_hint = result.code, result.reason, result.hint
+            retry_at = None
+            if result.transient:
+                failures = sum(1 for a in message.attempt_log if a.outcome == AttemptOutcome.TRANSIENT)
+                retry_at = now + backoff(failures, self.settings, self.rng)
+                if result.not_before is not None:
+                    retry_at = max(retry_at, result.not_before)
+                if message.deadline_at is not None and retry_at > message.deadline_at:
+                    message.error_reason = (f"gave up after {number} attempt(s) by the deadline "
+                                            f"{message.deadline_at:%Y-%m-%d %H:%M:%S} UTC; last error: {result.reason}")
+                    message.error_hint = (f"{result.hint} The sending deadline (sending.deadline_hours) has passed; "
+                                          f"POST /api/v1/outbound/{message_id}/retry to try again.")
+                    retry_at = None
+            data = {"reason": message.error_reason, "hint": message.error_hint, "error_code": result.code,
+                    "attempts": number}
+            if retry_at is not None:
+                message.state, message.next_attempt_at = MessageState.RETRYING, retry_at
+                record_event(session, message, EVENT_RETRYING, {**data, "next_attempt_at": retry_at.isoformat()})
+            else:
+                message.state, message.next_attempt_at = MessageState.FAILED, None
+                record_event(session, message, EVENT_FAILED, data)
+            log.info("outbound attempt failed", extra={"message_id": message_id, "error_code": result.code,
+                                                       "state": str(message.state)})
+        return stale_wire
+
+
+# One Sender per gateway in this process: connections and circuit breakers outlive one worker round.
+_senders: dict[int, tuple[Gateway, Sender]] = {}
+_senders_lock = threading.Lock()
+
+
+def sender_for(gateway: Gateway) -> Sender:
+    with _senders_lock:
+        entry = _senders.get(id(gateway))
+        if entry is None or entry[0] is not gateway:
+            entry = (gateway, Sender(gateway))
+            _senders[id(gateway)] = entry
+        return entry[1]
+
+
+def send_due(gateway: Gateway) -> int:
+    """Worker task: send what is due; the number of messages handled."""
+    return sender_for(gateway).send_due()
+
+
+def send_one(gateway: Gateway, message_id: str) -> bool:
+    """Send one message now if it is due and no other worker holds it (`peppol-ap send --wait`)."""
+    return sender_for(gateway).send_one(message_id)
+
+
+def retry_failed(session: Session, message: Message, deadline: timedelta) -> None:
+    """Put a failed message back in the queue (POST .../retry); the sender picks the MessageId rule."""
+    if message.state != MessageState.FAILED:
+        raise ValueError(f"only a failed message can be retried; this one is {message.state}")
+    now = utcnow()
+    message.state, message.next_attempt_at, message.deadline_at = MessageState.QUEUED, now, now + deadline
+    message.error_code = message.error_reason = message.error_hint = None
