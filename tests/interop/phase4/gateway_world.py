@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +26,10 @@ from cryptography import x509
 
 from certs.devpki import DevPki
 from certs.keystore import load_pkcs12
-from smp.dnsserver import ZoneServer, smp_record, write_records
+from smp.dnsserver import ZoneServer
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
+from smp.zonestore import ZoneStore, smp_record
 from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.interop.phase4.harness import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
@@ -43,11 +44,10 @@ FINAL_STATES = ("sent", "failed")
 class GatewayWorld:
     gateway: GatewayProcess
     smp: SmpServer
-    records_file: Path
+    zone: ZoneStore
     network_token: str = ""
     organisation_id: int = 0
     worker: subprocess.Popen[bytes] | None = None
-    records: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -115,8 +115,7 @@ class GatewayWorld:
             spec = EndpointSpec(process=PROCESS, url=as4_url, certificate=certificate)
             body = sign(service_information((pid.scheme, pid.value), (DOCTYPE_SCHEME, doctype), [spec]), signer)
             self.smp.serve((pid.scheme, pid.value), (DOCTYPE_SCHEME, doctype), body)
-        self.records[naptr_name(pid, ZONE)] = [smp_record(self.smp.base)]
-        write_records(self.records_file, self.records)
+        self.zone.set_records(naptr_name(pid, ZONE), [smp_record(self.smp.base)])
 
     # ------------------------------------------------------------------ network API
 
@@ -189,16 +188,15 @@ def network_settings(dns_port: int) -> dict[str, str]:
 def gateway_world(directory: Path, pki: DevPki, participants: dict[str, bool]) -> Iterator[GatewayWorld]:
     """Gateway and worker running on `pki` (copied into its data dir), one organisation owning `participants`
     (identifier -> receiving), a network token for it, and an empty SML zone + SMP for the peer."""
-    records_file = directory / "records.json"
     directory.mkdir(parents=True, exist_ok=True)
-    write_records(records_file, {})
-    dns = ZoneServer(ZONE, records_file).start()
+    zone = ZoneStore(directory / "zone.sqlite")
+    dns = ZoneServer(ZONE, zone).start()
     data_dir = directory / "gateway"
     shutil.copytree(pki.directory, data_dir / "pki")
     process = GatewayProcess(data_dir, settings=network_settings(dns.port))
     try:
         with SmpServer() as smp:
-            world = GatewayWorld(process, smp, records_file)
+            world = GatewayWorld(process, smp, zone)
             process.start()
             try:
                 admin_token = world.create_token("--admin", "--name", "phase4 interop admin")
@@ -212,3 +210,4 @@ def gateway_world(directory: Path, pki: DevPki, participants: dict[str, bool]) -
                 process.stop()
     finally:
         dns.stop()
+        zone.close()
