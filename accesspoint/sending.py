@@ -175,6 +175,16 @@ def classify_transport(exc: TransportError) -> Failure:
     return Failure(True, exc.kind, exc.message, hint)
 
 
+# phase4 before 4.5.0 (EBMS:4001 came with 4.5.0) answers a MessageId it has seen within its duplicate window with
+# EBMS:0004 Other and this detail, after "Not invoking SPIs, because message with Message ID '<id>'".
+PHASE4_DUPLICATE_DETAIL = "was already handled (this is a duplicate)"
+
+
+def is_duplicate_answer(signal: messaging.ErrorSignal) -> bool:
+    """The receiver says it already has a message with our MessageId (EBMS:4001, or phase4 4.4's EBMS:0004)."""
+    return DUPLICATE_DETECTED in signal.codes or signal.has_detail(PHASE4_DUPLICATE_DETAIL)
+
+
 def classify_error_signal(signal: messaging.ErrorSignal, status: int) -> Failure:
     reason = f"the receiving access point rejected the message: {signal}"
     if signal.soap_fault:
@@ -187,7 +197,7 @@ def classify_error_signal(signal: messaging.ErrorSignal, status: int) -> Failure
         hint = ("The receiving access point says it does not serve this receiver for this document type, although "
                 "the receiver's SMP names it: the registration is outdated. Ask the receiver to fix their Peppol "
                 "registration, then retry.")
-    elif DUPLICATE_DETECTED in signal.codes:
+    elif is_duplicate_answer(signal):
         hint = ("The receiving access point already has a message with this MessageId, so it probably received the "
                 "document although we never got its receipt. Confirm with the receiver before sending again.")
     else:
