@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accesspoint.config import Config, ConfigError, certificate_validator, key_material, smp_key_material, trust_anchors
 from accesspoint.store.blobs import FilesystemBlobStore
-from accesspoint.store.database import display_url, make_engine, session_factory, upgrade
+from accesspoint.store.database import begin_write, display_url, make_engine, session_factory, upgrade
 from certs.anchors import TrustAnchors
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator
@@ -75,6 +75,20 @@ class Gateway:
         """A session whose transaction commits when the block ends normally and rolls back otherwise."""
         with self.sessions() as session, session.begin():
             yield session
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """Like `session`, for read-then-write work: the write lock is taken up front (SQLite: BEGIN IMMEDIATE;
+        a deferred transaction that read first fails with "database is locked" when another process wrote
+        meanwhile; PostgreSQL: an ordinary transaction, row locks and constraints do that work)."""
+        with self.sessions() as session:
+            begin_write(session)
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
 
 
 def build_gateway(cfg: Config, *, migrate: bool = True) -> Gateway:

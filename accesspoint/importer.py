@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from accesspoint.gateway import Gateway
 from accesspoint.organisations import FieldError, clean_organisation, parse_participant
-from accesspoint.registrations import Registrar, RegistrationState, enable_many, republish, writing
+from accesspoint.registrations import Registrar, RegistrationState, enable_many, republish
 from accesspoint.store.models import Organisation, Participant, RegistrationStatus
 from smp.identifiers import ParticipantId
 
@@ -264,7 +264,7 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
     to_enable: dict[int, ImportRow] = {}
     changed_organisations: set[int] = set()
     try:
-        with writing(gateway) as session:
+        with gateway.writing() as session:
             organisations, participants = _existing(session, rows)
             for row in rows:
                 existing = participants.get(row.participant)

@@ -38,7 +38,6 @@ from sqlalchemy.orm import Session
 
 from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
-from accesspoint.store.database import begin_write
 from accesspoint.store.models import Participant, RegistrationStatus
 from certs.keystore import KeyMaterial
 from smp.directory import DirectoryClient, DirectoryError
@@ -319,17 +318,6 @@ def _sml_message(exc: SmlError, action: str) -> str:
 # --- the database side ------------------------------------------------------------------------------
 
 
-@contextmanager
-def writing(gateway: Gateway) -> Iterator[Session]:
-    """A read-then-write transaction (SQLite: BEGIN IMMEDIATE, so concurrent writers queue instead of failing)."""
-    with gateway.sessions() as session:
-        begin_write(session)
-        try:
-            yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
 
 
 def _load(session: Session, participant_id: int) -> Participant:
@@ -418,7 +406,7 @@ def republish(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Re
                     continue
                 identifier = _identifier(participant)
             result = active.directory_publish(identifier)
-            with writing(gateway) as session:
+            with gateway.writing() as session:
                 participant = _load(session, participant_id)
                 if participant.receiving_enabled:
                     _record(participant, directory=result)
@@ -473,7 +461,7 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
            force: bool = False, migration_key: str | None = None, workers: int = 1) -> dict[int, RegistrationState]:
     with _registrar(gateway, registrar) as active:
         plans: list[_Plan] = []
-        with writing(gateway) as session:
+        with gateway.writing() as session:
             for participant in _load_many(session, participant_ids):
                 if enabled is not None:
                     participant.receiving_enabled = enabled
@@ -494,7 +482,7 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
         else:
             outcomes = [remote(plan) for plan in plans]
         states: dict[int, RegistrationState] = {}
-        with writing(gateway) as session:
+        with gateway.writing() as session:
             participants = _load_many(session, [plan.participant_id for plan in plans])
             for plan, (sml, directory), participant in zip(plans, outcomes, participants, strict=True):
                 # A concurrent change of intent wins: its own run records the outcome that matches it.

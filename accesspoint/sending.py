@@ -30,7 +30,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
@@ -358,19 +357,6 @@ class Sender:
             self.attempt_or_release(message_id)
         return len(ids)
 
-    @contextmanager
-    def _writing(self) -> Iterator[Session]:
-        """A read-then-write transaction that takes the write lock up front (SQLite: BEGIN IMMEDIATE; a deferred
-        transaction that reads first fails with "database is locked" when another process wrote meanwhile)."""
-        with self.gateway.sessions() as session:
-            begin_write(session)
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-
     def attempt_or_release(self, message_id: str) -> None:
         """Attempt a claimed message; if that breaks unexpectedly, hand the message back for a later try at once
         instead of leaving it locked until the lease runs out (the rest of the batch still gets its turn)."""
@@ -381,7 +367,7 @@ class Sender:
                           message_id)
             retry_at = utcnow() + backoff(1, self.settings, self.rng)
             try:
-                with self._writing() as session:
+                with self.gateway.writing() as session:
                     session.execute(
                         update(Message)
                         .where(Message.id == message_id, Message.locked_by == self.worker_id)
@@ -422,7 +408,7 @@ class Sender:
     def attempt(self, message_id: str) -> None:
         """One delivery attempt of a message this worker has claimed."""
         gw = self.gateway
-        with self._writing() as session:
+        with self.gateway.writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 return
@@ -454,7 +440,7 @@ class Sender:
                 return
             wire = built
         old_wire = message.wire_blob_key
-        with self._writing() as session:
+        with self.gateway.writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 if wire.blob_key != old_wire:
@@ -539,7 +525,7 @@ class Sender:
         """Write the outcome of a try; returns the key of a stored body that is no longer needed."""
         now = utcnow()
         stale_wire: str | None = None
-        with self._writing() as session:
+        with self.gateway.writing() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 log.warning("outbound message %s was taken over by another worker; result dropped", message_id)
