@@ -9,10 +9,10 @@ from flask import Flask, jsonify
 from sqlalchemy.exc import SQLAlchemyError
 
 from accesspoint import __version__, metrics
+from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
+from accesspoint.flows.registrations import service_urls
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.participant_source import StoreParticipantSource
-from accesspoint.registrations import service_urls
 from accesspoint.store.database import display_url, ping
 from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers

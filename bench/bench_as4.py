@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives import hashes  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
-from accesspoint.as4.compression import gzip_bytes  # noqa: E402
-from accesspoint.as4.inspection import inspect_message  # noqa: E402
-from accesspoint.sbdh import parse_sbdh  # noqa: E402
+from accesspoint.core.as4.compression import gzip_bytes  # noqa: E402
+from accesspoint.core.as4.inspection import inspect_message  # noqa: E402
+from accesspoint.core.sbdh import parse_sbdh  # noqa: E402
 from bench.as4_roundtrip import write_message, write_sbd  # noqa: E402
 from certs.devpki import init_pki  # noqa: E402
 from certs.keystore import KeyMaterial, load_pkcs12  # noqa: E402

@@ -26,9 +26,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from accesspoint.config import load_config  # noqa: E402
+from accesspoint.flows.importer import run_import  # noqa: E402
+from accesspoint.flows.registrations import Registrar  # noqa: E402
 from accesspoint.gateway import build_gateway  # noqa: E402
-from accesspoint.importer import run_import  # noqa: E402
-from accesspoint.registrations import Registrar  # noqa: E402
 from smp.identifiers import ParticipantId  # noqa: E402
 from smp.lookup import SmlLookup  # noqa: E402
 from smp.sml import SmlClient  # noqa: E402

@@ -38,7 +38,7 @@ def _status_kb(field: str) -> int:
 
 def child(message: Path, content_type: str, p12: Path, password: str, anchors_dir: Path, trace: bool) -> None:
     """Runs in the fresh process; prints one JSON line."""
-    from accesspoint.as4.inspection import Limits, inspect_message
+    from accesspoint.core.as4.inspection import Limits, inspect_message
     from certs.devpki import load_pki
     from certs.keystore import load_pkcs12
     from certs.validation import CertificateValidator

@@ -12,8 +12,8 @@ from datetime import date
 
 from lxml import etree
 
+from base.safexml import XmlError, parse_bytes
 from smp.identifiers import IdentifierError, ParticipantId
-from smp.safexml import XmlError, parse_bytes
 
 BC_V3_NS = "http://www.peppol.eu/schema/pd/businesscard/20180621/"
 BC_V2_NS = "http://www.peppol.eu/schema/pd/businesscard/20161123/"

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from cryptography import x509
 
+from base.safexml import XmlError
 from certs.validation import REVOCATION_UNKNOWN, Purpose
 from smp.cache import DiscoveryCache
 from smp.errors import (
@@ -33,7 +34,6 @@ from smp.errors import (
     ParticipantNotRegistered,
 )
 from smp.lookup import Participant, SmlLookup
-from smp.safexml import XmlError
 from smp.servicemetadata import (
     AS4_V2,
     Endpoint,

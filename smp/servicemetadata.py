@@ -36,8 +36,8 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureMethod, XM
 from signxml.exceptions import InvalidCertificate, InvalidDigest, InvalidInput, InvalidSignature, SignXMLException
 from signxml.verifier import SignatureConfiguration
 
+from base.safexml import XmlError, parse_bytes
 from certs.untrusted import load_der
-from smp.safexml import XmlError, parse_bytes
 
 BUSDOX_SMP = "http://busdox.org/serviceMetadata/publishing/1.0/"
 BUSDOX_IDS = "http://busdox.org/transport/identifiers/1.0/"

@@ -15,8 +15,8 @@ from datetime import date
 
 from lxml import etree
 
+from base.safexml import XmlError, parse_bytes
 from smp.identifiers import IdentifierError, ParticipantId
-from smp.safexml import XmlError, parse_bytes
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 LRS_NS = "http://busdox.org/serviceMetadata/locator/1.0/"

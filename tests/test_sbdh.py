@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accesspoint.sbdh import (
+from accesspoint.core.sbdh import (
     Sbdh,
     SbdhError,
     build_sbd,
@@ -22,8 +22,8 @@ from accesspoint.sbdh import (
     sbdh_from_ubl,
     write_sbd,
 )
+from base.safexml import XmlError
 from smp.identifiers import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, ParticipantId, ProcessId
-from smp.safexml import XmlError
 
 # Expected verdicts from vectors/as4/INDEX.md (sbdh section)
 BAD = {

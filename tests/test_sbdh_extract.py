@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
-from accesspoint.sbdh import (
+from accesspoint.core.sbdh import (
     SBDH_NS,
     SbdhError,
     build_sbd,

@@ -122,7 +122,7 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
            no_revocation: bool, legacy_sha1: bool, at_text: str | None, as_json: bool,
            config_path: str | None) -> None:
     """Find PARTICIPANT's access point (SML NAPTR + SMP) and print every step."""
-    from accesspoint.discovery import build_discovery
+    from accesspoint.adapters.discovery import build_discovery
     from smp.errors import DiscoveryError
     from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
@@ -219,7 +219,7 @@ def smp_inspect(file: str, trust_files: tuple[str, ...], ap_trust_files: tuple[s
                 at_text: str | None, process: str | None, legacy_sha1: bool, no_revocation: bool, as_json: bool,
                 config_path: str | None) -> None:
     """Explain an SMP answer FILE (ServiceGroup or SignedServiceMetadata): signature, signer, endpoints."""
-    from smp.safexml import XmlError, parse_bytes
+    from base.safexml import XmlError, parse_bytes
     from smp.servicemetadata import ServiceMetadataError
 
     try:
@@ -259,7 +259,7 @@ def _inspect_group(root: Any) -> dict[str, Any]:
 def _inspect_metadata(data: bytes, config_path: str | None, env: str | None, trust_files: tuple[str, ...],
                       ap_trust_files: tuple[str, ...], at: datetime, process: str | None, legacy_sha1: bool,
                       revocation: bool) -> dict[str, Any]:
-    from smp.safexml import parse_bytes
+    from base.safexml import parse_bytes
     from smp.servicemetadata import XmlId, describe_endpoints, parse_service_metadata, select_endpoint, verify_signature
 
     problems: list[str] = []

@@ -1,4 +1,4 @@
-"""`peppol-ap inspect`: explain an AS4 message, receipt or error, step by step (accesspoint.as4.inspection)."""
+"""`peppol-ap inspect`: explain an AS4 message, receipt or error, step by step (accesspoint.core.as4.inspection)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import NoReturn
 
 import click
 
-from accesspoint.as4.inspection import Limits, human_lines, inspect_message
+from accesspoint.core.as4.inspection import Limits, human_lines, inspect_message
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.validation import CertificateValidator

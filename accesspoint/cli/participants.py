@@ -1,4 +1,4 @@
-"""`peppol-ap participants import FILE.csv`: bulk import of a customer register (see accesspoint.importer)."""
+"""`peppol-ap participants import FILE.csv`: bulk import of a customer register (see accesspoint.flows.importer)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
-from accesspoint.importer import BATCH_SIZE, WORKERS, ImportFileError, Outcome, run_import
+from accesspoint.flows.importer import BATCH_SIZE, WORKERS, ImportFileError, Outcome, run_import
 
 ATTENTION = (Outcome.INVALID, Outcome.FAILED, Outcome.REGISTERED_ELSEWHERE)
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
+from accesspoint.flows.sending import SendingSettings, send_one
+from accesspoint.flows.submission import SubmissionError, enqueue, prepare, sender_organisation
 from accesspoint.gateway import Gateway
-from accesspoint.sending import SendingSettings, send_one
 from accesspoint.store.models import Message, MessageState
 from accesspoint.store.types import utcnow
-from accesspoint.submission import SubmissionError, enqueue, prepare, sender_organisation
 
 POLL_SECONDS = 0.5
 MAX_SLEEP_SECONDS = 5.0

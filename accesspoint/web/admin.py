@@ -1,7 +1,7 @@
 """`/admin/api`: organisations, their participant identifiers and registrations, bulk import (admin tokens).
 
 Receiving is off for a new participant (it costs the customer); switching it on registers the participant in our
-SMP, the SML and the Peppol Directory (accesspoint.registrations). A remote failure does not fail the request:
+SMP, the SML and the Peppol Directory (accesspoint.flows.registrations). A remote failure does not fail the request:
 the answer is the registration state, whose per-step status and error say what happened and what to do, and
 `resync` repeats the steps. Errors of the request itself are problem documents (RFC 9457); invalid fields give
 422 with `errors: [{field, message}]`.
@@ -31,17 +31,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from accesspoint import registrations
-from accesspoint.gateway import Gateway
-from accesspoint.importer import ImportFileError, run_import
-from accesspoint.organisations import (
+from accesspoint.flows import registrations
+from accesspoint.flows.importer import ImportFileError, run_import
+from accesspoint.flows.organisations import (
     ORGANISATION_FIELDS,
     FieldError,
     clean_organisation,
     parse_document_types,
     parse_participant,
 )
-from accesspoint.registrations import Registrar, RegistrationConfigError, RegistrationState
+from accesspoint.flows.registrations import Registrar, RegistrationConfigError, RegistrationState
+from accesspoint.gateway import Gateway
 from accesspoint.store.models import (
     ApiRole,
     Organisation,
@@ -522,7 +522,7 @@ def text_lines(stream: Any, chunk_size: int = 65536) -> Iterator[str]:
 
 @blueprint.post("/imports")
 def import_register() -> Response:
-    """Import a CSV customer register (columns in accesspoint.importer); answers the per-row report."""
+    """Import a CSV customer register (columns in accesspoint.flows.importer); answers the per-row report."""
     dry_run = request.args.get("dry_run", "false").lower() in ("true", "1", "yes")
     try:
         report = run_import(gateway(), _csv_lines(), dry_run=dry_run)

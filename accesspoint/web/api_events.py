@@ -13,6 +13,7 @@ from flask import Blueprint, jsonify, request
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
+from accesspoint.flows.webhooks import EVENT_TYPE_PATTERN, event_document
 from accesspoint.store.models import Event
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -33,7 +34,6 @@ from accesspoint.web.listing import (
     ref,
     since_parameter,
 )
-from accesspoint.webhooks import EVENT_TYPE_PATTERN, event_document
 
 blueprint = Blueprint("api_events", __name__, url_prefix="/api/v1/events")
 

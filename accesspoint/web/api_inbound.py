@@ -17,8 +17,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from accesspoint.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
-from accesspoint.store.blobs import BlobNotFoundError
+from accesspoint.adapters.blobs import BlobNotFoundError
+from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
+from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import INBOUND_STATES, Direction, Message, MessageState
 from accesspoint.web.auth import current_client, require_client
@@ -42,7 +43,6 @@ from accesspoint.web.listing import (
     since_parameter,
 )
 from accesspoint.web.problems import ProblemError
-from accesspoint.webhooks import INBOUND_ACKED, record_event
 
 blueprint = Blueprint("api_inbound", __name__, url_prefix="/api/v1/inbound")
 

@@ -22,7 +22,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
-from accesspoint.sending import SendingSettings, document_name, retry_failed
+from accesspoint.flows.sending import SendingSettings, document_name, retry_failed
+from accesspoint.flows.submission import SubmissionError, enqueue, find_idempotent, prepare, sender_organisation
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
@@ -32,7 +33,6 @@ from accesspoint.store.models import (
     Message,
     MessageState,
 )
-from accesspoint.submission import SubmissionError, enqueue, find_idempotent, prepare, sender_organisation
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError

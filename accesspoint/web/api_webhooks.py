@@ -1,4 +1,4 @@
-"""Webhook subscriptions of the network API and their delivery history (see accesspoint.webhooks for the wire
+"""Webhook subscriptions of the network API and their delivery history (see accesspoint.flows.webhooks for the wire
 format, the signature and the retry policy).
 
 The secret is generated (or taken from the request) on creation and shown in that answer only: it is stored
@@ -16,6 +16,13 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from accesspoint.flows.webhooks import (
+    EVENT_TYPE_PATTERN,
+    INBOUND_ACKED,
+    INBOUND_RECEIVED,
+    MIN_SECRET_LENGTH,
+    new_secret,
+)
 from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -36,7 +43,6 @@ from accesspoint.web.listing import (
     ref,
 )
 from accesspoint.web.problems import ProblemError
-from accesspoint.webhooks import EVENT_TYPE_PATTERN, INBOUND_ACKED, INBOUND_RECEIVED, MIN_SECRET_LENGTH, new_secret
 
 blueprint = Blueprint("api_webhooks", __name__, url_prefix="/api/v1/webhooks")
 

@@ -14,9 +14,9 @@ import time
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
-from accesspoint.as4.errors import MIME_INCONSISTENCY
+from accesspoint.core.as4.errors import MIME_INCONSISTENCY
+from accesspoint.flows.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.metrics import metrics
-from accesspoint.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.web.context import gateway
 
 log = logging.getLogger(__name__)

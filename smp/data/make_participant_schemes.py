@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from smp.safexml import parse_bytes
+from base.safexml import parse_bytes
 
 _STATES = {"active", "deprecated", "removed"}
 

@@ -15,8 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from accesspoint.as4 import messaging, ns
-from accesspoint.as4.wssec import AttachmentContent
+from accesspoint.core.as4 import messaging, ns
+from accesspoint.core.as4.wssec import AttachmentContent
 from certs.keystore import KeyMaterial, load_pem
 
 

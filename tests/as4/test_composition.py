@@ -20,10 +20,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from accesspoint.as4 import messaging, mime, ns, wssec
-from accesspoint.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
-from accesspoint.as4.errors import NOT_SERVICED, OTHER, As4Error
-from accesspoint.as4.inbound import (
+from accesspoint.config import load_config
+from accesspoint.core.as4 import messaging, mime, ns, wssec
+from accesspoint.core.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
+from accesspoint.core.as4.errors import NOT_SERVICED, OTHER, As4Error
+from accesspoint.core.as4.inbound import (
     InboundLimits,
     InboundMessage,
     InboundRefusal,
@@ -32,15 +33,14 @@ from accesspoint.as4.inbound import (
     open_message,
     respond,
 )
-from accesspoint.as4.messaging import Participant, PartInfo
-from accesspoint.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
-from accesspoint.as4.receipts import verify_receipt
-from accesspoint.config import load_config
-from accesspoint.sbdh import Sbdh, SbdhError, build_sbd, sbdh_from_ubl
+from accesspoint.core.as4.messaging import Participant, PartInfo
+from accesspoint.core.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import Sbdh, SbdhError, build_sbd, sbdh_from_ubl
+from base import safexml
 from certs.devpki import DevPki, init_pki, issue_leaf
 from certs.keystore import KeyMaterial, load_pem
 from certs.validation import CertificateValidator, Purpose, Verdict
-from smp import safexml
 from smp.identifiers import ParticipantId, ProcessId
 
 NSMAP = dict(ns.NSMAP)

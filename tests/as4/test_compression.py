@@ -16,10 +16,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accesspoint.as4.compression import RATIO_FLOOR_BYTES, gunzip_bounded, gzip_bytes, gzip_stream
-from accesspoint.as4.errors import DECOMPRESSION_FAILURE, As4Error
-from accesspoint.as4.mime import OutgoingAttachment, parse_message, write_message
-from smp.safexml import parse_bytes
+from accesspoint.core.as4.compression import RATIO_FLOOR_BYTES, gunzip_bounded, gzip_bytes, gzip_stream
+from accesspoint.core.as4.errors import DECOMPRESSION_FAILURE, As4Error
+from accesspoint.core.as4.mime import OutgoingAttachment, parse_message, write_message
+from base.safexml import parse_bytes
 from tests.as4.streams import Generated, Sink, Trickle
 
 SAMPLE = b"<Invoice>" + b"<Line>123.45 EUR</Line>\r\n" * 2000 + b"</Invoice>"

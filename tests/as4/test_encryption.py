@@ -26,8 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from accesspoint.as4 import encryption, ns
-from accesspoint.as4.encryption import (
+from accesspoint.core.as4 import encryption, ns
+from accesspoint.core.as4.encryption import (
     DecryptedAttachment,
     PlainAttachment,
     decrypt_attachments,
@@ -35,9 +35,9 @@ from accesspoint.as4.encryption import (
     read_encryption_header,
     unencrypted_attachments,
 )
-from accesspoint.as4.errors import As4Error
+from accesspoint.core.as4.errors import As4Error
+from base.safexml import parse_bytes
 from certs.keystore import KeyMaterial, load_pem
-from smp.safexml import parse_bytes
 
 # Literal URIs, written out here rather than imported, so the oracle does not share constants with the code.
 XENC = "http://www.w3.org/2001/04/xmlenc#"

@@ -25,11 +25,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accesspoint.as4 import encryption, inspection, wssec
-from accesspoint.as4.errors import As4Error
-from accesspoint.as4.inbound import InboundRefusal, open_message
-from accesspoint.as4.outbound import build_message
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.core.as4 import encryption, inspection, wssec
+from accesspoint.core.as4.errors import As4Error
+from accesspoint.core.as4.inbound import InboundRefusal, open_message
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from base import safexml
 from certs.devpki import DevPki, init_pki, issue_leaf
 from certs.keystore import KeyMaterial, load_pem
 from certs.validation import (
@@ -41,7 +42,6 @@ from certs.validation import (
     Purpose,
     Verdict,
 )
-from smp import safexml
 
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 _DER = serialization.Encoding.DER

@@ -1,4 +1,4 @@
-"""accesspoint.as4.inspection: every vector gives its documented verdicts; a message we build inspects clean."""
+"""accesspoint.core.as4.inspection: every vector gives its documented verdicts; a message we build inspects clean."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from accesspoint.as4.inspection import InspectionReport, Limits, human_lines, inspect_message
+from accesspoint.core.as4.inspection import InspectionReport, Limits, human_lines, inspect_message
 from bench.as4_roundtrip import write_message, write_sbd
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem

@@ -16,8 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
 
-from accesspoint.as4 import ns
-from accesspoint.as4.errors import (
+from accesspoint.core.as4 import ns
+from accesspoint.core.as4.errors import (
     EXTERNAL_PAYLOAD_ERROR,
     INVALID_HEADER,
     INVALID_RECEIPT,
@@ -28,7 +28,7 @@ from accesspoint.as4.errors import (
     VALUE_INCONSISTENT,
     As4Error,
 )
-from accesspoint.as4.messaging import (
+from accesspoint.core.as4.messaging import (
     Participant,
     PartInfo,
     PartyId,

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accesspoint.as4 import mime
-from accesspoint.as4.compression import gunzip_bounded
-from accesspoint.as4.errors import MIME_INCONSISTENCY, As4Error
-from accesspoint.as4.mime import (
+from accesspoint.core.as4 import mime
+from accesspoint.core.as4.compression import gunzip_bounded
+from accesspoint.core.as4.errors import MIME_INCONSISTENCY, As4Error
+from accesspoint.core.as4.mime import (
     BoundaryCollisionError,
     OutgoingAttachment,
     new_content_id,
@@ -28,8 +28,8 @@ from accesspoint.as4.mime import (
     read_http_dump,
     write_message,
 )
-from accesspoint.as4.ns import EB
-from smp.safexml import parse_bytes
+from accesspoint.core.as4.ns import EB
+from base.safexml import parse_bytes
 from tests.as4.streams import Generated, Trickle
 
 PHASE4_ATTACHMENT_ID = "phase4-att-ff0f8ad5-f982-48ba-b8e2-26997600f496@cid"

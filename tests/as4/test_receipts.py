@@ -12,12 +12,12 @@ from cryptography.hazmat.primitives import serialization
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
-from accesspoint.as4 import messaging, ns
-from accesspoint.as4.errors import INVALID_RECEIPT
-from accesspoint.as4.receipts import nri_reference_mismatch, sign_receipt, verify_receipt
-from accesspoint.as4.wssec import RequiredCoverage, sign, verify
+from accesspoint.core.as4 import messaging, ns
+from accesspoint.core.as4.errors import INVALID_RECEIPT
+from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt, verify_receipt
+from accesspoint.core.as4.wssec import RequiredCoverage, sign, verify
+from base import safexml
 from certs.keystore import KeyMaterial
-from smp import safexml
 from tests.as4._wssec_support import (
     body_of_http_dump,
     dummy_key,

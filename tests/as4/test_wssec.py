@@ -18,11 +18,11 @@ from hypothesis import strategies as st
 from lxml import etree
 from signxml import SignatureConfiguration, XMLVerifier
 
-from accesspoint.as4 import messaging, ns, wssec
-from accesspoint.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
-from accesspoint.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
-from accesspoint.as4.wssec import AttachmentContent, RequiredCoverage, attachment_digest, sign, verify
-from smp import safexml
+from accesspoint.core.as4 import messaging, ns, wssec
+from accesspoint.core.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
+from accesspoint.core.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
+from accesspoint.core.as4.wssec import AttachmentContent, RequiredCoverage, attachment_digest, sign, verify
+from base import safexml
 from tests.as4._wssec_support import (
     body_of_http_dump,
     bytes_attachment,

@@ -11,13 +11,13 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from accesspoint.as4.outbound import build_message
-from accesspoint.as4.receipts import verify_receipt
 from accesspoint.config import load_config
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.store.models import ApiClient, ApiRole, Event, Message, MessageState, Organisation
-from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.keystore import KeyMaterial, load_pem
 from tests.e2e.gateway_process import GatewayProcess
 from tests.interop.as4peer.venv import ensure_as4_python

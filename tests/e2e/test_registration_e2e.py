@@ -16,12 +16,12 @@ import requests
 from click.testing import CliRunner
 from cryptography import x509
 
-from accesspoint.as4.outbound import build_message
-from accesspoint.as4.receipts import verify_receipt
 from accesspoint.cli.main import cli
 from accesspoint.config import load_config
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.gateway import build_gateway
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
 from certs.keystore import load_certificates
 from smp.errors import ParticipantNotRegistered
 from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, ParticipantId

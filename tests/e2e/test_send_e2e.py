@@ -15,10 +15,10 @@ from cryptography import x509
 from sqlalchemy import Engine, func, make_url, select, text
 
 from accesspoint.store.models import Direction, Message
+from base import safexml
 from certs.devpki import issue_leaf
 from certs.keystore import load_pkcs12
 from certs.validation import CertificateValidator
-from smp import safexml
 from smp.identifiers import ParticipantId
 from tests.e2e.send_world import SendWorld, X, Y, open_store, send_world, token_for
 from tests.sending.harness import FakeAccessPoint, invoice, serve_wsgi

@@ -11,11 +11,11 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from accesspoint.as4.outbound import build_message
-from accesspoint.as4.receipts import verify_receipt
 from accesspoint.config import load_config
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.gateway import build_gateway
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.store.models import Message
 from certs.keystore import load_pem
 from tests.e2e.gateway_process import GatewayProcess

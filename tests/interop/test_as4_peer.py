@@ -17,11 +17,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from accesspoint.as4 import messaging
-from accesspoint.as4.inbound import InboundMessage, InboundRefusal, error_response, open_message, respond
-from accesspoint.as4.outbound import build_message
-from accesspoint.as4.receipts import verify_receipt
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.core.as4 import messaging
+from accesspoint.core.as4.inbound import InboundMessage, InboundRefusal, error_response, open_message, respond
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from certs.validation import Purpose
 from smp.identifiers import ParticipantId
 from tests.interop.conftest import NOT_SERVICED

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from accesspoint import maintenance
-from accesspoint.maintenance import sweep_blobs
-from accesspoint.store.blobs import BlobKeyError, FilesystemBlobStore
+from accesspoint.adapters.blobs import BlobKeyError, FilesystemBlobStore
+from accesspoint.flows import maintenance
+from accesspoint.flows.maintenance import sweep_blobs
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.worker import TASKS, run_worker
 from tests.receiving.conftest import Receiver, ReceiverFactory
@@ -127,7 +127,7 @@ def test_grace_period_is_configurable(make_receiver: ReceiverFactory) -> None:
 
 
 def test_the_worker_runs_the_sweep(make_receiver: ReceiverFactory) -> None:
-    assert "accesspoint.maintenance:sweep_blobs" in TASKS
+    assert "accesspoint.flows.maintenance:sweep_blobs" in TASKS
     rx = make_receiver()
     key = orphan(rx.gateway.blobs, old=True)
     assert run_worker(rx.gateway, once=True) == 1

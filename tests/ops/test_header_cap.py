@@ -6,10 +6,10 @@ import re
 
 import pytest
 
-from accesspoint.as4.inbound import InboundLimits
-from accesspoint.as4.inspection import Limits, inspect_message
-from accesspoint.as4.outbound import OutgoingMessage
 from accesspoint.config import ConfigError, load_config
+from accesspoint.core.as4.inbound import InboundLimits
+from accesspoint.core.as4.inspection import Limits, inspect_message
+from accesspoint.core.as4.outbound import OutgoingMessage
 from tests.ops.helpers import value
 from tests.receiving.conftest import Receiver, ReceiverFactory
 

@@ -9,6 +9,7 @@ from itertools import count
 from sqlalchemy import select
 
 from accesspoint.app import create_app
+from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.store.models import (
     Attempt,
     AttemptOutcome,
@@ -17,7 +18,6 @@ from accesspoint.store.models import (
     MessageState,
     WebhookSubscription,
 )
-from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.devpki import issue_leaf, load_pki
 from certs.revocation import RevocationChecker
 from tests.certs.revocation_server import RevocationServer, make_crl

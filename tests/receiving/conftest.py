@@ -14,10 +14,10 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from accesspoint.app import create_app
-from accesspoint.as4.outbound import OutgoingMessage, build_message
 from accesspoint.config import load_config
+from accesspoint.core.as4.outbound import OutgoingMessage, build_message
+from accesspoint.core.sbdh import Sbdh, build_sbd, sbdh_from_ubl
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.sbdh import Sbdh, build_sbd, sbdh_from_ubl
 from accesspoint.store.models import (
     BIS_BILLING_CREDIT_NOTE,
     BIS_BILLING_PROCESS,

@@ -18,14 +18,14 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
-from accesspoint import receiving
-from accesspoint.as4 import messaging, mime, ns, wssec
-from accesspoint.as4.messaging import Participant
-from accesspoint.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
-from accesspoint.as4.receipts import verify_receipt
-from accesspoint.sbdh import Sbdh, build_sbd, sbdh_from_ubl
+from accesspoint.core.as4 import messaging, mime, ns, wssec
+from accesspoint.core.as4.messaging import Participant
+from accesspoint.core.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import Sbdh, build_sbd, sbdh_from_ubl
+from accesspoint.flows import receiving
+from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.store.models import Event, MessageState, WebhookDelivery, WebhookSubscription
-from accesspoint.webhooks import INBOUND_RECEIVED
 from certs.keystore import KeyMaterial
 from tests.receiving.conftest import CREDIT_NOTE_ONLY, Receiver, ReceiverFactory
 

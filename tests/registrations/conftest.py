@@ -15,8 +15,8 @@ from werkzeug.serving import make_server
 
 from accesspoint.app import create_app
 from accesspoint.config import load_config
+from accesspoint.flows.registrations import Registrar
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.registrations import Registrar
 from accesspoint.store.models import ApiClient, ApiRole
 from smp.identifiers import ParticipantId
 from smp.localsml import LocalSml, create_local_sml_app

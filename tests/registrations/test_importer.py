@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 
 from accesspoint.cli.main import cli
+from accesspoint.flows.importer import ImportFileError, ImportRow, Outcome, RowResult, read_rows, run_import
 from accesspoint.gateway import Gateway
-from accesspoint.importer import ImportFileError, ImportRow, Outcome, RowResult, read_rows, run_import
 from accesspoint.store.models import Organisation, Participant
 from smp.identifiers import ParticipantId
 from tests.registrations.conftest import RunningSml

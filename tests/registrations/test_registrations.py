@@ -8,9 +8,9 @@ from urllib.parse import quote
 import pytest
 from lxml import etree
 
-from accesspoint import registrations
 from accesspoint.app import create_app
 from accesspoint.config import Config, ConfigError
+from accesspoint.flows import registrations
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,

@@ -12,8 +12,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from accesspoint.app import create_app
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
-from accesspoint.sending import send_due
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.flows.sending import send_due
 from accesspoint.store.models import ApiClient, ApiRole, Message, Organisation
 from smp.identifiers import ParticipantId
 from tests.sending.harness import RECEIVER, SENDER, Network, invoice, network

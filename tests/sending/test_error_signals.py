@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from accesspoint.as4.messaging import ErrorDetail, ErrorSignal
-from accesspoint.sending import classify_error_signal, is_duplicate_answer
+from accesspoint.core.as4.messaging import ErrorDetail, ErrorSignal
+from accesspoint.flows.sending import classify_error_signal, is_duplicate_answer
 
 OUR_ID = "6e395939-3714-44bc-8a3b-18a37b3ef893@gateway.example"
 

@@ -15,8 +15,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from accesspoint.app import create_app
-from accesspoint.maintenance import sweep_blobs
-from accesspoint.sending import send_due
+from accesspoint.flows.maintenance import sweep_blobs
+from accesspoint.flows.sending import send_due
 from accesspoint.store.models import Attempt, Event, Message, MessageState, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
 from tests.sending.harness import RECEIVER, FakeAccessPoint, Network, invoice, network, serve_wsgi

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, TransportError, endpoint_key
 from accesspoint.app import create_app
 from accesspoint.config import ConfigError, load_config
-from accesspoint.sending import Failure, SendingSettings, backoff, judge_answer, reuse_message_id
+from accesspoint.flows.sending import Failure, SendingSettings, backoff, judge_answer, reuse_message_id
 from accesspoint.store.models import Attempt, AttemptOutcome, Message
-from accesspoint.transport import CircuitBreaker, HttpAnswer, TransportError, endpoint_key
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:

@@ -1,9 +1,9 @@
-"""accesspoint.discovery.build_discovery takes zone, DNS servers, time-outs and cache TTLs from the configuration."""
+"""build_discovery takes zone, DNS servers, time-outs and cache TTLs from the configuration."""
 
 from __future__ import annotations
 
+from accesspoint.adapters.discovery import build_discovery
 from accesspoint.config import load_config
-from accesspoint.discovery import build_discovery
 from certs.validation import CertificateValidator
 
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from accesspoint.store.blobs import CHUNK, BlobKeyError, BlobNotFoundError, FilesystemBlobStore
+from accesspoint.adapters.blobs import CHUNK, BlobKeyError, BlobNotFoundError, FilesystemBlobStore
 
 
 class _Breaks(io.RawIOBase):

@@ -17,8 +17,9 @@ from flask.testing import FlaskClient
 
 from accesspoint.app import create_app
 from accesspoint.config import load_config
+from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.store.models import (
     ApiClient,
     ApiRole,
@@ -28,7 +29,6 @@ from accesspoint.store.models import (
     Organisation,
     Receipt,
 )
-from accesspoint.webhooks import INBOUND_RECEIVED, record_event
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 

@@ -15,9 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from accesspoint.gateway import Gateway
-from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
-from accesspoint.webhooks import (
+from accesspoint.flows.webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
     SIGNATURE_HEADER,
@@ -29,6 +27,8 @@ from accesspoint.webhooks import (
     sign,
     verify_signature,
 )
+from accesspoint.gateway import Gateway
+from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from accesspoint.worker import run_worker
 from tests.web.conftest import Org, StoreInbound
 

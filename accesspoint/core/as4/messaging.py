@@ -2,7 +2,7 @@
 
 Pure functions over lxml trees and small frozen value objects; no crypto here (wssec signs what we build, and the
 empty ``wsse:Security`` header block we create first is where it writes). Untrusted bytes go through
-``smp.safexml`` (``parse_envelope_bytes``); signed trees are never re-serialised by this module.
+``base.safexml`` (``parse_envelope_bytes``); signed trees are never re-serialised by this module.
 
 Participants (originalSender / finalRecipient) are kept as a small ``Participant(scheme, value)`` tuple, not as
 ``smp`` identifier objects: this module only transports them, and identifier semantics (case-insensitive compare of
@@ -57,8 +57,8 @@ from urllib.parse import unquote
 
 from lxml import etree
 
-from accesspoint.as4 import ns
-from accesspoint.as4.errors import (
+from accesspoint.core.as4 import ns
+from accesspoint.core.as4.errors import (
     EXTERNAL_PAYLOAD_ERROR,
     INVALID_HEADER,
     INVALID_RECEIPT,
@@ -67,7 +67,7 @@ from accesspoint.as4.errors import (
     VALUE_INCONSISTENT,
     As4Error,
 )
-from smp import safexml
+from base import safexml
 
 COMPRESSION_GZIP = "application/gzip"
 PROPERTY_ORIGINAL_SENDER = "originalSender"

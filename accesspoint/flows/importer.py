@@ -34,9 +34,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from accesspoint.flows.organisations import FieldError, clean_organisation, parse_participant
+from accesspoint.flows.registrations import Registrar, RegistrationState, enable_many, republish
 from accesspoint.gateway import Gateway
-from accesspoint.organisations import FieldError, clean_organisation, parse_participant
-from accesspoint.registrations import Registrar, RegistrationState, enable_many, republish
 from accesspoint.store.models import Organisation, Participant, RegistrationStatus
 from smp.identifiers import ParticipantId
 

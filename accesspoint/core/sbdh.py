@@ -21,6 +21,7 @@ from typing import IO
 
 from lxml import etree
 
+from base.safexml import XmlError, iterparse
 from smp.identifiers import (
     DOCTYPE_SCHEME,
     PARTICIPANT_SCHEME,
@@ -30,7 +31,6 @@ from smp.identifiers import (
     ParticipantId,
     ProcessId,
 )
-from smp.safexml import XmlError, iterparse
 
 SBDH_NS = "http://www.unece.org/cefact/namespaces/StandardBusinessDocumentHeader"
 # Non-XML payloads are wrapped in BinaryContent / TextContent of this namespace
@@ -804,7 +804,7 @@ def build_sbd(header: Sbdh, document: bytes) -> bytes:
 # The inbox serves the business document without its envelope. Stored SBDs can be 100 MB or more, so the
 # document is located by byte offsets in one streaming parse and then copied out of the stored bytes; it is
 # never parsed into a tree nor re-serialised. lxml reports no byte offsets, so this parse uses expat (the
-# stdlib's), hardened like smp.safexml: a DOCTYPE is refused, which leaves no way to declare an entity.
+# stdlib's), hardened like base.safexml: a DOCTYPE is refused, which leaves no way to declare an entity.
 
 _EXTRACT_CHUNK = 64 * 1024
 _EXPAT_SEPARATOR = " "

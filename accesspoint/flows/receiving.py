@@ -42,9 +42,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accesspoint.as4 import messaging
-from accesspoint.as4.errors import DUPLICATE_DETECTED, NOT_SERVICED, OTHER, As4Error
-from accesspoint.as4.inbound import (
+from accesspoint.adapters.blobs import BlobRef
+from accesspoint.core.as4 import messaging
+from accesspoint.core.as4.errors import DUPLICATE_DETECTED, NOT_SERVICED, OTHER, As4Error
+from accesspoint.core.as4.inbound import (
     InboundLimits,
     InboundMessage,
     InboundRefusal,
@@ -52,14 +53,13 @@ from accesspoint.as4.inbound import (
     error_response,
     open_message,
 )
-from accesspoint.as4.receipts import nri_reference_mismatch, sign_receipt
+from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
+from accesspoint.core.sbdh import Sbdh
+from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
-from accesspoint.sbdh import Sbdh
-from accesspoint.store.blobs import BlobRef
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import Direction, Message, MessageState, Receipt
 from accesspoint.store.queries import inbound_by_as4_id, serving_participant
-from accesspoint.webhooks import INBOUND_RECEIVED, record_event
 from certs.validation import Purpose, Verdict
 
 log = logging.getLogger(__name__)

@@ -41,15 +41,16 @@ from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from accesspoint import webhooks
-from accesspoint.as4 import messaging, mime, ns
-from accesspoint.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
-from accesspoint.as4.outbound import build_message
-from accesspoint.as4.receipts import verify_receipt
+from accesspoint.adapters.blobs import CHUNK, BlobNotFoundError
+from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
 from accesspoint.config import Config, ConfigError
+from accesspoint.core.as4 import messaging, mime, ns
+from accesspoint.core.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
+from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.sbdh import SbdhError, parse_sbdh
+from accesspoint.flows import webhooks
 from accesspoint.gateway import Gateway
-from accesspoint.sbdh import SbdhError, parse_sbdh
-from accesspoint.store.blobs import CHUNK, BlobNotFoundError
 from accesspoint.store.database import begin_write, claim_outbound
 from accesspoint.store.models import (
     BIS_BILLING_CREDIT_NOTE,
@@ -63,9 +64,8 @@ from accesspoint.store.models import (
     Receipt,
 )
 from accesspoint.store.types import utcnow
-from accesspoint.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
+from base import safexml
 from certs.validation import Purpose
-from smp import safexml
 from smp.client import EndpointResult
 from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
 from smp.identifiers import DocumentTypeId, ParticipantId, ProcessId

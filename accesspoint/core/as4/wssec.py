@@ -48,11 +48,11 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
-from accesspoint.as4 import ns
-from accesspoint.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
+from accesspoint.core.as4 import ns
+from accesspoint.core.as4.errors import FAILED_AUTHENTICATION, POLICY_NONCOMPLIANCE, As4Error
+from base import safexml
 from certs import untrusted
 from certs.keystore import KeyMaterial
-from smp import safexml
 
 CHUNK_SIZE = 64 * 1024
 

@@ -26,12 +26,12 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from accesspoint.as4 import messaging, mime, spool
-from accesspoint.as4.compression import gzip_stream
-from accesspoint.as4.encryption import EncryptedAttachment, PlainAttachment, encrypt_attachments
-from accesspoint.as4.messaging import Participant, PartInfo, UserMessage
-from accesspoint.as4.wssec import AttachmentContent, sign
-from accesspoint.sbdh import Sbdh, parse_sbdh
+from accesspoint.core.as4 import messaging, mime, spool
+from accesspoint.core.as4.compression import gzip_stream
+from accesspoint.core.as4.encryption import EncryptedAttachment, PlainAttachment, encrypt_attachments
+from accesspoint.core.as4.messaging import Participant, PartInfo, UserMessage
+from accesspoint.core.as4.wssec import AttachmentContent, sign
+from accesspoint.core.sbdh import Sbdh, parse_sbdh
 from certs.keystore import KeyMaterial
 
 # The SBD is XML before compression; after compression the attachment (and what the signature digests) is gzip.
@@ -144,7 +144,7 @@ def build_message(
     `to_party` defaults to the CN of `recipient_cert` (the receiver's seat ID, as phase4 fills it from the SMP
     certificate). `message_id` is for a deliberate resend with the same MessageId; by default a fresh
     `<uuid>@<domain>` is used.
-    Raises ValueError for unusable input and accesspoint.sbdh.SbdhError for an SBD whose header is invalid.
+    Raises ValueError for unusable input and accesspoint.core.sbdh.SbdhError for an SBD whose header is invalid.
     """
     source = _stream(sbd)
     if sbdh is None:

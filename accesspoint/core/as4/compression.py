@@ -16,7 +16,7 @@ from __future__ import annotations
 import zlib
 from typing import BinaryIO
 
-from accesspoint.as4.errors import DECOMPRESSION_FAILURE, As4Error
+from accesspoint.core.as4.errors import DECOMPRESSION_FAILURE, As4Error
 
 CHUNK = 64 << 10
 COMPRESS_LEVEL = 6  # zlib's default, and what java.util.zip.Deflater uses by default

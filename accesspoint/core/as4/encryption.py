@@ -40,8 +40,8 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from lxml import etree
 
-from accesspoint.as4 import ns
-from accesspoint.as4.errors import FAILED_DECRYPTION, POLICY_NONCOMPLIANCE, As4Error
+from accesspoint.core.as4 import ns
+from accesspoint.core.as4.errors import FAILED_DECRYPTION, POLICY_NONCOMPLIANCE, As4Error
 from certs import untrusted
 from certs.keystore import KeyMaterial
 

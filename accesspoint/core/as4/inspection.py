@@ -35,9 +35,9 @@ from typing import Any, BinaryIO, Literal
 from cryptography import x509
 from lxml import etree
 
-from accesspoint.as4 import encryption, messaging, mime, ns, wssec
-from accesspoint.as4.compression import gunzip_bounded
-from accesspoint.as4.errors import (
+from accesspoint.core.as4 import encryption, messaging, mime, ns, wssec
+from accesspoint.core.as4.compression import gunzip_bounded
+from accesspoint.core.as4.errors import (
     FAILED_AUTHENTICATION,
     FAILED_DECRYPTION,
     INVALID_HEADER,
@@ -45,12 +45,12 @@ from accesspoint.as4.errors import (
     OTHER,
     As4Error,
 )
-from accesspoint.as4.inbound import InboundLimits, check_header_size
-from accesspoint.sbdh import Sbdh, SbdhError, parse_sbdh
+from accesspoint.core.as4.inbound import InboundLimits, check_header_size
+from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
+from base import safexml
 from certs import untrusted
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator, Purpose, Verdict
-from smp import safexml
 
 Status = Literal["ok", "failed", "incomplete", "skipped"]
 Kind = Literal["user-message", "receipt", "error"]

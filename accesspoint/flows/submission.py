@@ -4,7 +4,7 @@
 Everything that can be judged without the network is judged here, before anything is stored: a document the
 receiving AP would reject for its identifiers or header must be answered with a 422 naming the field, not queued
 to fail later. What needs the network (is the receiver registered, does it take this document type) is the
-sending pipeline's job (`accesspoint.sending`).
+sending pipeline's job (`accesspoint.flows.sending`).
 """
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from accesspoint.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, parse_sbdh, sbdh_from_ubl
-from accesspoint.store.blobs import BlobStore
+from accesspoint.adapters.blobs import BlobStore
+from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, parse_sbdh, sbdh_from_ubl
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.store.queries import find_participant
 from accesspoint.store.types import utcnow
+from base.safexml import XmlError, iterparse
 from smp.identifiers import IdentifierError, ParticipantId
-from smp.safexml import XmlError, iterparse
 
-# SBDH error ids (accesspoint.sbdh) -> the field of the submission they are about
+# SBDH error ids (accesspoint.core.sbdh) -> the field of the submission they are about
 _FIELD_OF_CODE = {
     "sender": "sender",
     "receiver": "receiver",

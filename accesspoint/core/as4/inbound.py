@@ -29,10 +29,10 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from lxml import etree
 
-from accesspoint.as4 import messaging, mime, ns, spool, wssec
-from accesspoint.as4.compression import gunzip_bounded
-from accesspoint.as4.encryption import DecryptedAttachment, decrypt_attachments
-from accesspoint.as4.errors import (
+from accesspoint.core.as4 import messaging, mime, ns, spool, wssec
+from accesspoint.core.as4.compression import gunzip_bounded
+from accesspoint.core.as4.encryption import DecryptedAttachment, decrypt_attachments
+from accesspoint.core.as4.errors import (
     FAILED_AUTHENTICATION,
     FAILED_DECRYPTION,
     INVALID_HEADER,
@@ -40,11 +40,11 @@ from accesspoint.as4.errors import (
     PMODE_MISMATCH,
     As4Error,
 )
-from accesspoint.as4.messaging import COMPRESSION_GZIP, Participant, UserMessage
-from accesspoint.as4.receipts import sign_receipt
-from accesspoint.sbdh import Sbdh, SbdhError, parse_sbdh
+from accesspoint.core.as4.messaging import COMPRESSION_GZIP, Participant, UserMessage
+from accesspoint.core.as4.receipts import sign_receipt
+from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
+from base import safexml
 from certs.keystore import KeyMaterial
-from smp import safexml
 from smp.identifiers import ParticipantId
 
 COPY_CHUNK = 64 << 10

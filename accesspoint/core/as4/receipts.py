@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from lxml import etree
 
-from accesspoint.as4 import messaging, ns, wssec
-from accesspoint.as4.errors import INVALID_RECEIPT, As4Error
+from accesspoint.core.as4 import messaging, ns, wssec
+from accesspoint.core.as4.errors import INVALID_RECEIPT, As4Error
+from base import safexml
 from certs.keystore import KeyMaterial
-from smp import safexml
 
 
 def _q(namespace: str, local: str) -> str:

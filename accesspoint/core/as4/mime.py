@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO, NamedTuple
 
-from accesspoint.as4.errors import MIME_INCONSISTENCY, As4Error
+from accesspoint.core.as4.errors import MIME_INCONSISTENCY, As4Error
 
 READ_CHUNK = 64 << 10
 # Part header blocks and HTTP dump headers are tiny in practice; the cap keeps a garbage stream from growing a buffer.

@@ -1,0 +1,1 @@
+"""One module per flow, each with one top-level function: receive, submit, send, deliver, register, import, maintain."""
