@@ -23,11 +23,14 @@ run: install
 ## throwaway PostgreSQL that scripts/with-postgres.sh starts (needs `apt-get install postgresql`).
 test: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	scripts/with-postgres.sh --install
 	scripts/with-postgres.sh $(BIN)/pytest
 
+## ruff, and the import-linter contracts that enforce the layers of DESIGN.md ([tool.importlinter] in pyproject.toml).
 lint: install-test
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 ## Interop suite against independent implementations (phase4 peer: needs Java 17+ and Maven; downloads cached in ~/.m2).
 interop: install-test

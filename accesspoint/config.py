@@ -8,11 +8,13 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 from certs.anchors import ENVIRONMENTS, TrustAnchors, peppol_anchors
+from certs.fetch import http_fetch
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
@@ -137,6 +139,42 @@ class Config:
         return out
 
 
+@dataclass(frozen=True)
+class SendingSettings:
+    """The [sending] section of the configuration, checked."""
+
+    connect_timeout: float = 5.0
+    response_timeout: float = 120.0
+    retry_initial: float = 60.0
+    retry_max: float = 3600.0
+    deadline: timedelta = timedelta(hours=24)
+    breaker_failures: int = 5
+    breaker_open: float = 60.0
+    batch_size: int = 10
+    lease: timedelta = timedelta(seconds=300)
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> SendingSettings:
+        s = cfg.data["sending"]
+        for key in ("connect_timeout_seconds", "response_timeout_seconds", "retry_initial_seconds",
+                    "retry_max_seconds", "deadline_hours", "circuit_breaker_failures",
+                    "circuit_breaker_open_seconds", "batch_size", "lease_seconds"):
+            if s[key] <= 0:
+                raise ConfigError(f"sending.{key}: must be greater than 0, got {s[key]}")
+        if s["retry_max_seconds"] < s["retry_initial_seconds"]:
+            raise ConfigError("sending.retry_max_seconds: must not be smaller than sending.retry_initial_seconds")
+        if s["lease_seconds"] <= s["connect_timeout_seconds"] + s["response_timeout_seconds"]:
+            raise ConfigError("sending.lease_seconds: must exceed connect_timeout_seconds + response_timeout_seconds, "
+                              "or another worker takes a message over while it is still being sent")
+        return cls(
+            connect_timeout=float(s["connect_timeout_seconds"]), response_timeout=float(s["response_timeout_seconds"]),
+            retry_initial=float(s["retry_initial_seconds"]), retry_max=float(s["retry_max_seconds"]),
+            deadline=timedelta(hours=s["deadline_hours"]), breaker_failures=int(s["circuit_breaker_failures"]),
+            breaker_open=float(s["circuit_breaker_open_seconds"]), batch_size=int(s["batch_size"]),
+            lease=timedelta(seconds=s["lease_seconds"]),
+        )
+
+
 def load_config(path: str | Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
     """Read and validate the configuration (without touching key material; see `key_material`)."""
     environ = os.environ if environ is None else environ
@@ -149,6 +187,7 @@ def load_config(path: str | Path | None = None, environ: Mapping[str, str] | Non
     _merge(data, _env_overrides(environ, data), "", "environment")
     config = Config(data, tuple(sources))
     _validate(config)
+    SendingSettings.from_config(config)
     return config
 
 
@@ -248,6 +287,7 @@ def revocation_checker(cfg: Config, environment: str | None = None) -> Revocatio
         return None
     rev = cfg.data["revocation"]
     return RevocationChecker(
+        http_fetch,
         order=tuple(rev["order"]),
         cache_seconds=rev["cache_hours"] * 3600,
         soft_fail=rev["soft_fail"],

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from accesspoint.adapters.blobs import FilesystemBlobStore
+from accesspoint.adapters.discovery import build_discovery
 from accesspoint.config import Config, ConfigError, certificate_validator, key_material, smp_key_material, trust_anchors
 from accesspoint.store.database import begin_write, display_url, make_engine, session_factory, upgrade
 from certs.anchors import TrustAnchors
@@ -65,8 +66,6 @@ class Gateway:
     def discovery(self) -> Discovery:
         """SML + SMP discovery for this environment, built on first use (CLI commands that never send skip it)."""
         if self._discovery is None:
-            from accesspoint.adapters.discovery import build_discovery
-
             self._discovery = build_discovery(self.config, self.validator)
         return self._discovery
 
@@ -93,9 +92,6 @@ class Gateway:
 
 def build_gateway(cfg: Config, *, migrate: bool = True) -> Gateway:
     """Everything a gateway process needs; raises ConfigError (one line) for configuration problems."""
-    from accesspoint.flows.sending import SendingSettings  # imported here: sending builds on this module
-
-    SendingSettings.from_config(cfg)  # a bad [sending] section stops the web app and the worker alike
     material = key_material(cfg)
     anchors = trust_anchors(cfg)
     engine = make_engine(cfg.database_url)

@@ -3,7 +3,8 @@
 Follows the behaviour of ph-commons' CertificateRevocationChecker as phase4 uses it
 (operations.md 1.4): default order CRL then OCSP, results cached per certificate for up to 6 h,
 CRLs cached until their nextUpdate and at most 24 h, hard fail when no method gives an answer.
-The only I/O is the `fetch` callable, so every rule here is testable without a network.
+The only I/O is the `fetch` callable the caller passes (`certs.fetch.http_fetch` in production), so every rule
+here is testable without a network, and code that only judges certificates imports no HTTP client.
 """
 
 from __future__ import annotations
@@ -71,63 +72,6 @@ class RevocationResult:
         }
 
 
-def http_fetch(url: str, body: bytes | None, content_type: str | None, timeout: float) -> bytes:
-    """GET (body None) or POST with requests; at most MAX_RESPONSE_BYTES.
-
-    Raises RevocationFetchError with a short reason (the caller names the URL).
-    """
-    import requests
-
-    if not url.lower().startswith(("http://", "https://")):
-        raise RevocationFetchError("only http(s) revocation URLs are supported")
-    try:
-        if body is None:
-            response = requests.get(url, timeout=timeout, stream=True)
-        else:
-            headers = {"Content-Type": content_type or "application/octet-stream"}
-            response = requests.post(url, data=body, headers=headers, timeout=timeout, stream=True)
-        with response:
-            if response.status_code != 200:
-                raise RevocationFetchError(f"HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(65536):
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise RevocationFetchError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
-    except requests.Timeout:
-        raise RevocationFetchError(f"no answer within {timeout:g} s") from None
-    except requests.ConnectionError as exc:
-        raise RevocationFetchError(f"cannot connect ({_root_cause(exc)})") from None
-    except requests.RequestException as exc:
-        raise RevocationFetchError(f"{type(exc).__name__}: {exc}") from None
-
-
-_PLAIN_CAUSES = {
-    "gaierror": "host name does not resolve",
-    "ConnectionRefusedError": "connection refused",
-    "ConnectionResetError": "connection reset",
-}
-
-
-def _root_cause(exc: BaseException) -> str:
-    """The innermost exception's name: "ConnectionRefusedError", "NameResolutionError", ... not urllib3's essay."""
-    seen: list[BaseException] = [exc]
-    while True:
-        current = seen[-1]
-        nested = current.__cause__ or current.__context__
-        if nested is None and current.args and isinstance(current.args[0], BaseException):
-            nested = current.args[0]
-        if nested is None and getattr(current, "reason", None) is not None:
-            nested = current.reason  # type: ignore[attr-defined]
-        if not isinstance(nested, BaseException) or nested in seen:
-            name = type(current).__name__
-            return _PLAIN_CAUSES.get(name, name)
-        seen.append(nested)
-
-
 def _fingerprint(cert: x509.Certificate) -> bytes:
     return cert.fingerprint(hashes.SHA256())
 
@@ -182,7 +126,7 @@ class RevocationChecker:
 
     def __init__(
         self,
-        fetch: Fetch | None = None,
+        fetch: Fetch,
         order: Sequence[Method] = ("crl", "ocsp"),
         cache_seconds: float = 6 * 3600,
         soft_fail: bool = False,
@@ -193,7 +137,7 @@ class RevocationChecker:
             raise ValueError(f"order must list 'crl' and/or 'ocsp' once each, got {tuple(order)!r}")
         if not 0 <= cache_seconds <= 6 * 3600:
             raise ValueError(f"cache_seconds must be between 0 and 21600 (6 h), got {cache_seconds}")
-        self.fetch: Fetch = fetch or http_fetch
+        self.fetch = fetch
         self.order = tuple(order)
         self.cache_age = timedelta(seconds=cache_seconds)
         self.soft_fail = soft_fail

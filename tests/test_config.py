@@ -135,10 +135,7 @@ def test_redacted_hides_password(tmp_path: Path) -> None:
 
 
 def test_bad_sending_settings_stop_every_process_type(tmp_path: Path) -> None:
-    from accesspoint.gateway import build_gateway
-
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
-                             "PEPPOL_AP_SENDING__LEASE_SECONDS": "10"})
+    # load_config is where the web app, the worker and every CLI command start, so checking there stops them all
     with pytest.raises(ConfigError) as info:
-        build_gateway(cfg)
+        load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path), "PEPPOL_AP_SENDING__LEASE_SECONDS": "10"})
     assert str(info.value).startswith("sending.lease_seconds: must exceed")

@@ -100,9 +100,10 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
     anchors = _anchors(trust_files, environment, config_path)
     checker = None
     if revocation:
+        from certs.fetch import http_fetch
         from certs.revocation import RevocationChecker
 
-        checker = RevocationChecker()
+        checker = RevocationChecker(http_fetch)
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
         report = inspect_message(stream, content_type, keys=keys, validator=validator, at=at, limits=Limits())

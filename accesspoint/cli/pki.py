@@ -107,6 +107,7 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
     Exit status 0 only when the certificate is valid for PURPOSE; 1 when it is not.
     """
     from certs.anchors import peppol_anchors
+    from certs.fetch import http_fetch
     from certs.keystore import KeystoreError, load_certificates
     from certs.revocation import RevocationChecker
     from certs.validation import CertificateValidator
@@ -121,7 +122,7 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
             anchors = peppol_anchors(environment)  # type: ignore[arg-type]
     except KeystoreError as exc:
         _fail(str(exc))
-    checker = None if no_revocation else RevocationChecker()
+    checker = None if no_revocation else RevocationChecker(http_fetch)
     verdict = CertificateValidator(anchors, checker).validate(cert, wanted, at)
     if as_json:
         click.echo(json.dumps(verdict.to_dict(), indent=2))

@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
-from accesspoint.flows.sending import SendingSettings, send_one
+from accesspoint.config import SendingSettings
+from accesspoint.flows.sending import send_one
 from accesspoint.flows.submission import SubmissionError, enqueue, prepare, sender_organisation
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Message, MessageState

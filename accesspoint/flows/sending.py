@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 
 from accesspoint.adapters.blobs import CHUNK, BlobNotFoundError
 from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
-from accesspoint.config import Config, ConfigError
+from accesspoint.config import SendingSettings
 from accesspoint.core.as4 import messaging, mime, ns
 from accesspoint.core.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
 from accesspoint.core.as4.outbound import build_message
@@ -87,42 +87,6 @@ _DOCUMENT_NAMES = {
     BIS_BILLING_INVOICE: "Peppol BIS Billing 3.0 invoices",
     BIS_BILLING_CREDIT_NOTE: "Peppol BIS Billing 3.0 credit notes",
 }
-
-
-@dataclass(frozen=True)
-class SendingSettings:
-    """The [sending] section of the configuration, checked."""
-
-    connect_timeout: float = 5.0
-    response_timeout: float = 120.0
-    retry_initial: float = 60.0
-    retry_max: float = 3600.0
-    deadline: timedelta = timedelta(hours=24)
-    breaker_failures: int = 5
-    breaker_open: float = 60.0
-    batch_size: int = 10
-    lease: timedelta = timedelta(seconds=300)
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> SendingSettings:
-        s = cfg.data["sending"]
-        for key in ("connect_timeout_seconds", "response_timeout_seconds", "retry_initial_seconds",
-                    "retry_max_seconds", "deadline_hours", "circuit_breaker_failures",
-                    "circuit_breaker_open_seconds", "batch_size", "lease_seconds"):
-            if s[key] <= 0:
-                raise ConfigError(f"sending.{key}: must be greater than 0, got {s[key]}")
-        if s["retry_max_seconds"] < s["retry_initial_seconds"]:
-            raise ConfigError("sending.retry_max_seconds: must not be smaller than sending.retry_initial_seconds")
-        if s["lease_seconds"] <= s["connect_timeout_seconds"] + s["response_timeout_seconds"]:
-            raise ConfigError("sending.lease_seconds: must exceed connect_timeout_seconds + response_timeout_seconds, "
-                              "or another worker takes a message over while it is still being sent")
-        return cls(
-            connect_timeout=float(s["connect_timeout_seconds"]), response_timeout=float(s["response_timeout_seconds"]),
-            retry_initial=float(s["retry_initial_seconds"]), retry_max=float(s["retry_max_seconds"]),
-            deadline=timedelta(hours=s["deadline_hours"]), breaker_failures=int(s["circuit_breaker_failures"]),
-            breaker_open=float(s["circuit_breaker_open_seconds"]), batch_size=int(s["batch_size"]),
-            lease=timedelta(seconds=s["lease_seconds"]),
-        )
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
-from accesspoint.flows.sending import SendingSettings, document_name, retry_failed
+from accesspoint.config import SendingSettings
+from accesspoint.flows.sending import document_name, retry_failed
 from accesspoint.flows.submission import SubmissionError, enqueue, find_idempotent, prepare, sender_organisation
 from accesspoint.store.database import begin_write
 from accesspoint.store.models import (

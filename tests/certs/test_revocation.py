@@ -13,7 +13,8 @@ from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.devpki import DevPki, IssuedLeaf, issue_leaf
-from certs.revocation import RevocationChecker, RevocationFetchError, http_fetch
+from certs.fetch import http_fetch
+from certs.revocation import RevocationChecker, RevocationFetchError
 from certs.validation import CertificateValidator, Purpose
 from tests.certs.revocation_server import OcspResponder, RevocationServer, closed_port_url, make_crl
 
@@ -49,7 +50,7 @@ def test_crl_good(server: RevocationServer, dev_pki: DevPki, tmp_path: Path) -> 
     name = _name()
     server.crls[name] = make_crl(ca, key, {12345: NOW - timedelta(days=1)})
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
-    checker = RevocationChecker()
+    checker = RevocationChecker(http_fetch)
     result = checker.check(leaf.certificate, ca)
     assert (result.status, result.source) == ("good", "crl")
     assert result.next_update is not None and result.next_update > NOW
@@ -63,13 +64,13 @@ def test_crl_revoked(server: RevocationServer, dev_pki: DevPki, tmp_path: Path) 
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
     server.crls[name] = make_crl(ca, key, {leaf.certificate.serial_number: NOW - timedelta(hours=2)},
                                  this_update=NOW - timedelta(days=1))
-    checker = RevocationChecker()
+    checker = RevocationChecker(http_fetch)
     result = checker.check(leaf.certificate, ca)
     assert (result.status, result.source) == ("revoked", "crl")
     assert "key_compromise" in result.detail
     assert result.revoked_at == (NOW - timedelta(hours=2)).replace(microsecond=0)
     # A revocation dated after the validation time does not count (as in Java's PKIX checker).
-    assert RevocationChecker().check(leaf.certificate, ca, at=NOW - timedelta(hours=3)).status == "good"
+    assert RevocationChecker(http_fetch).check(leaf.certificate, ca, at=NOW - timedelta(hours=3)).status == "good"
     verdict = CertificateValidator(dev_pki.anchors(), checker).validate(leaf.certificate, Purpose.AP_SIGNING)
     assert (verdict.valid, verdict.reason) == (False, "revoked")
     assert verdict.revocation is not None and verdict.revocation.status == "revoked"
@@ -78,7 +79,7 @@ def test_crl_revoked(server: RevocationServer, dev_pki: DevPki, tmp_path: Path) 
 def test_crl_unreachable(dev_pki: DevPki, tmp_path: Path) -> None:
     ca, _ = dev_pki.ca("ap")
     leaf = _leaf(dev_pki, tmp_path, crl=closed_port_url("/ap.crl"))
-    checker = RevocationChecker(timeout=2)
+    checker = RevocationChecker(http_fetch, timeout=2)
     result = checker.check(leaf.certificate, ca)
     assert (result.status, result.source) == ("unknown", None)
     assert "download failed" in result.detail
@@ -93,7 +94,7 @@ def test_crl_malformed(server: RevocationServer, dev_pki: DevPki, tmp_path: Path
     name = _name()
     server.crls[name] = b"\x00garbage, not a CRL\xff" * 10
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
-    result = RevocationChecker().check(leaf.certificate, ca)
+    result = RevocationChecker(http_fetch).check(leaf.certificate, ca)
     assert result.status == "unknown" and "not a CRL" in result.detail
 
 
@@ -102,7 +103,7 @@ def test_crl_stale(server: RevocationServer, dev_pki: DevPki, tmp_path: Path) ->
     name = _name()
     server.crls[name] = make_crl(ca, key, this_update=NOW - timedelta(days=3), next_update=NOW - timedelta(hours=1))
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
-    result = RevocationChecker().check(leaf.certificate, ca)
+    result = RevocationChecker(http_fetch).check(leaf.certificate, ca)
     assert result.status == "unknown" and "stale" in result.detail
 
 
@@ -113,7 +114,7 @@ def test_crl_signed_by_another_key(server: RevocationServer, dev_pki: DevPki, ot
     name = _name()
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
     server.crls[name] = make_crl(forger_ca, forger_key)
-    result = RevocationChecker().check(leaf.certificate, ca)
+    result = RevocationChecker(http_fetch).check(leaf.certificate, ca)
     assert result.status == "unknown" and "signature does not verify" in result.detail
 
 
@@ -122,7 +123,7 @@ def test_crl_is_cached_by_url(server: RevocationServer, dev_pki: DevPki, tmp_pat
     name = _name()
     server.crls[name] = make_crl(ca, key)
     first, second = (_leaf(dev_pki, tmp_path, crl=server.crl_url(name)) for _ in range(2))
-    checker = RevocationChecker()
+    checker = RevocationChecker(http_fetch)
     assert checker.check(first.certificate, ca).status == "good"
     assert checker.check(second.certificate, ca).status == "good"
     assert server.hits[f"/crl/{name}"] == 1
@@ -143,7 +144,7 @@ def test_ocsp_good_revoked_unknown(server: RevocationServer, dev_pki: DevPki, tm
     good, revoked, unknown = (_leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(name)) for _ in range(3))
     responder.revoked[revoked.certificate.serial_number] = NOW - timedelta(days=1)
     responder.unknown.add(unknown.certificate.serial_number)
-    checker = RevocationChecker(order=("ocsp",))
+    checker = RevocationChecker(http_fetch, order=("ocsp",))
 
     result = checker.check(good.certificate, ca)
     assert (result.status, result.source) == ("good", "ocsp")
@@ -164,7 +165,7 @@ def test_ocsp_unreachable_and_malformed(server: RevocationServer, dev_pki: DevPk
     ca, _ = dev_pki.ca("ap")
     name = _name()
     server.ocsp[name] = b"\x30\x03garbage"
-    checker = RevocationChecker(order=("ocsp",), timeout=2)
+    checker = RevocationChecker(http_fetch, order=("ocsp",), timeout=2)
     down = _leaf(dev_pki, tmp_path, ocsp=closed_port_url("/ocsp"))
     result = checker.check(down.certificate, ca)
     assert result.status == "unknown" and "request failed" in result.detail
@@ -179,7 +180,7 @@ def test_ocsp_stale_and_future(server: RevocationServer, dev_pki: DevPki, tmp_pa
     server.ocsp[stale] = OcspResponder(ca, key, this_update=NOW - timedelta(days=2),
                                        next_update=NOW - timedelta(days=1))
     server.ocsp[future] = OcspResponder(ca, key, this_update=NOW + timedelta(hours=1))
-    checker = RevocationChecker(order=("ocsp",))
+    checker = RevocationChecker(http_fetch, order=("ocsp",))
     result = checker.check(_leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(stale)).certificate, ca)
     assert result.status == "unknown" and "stale" in result.detail
     result = checker.check(_leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(future)).certificate, ca)
@@ -208,7 +209,7 @@ def _responder_cert(pki: DevPki, tmp_path: Path, eku: bool) -> tuple[x509.Certif
 def test_ocsp_delegated_responder(server: RevocationServer, dev_pki: DevPki, other_pki: DevPki,
                                   tmp_path: Path) -> None:
     ca, key = dev_pki.ca("ap")
-    checker = RevocationChecker(order=("ocsp",))
+    checker = RevocationChecker(http_fetch, order=("ocsp",))
     cases = {
         "with-eku": (_responder_cert(dev_pki, tmp_path, eku=True), "good", None),
         "without-eku": (_responder_cert(dev_pki, tmp_path, eku=False), "unknown", "OCSP-signing"),
@@ -230,7 +231,7 @@ def test_ocsp_signed_by_a_stranger(server: RevocationServer, dev_pki: DevPki, ot
     name = _name()
     # Signed by a CA with the same name but another key, identified by key hash: not our CA.
     server.ocsp[name] = OcspResponder(other_ca, other_key)
-    result = RevocationChecker(order=("ocsp",)).check(_leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(name))
+    result = RevocationChecker(http_fetch, order=("ocsp",)).check(_leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(name))
                                                       .certificate, ca)
     assert result.status == "unknown" and "signed by neither" in result.detail
 
@@ -243,7 +244,7 @@ def test_crl_down_falls_back_to_ocsp(server: RevocationServer, dev_pki: DevPki, 
     name = _name()
     server.ocsp[name] = OcspResponder(ca, key)
     leaf = _leaf(dev_pki, tmp_path, crl=closed_port_url("/down.crl"), ocsp=server.ocsp_url(name))
-    checker = RevocationChecker(timeout=2)
+    checker = RevocationChecker(http_fetch, timeout=2)
     result = checker.check(leaf.certificate, ca)
     assert (result.status, result.source) == ("good", "ocsp")
     assert checker.stats["crl_fetch"] == 1 and checker.stats["ocsp_fetch"] == 1
@@ -255,9 +256,9 @@ def test_order_ocsp_first(server: RevocationServer, dev_pki: DevPki, tmp_path: P
     server.crls[name] = make_crl(ca, key)
     server.ocsp[name] = OcspResponder(ca, key)
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name), ocsp=server.ocsp_url(name))
-    assert RevocationChecker(order=("ocsp", "crl")).check(leaf.certificate, ca).source == "ocsp"
+    assert RevocationChecker(http_fetch, order=("ocsp", "crl")).check(leaf.certificate, ca).source == "ocsp"
     assert server.hits[f"/crl/{name}"] == 0
-    assert RevocationChecker().check(leaf.certificate, ca).source == "crl"
+    assert RevocationChecker(http_fetch).check(leaf.certificate, ca).source == "crl"
 
 
 def test_result_cache(server: RevocationServer, dev_pki: DevPki, tmp_path: Path) -> None:
@@ -265,7 +266,7 @@ def test_result_cache(server: RevocationServer, dev_pki: DevPki, tmp_path: Path)
     name = _name()
     server.ocsp[name] = OcspResponder(ca, key)
     leaf = _leaf(dev_pki, tmp_path, ocsp=server.ocsp_url(name))
-    checker = RevocationChecker(order=("ocsp",), cache_seconds=3600)
+    checker = RevocationChecker(http_fetch, order=("ocsp",), cache_seconds=3600)
     assert checker.check(leaf.certificate, ca).source == "ocsp"
     again = checker.check(leaf.certificate, ca, at=NOW + timedelta(minutes=30))
     assert (again.status, again.source) == ("good", "cache")
@@ -281,8 +282,8 @@ def test_soft_fail_within_and_beyond_grace(server: RevocationServer, dev_pki: De
     name = _name()
     server.crls[name] = make_crl(ca, key, next_update=NOW + timedelta(hours=2))
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
-    soft = RevocationChecker(soft_fail=True, grace_seconds=24 * 3600)
-    hard = RevocationChecker()
+    soft = RevocationChecker(http_fetch, soft_fail=True, grace_seconds=24 * 3600)
+    hard = RevocationChecker(http_fetch)
     for checker in (soft, hard):
         assert checker.check(leaf.certificate, ca).source == "crl"
     answered_by = datetime.now(UTC)  # NOW is import time; under load the first answers come later
@@ -312,7 +313,7 @@ def test_validator_with_good_revocation(server: RevocationServer, dev_pki: DevPk
     name = _name()
     server.crls[name] = make_crl(ca, key)
     leaf = _leaf(dev_pki, tmp_path, crl=server.crl_url(name))
-    verdict = CertificateValidator(dev_pki.anchors(), RevocationChecker()).validate(leaf.certificate,
+    verdict = CertificateValidator(dev_pki.anchors(), RevocationChecker(http_fetch)).validate(leaf.certificate,
                                                                                     Purpose.AP_ENCRYPTION)
     assert verdict.valid and "not revoked (crl" in verdict.detail
     assert verdict.to_dict()["revocation"]["status"] == "good"
@@ -346,11 +347,11 @@ def test_http_fetch_errors(server: RevocationServer) -> None:
 
 def test_checker_settings_are_validated() -> None:
     with pytest.raises(ValueError, match="order"):
-        RevocationChecker(order=("crl", "crl"))
+        RevocationChecker(http_fetch, order=("crl", "crl"))
     with pytest.raises(ValueError, match="order"):
-        RevocationChecker(order=())
+        RevocationChecker(http_fetch, order=())
     with pytest.raises(ValueError, match="cache_seconds"):
-        RevocationChecker(cache_seconds=7 * 3600)
+        RevocationChecker(http_fetch, cache_seconds=7 * 3600)
 
 
 def test_result_cache_is_bounded(dev_pki: DevPki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -19,6 +19,7 @@ from accesspoint.store.models import (
     WebhookSubscription,
 )
 from certs.devpki import issue_leaf, load_pki
+from certs.fetch import http_fetch
 from certs.revocation import RevocationChecker
 from tests.certs.revocation_server import RevocationServer, make_crl
 from tests.ops.helpers import names, value
@@ -88,7 +89,7 @@ def test_scrape_does_not_build_discovery_but_reports_a_built_one(rx: Receiver) -
 def test_revocation_soft_fail_counter_appears(rx: Receiver) -> None:
     # The local environment checks no revocation; give this gateway a soft-failing checker as test/production has.
     pki = load_pki(rx.keys.pki_dir)
-    checker = RevocationChecker(soft_fail=True, grace_seconds=24 * 3600)
+    checker = RevocationChecker(http_fetch, soft_fail=True, grace_seconds=24 * 3600)
     rx.gateway.validator.revocation = checker
     assert value(scrape(rx), "peppol_ap_revocation_soft_fail_used_total") == 0
     ca, ca_key = pki.ca("ap")

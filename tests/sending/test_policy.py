@@ -10,8 +10,8 @@ import pytest
 
 from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, TransportError, endpoint_key
 from accesspoint.app import create_app
-from accesspoint.config import ConfigError, load_config
-from accesspoint.flows.sending import Failure, SendingSettings, backoff, judge_answer, reuse_message_id
+from accesspoint.config import ConfigError, SendingSettings, load_config
+from accesspoint.flows.sending import Failure, backoff, judge_answer, reuse_message_id
 from accesspoint.store.models import Attempt, AttemptOutcome, Message
 
 

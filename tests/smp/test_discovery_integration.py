@@ -12,6 +12,7 @@ from lxml import etree
 
 from certs.anchors import TrustAnchors
 from certs.devpki import init_pki, issue_leaf
+from certs.fetch import http_fetch
 from certs.keystore import KeyMaterial, load_certificates
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
@@ -345,7 +346,7 @@ def test_revocation_server_down_is_unavailable(world: World, tmp_path: Path) -> 
     participant = pid("9915:revocation-down")
     publish(world, participant, KeyMaterial(smp_leaf.key, smp_leaf.certificate),
             KeyMaterial(ap_leaf.key, ap_leaf.certificate))
-    validator = CertificateValidator(anchors, RevocationChecker(timeout=1.0))
+    validator = CertificateValidator(anchors, RevocationChecker(http_fetch, timeout=1.0))
     sml = SmlLookup(ZONE, [f"127.0.0.1:{world.dns_port}"], timeout=2.0)
     discovery = Discovery(sml, SmpClient(validator, timeout=2.0), validator)
     expected = r"revocation status of the SMP signing certificate .*PXX000007"
