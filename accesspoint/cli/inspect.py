@@ -5,21 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from accesspoint.core.as4.inspection import Limits, human_lines, inspect_message
+from accesspoint.cli.common import fail
+from accesspoint.core.as4.inbound import InboundLimits
+from accesspoint.core.as4.inspection import human_lines, inspect_message
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.validation import CertificateValidator
-
-
-def _fail(message: str) -> NoReturn:
-    from accesspoint.cli.main import fail  # imported here: main imports this module
-
-    fail(message)
-    raise SystemExit(2)  # fail() exits; this tells type checkers so
 
 
 def _parse_time(value: str | None) -> datetime | None:
@@ -28,7 +22,7 @@ def _parse_time(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"--at: not an ISO 8601 time: {value!r} (e.g. 2026-06-01T12:00:00Z)")
+        fail(f"--at: not an ISO 8601 time: {value!r} (e.g. 2026-06-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -37,13 +31,13 @@ def _load_key(key_file: Path, password: str | None, cert_file: Path | None) -> K
     try:
         if key_file.read_bytes()[:64].lstrip().startswith(b"-----BEGIN"):
             if cert_file is None:
-                _fail(f"--key {key_file} is a PEM private key; give its certificate with --cert")
+                fail(f"--key {key_file} is a PEM private key; give its certificate with --cert")
             return load_pem(key_file, cert_file, None, password)
         return load_pkcs12(key_file, password)
     except OSError as exc:
-        _fail(f"--key {key_file}: cannot be read: {exc.strerror}")
+        fail(f"--key {key_file}: cannot be read: {exc.strerror}")
     except KeystoreError as exc:
-        _fail(f"--key: {exc}")
+        fail(f"--key: {exc}")
 
 
 def _anchors(trust_files: tuple[Path, ...], environment: str | None, config_path: str | None) -> TrustAnchors:
@@ -52,7 +46,7 @@ def _anchors(trust_files: tuple[Path, ...], environment: str | None, config_path
         if trust_files:
             return anchors_from_certificates([c for f in trust_files for c in load_certificates(f)])
     except KeystoreError as exc:
-        _fail(f"--trust: {exc}")
+        fail(f"--trust: {exc}")
     if environment is not None:
         return peppol_anchors(environment)  # type: ignore[arg-type]
     from accesspoint.config import ConfigError, load_config, trust_anchors
@@ -60,7 +54,7 @@ def _anchors(trust_files: tuple[Path, ...], environment: str | None, config_path
     try:
         return trust_anchors(load_config(config_path))
     except (ConfigError, KeystoreError) as exc:
-        _fail(f"configuration error (needed for the default trust anchors; or give --env/--trust): {exc}")
+        fail(f"configuration error (needed for the default trust anchors; or give --env/--trust): {exc}")
 
 
 @click.command()
@@ -106,7 +100,7 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
         checker = RevocationChecker(http_fetch)
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
-        report = inspect_message(stream, content_type, keys=keys, validator=validator, at=at, limits=Limits())
+        report = inspect_message(stream, content_type, keys=keys, validator=validator, at=at, limits=InboundLimits())
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from accesspoint.core.as4.inspection import InspectionReport, Limits, human_lines, inspect_message
+from accesspoint.core.as4.inbound import InboundLimits
+from accesspoint.core.as4.inspection import InspectionReport, human_lines, inspect_message
 from bench.as4_roundtrip import write_message, write_sbd
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem
@@ -173,7 +174,7 @@ def test_generated_multi_megabyte_sbd_round_trips_through_spilled_files(round_tr
         # spill_threshold 1: every part, the plaintext and the gunzipped SBD go through temporary files
         report = inspect_message(stream, content_type, keys=[round_trip.key],
                                  validator=CertificateValidator(round_trip.pki.anchors()),
-                                 limits=Limits(spill_threshold=1))
+                                 limits=InboundLimits(spill_threshold_bytes=1))
     assert report.valid, list(human_lines(report))
     assert report.payload_size == size
     assert report.payload_sha256 == hashlib.sha256(sbd.read_bytes()).hexdigest()

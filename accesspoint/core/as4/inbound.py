@@ -203,26 +203,30 @@ def _check_signer(report: wssec.SignatureReport, user_message: UserMessage, chec
                                               "the CN (seat ID) of the signing certificate")
 
 
-class _Digesting(io.RawIOBase):
-    """Write-through to a file while hashing what passes, so the payload digest costs no second read."""
+class HashingWriter(io.RawIOBase):
+    """Write-through to a file while taking the SHA-256 and the size of what passes, so the payload digest costs
+    no second read (the receiver and `inspect` both write the payload through it)."""
 
     def __init__(self, target: IO[bytes]) -> None:
         self.target = target
         self.digest = hashlib.sha256()
+        self.size = 0
 
     def writable(self) -> bool:
         return True
 
     def write(self, data: bytes) -> int:  # type: ignore[override]  # bytes in, like every BinaryIO writer
         self.digest.update(data)
-        return self.target.write(data)
+        self.size += len(data)
+        self.target.write(data)
+        return len(data)
 
 
 def _decompress(user_message: UserMessage, first: DecryptedAttachment, limits: InboundLimits,
                 spooled: list[IO[bytes]]) -> tuple[BinaryIO, int, str]:
     payload = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=limits.spill_threshold_bytes))
     spooled.append(payload)
-    sink = _Digesting(payload)
+    sink = HashingWriter(payload)
     with spool.reader(first.body) as source:
         if user_message.parts[0].compression_type == COMPRESSION_GZIP:
             size = gunzip_bounded(source, cast(BinaryIO, sink), max_bytes=limits.max_payload_bytes,
@@ -238,7 +242,7 @@ def _decompress(user_message: UserMessage, first: DecryptedAttachment, limits: I
     return payload, size, sink.digest.hexdigest()
 
 
-def _same_participant(header: Participant | None, sbdh: ParticipantId) -> bool:
+def same_participant(header: Participant | None, sbdh: ParticipantId) -> bool:
     # Peppol identifier values are case-insensitive under iso6523-actorid-upis (peppol-commons lower-cases them).
     if header is None or header.scheme is None:
         return False
@@ -249,7 +253,7 @@ def cross_check(user_message: UserMessage, sbdh: Sbdh) -> None:
     """The SBDH must say what the ebMS header says: participants, document type and process (EBMS:0004)."""
     for name, header, envelope in (("originalSender", user_message.original_sender, sbdh.sender),
                                    ("finalRecipient", user_message.final_recipient, sbdh.receiver)):
-        if not _same_participant(header, envelope):
+        if not same_participant(header, envelope):
             raise As4Error(OTHER, f"the {name} property names {header!s} but the SBDH names {envelope.uri}; "
                                   "they must be the same participant")
     action = f"{sbdh.document_type.scheme}::{sbdh.document_type.value}"

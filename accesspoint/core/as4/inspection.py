@@ -24,7 +24,6 @@ its `ebms_error` is null; the codes it carries are in `errors`, and it counts as
 
 from __future__ import annotations
 
-import hashlib
 import io
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -45,7 +44,7 @@ from accesspoint.core.as4.errors import (
     OTHER,
     As4Error,
 )
-from accesspoint.core.as4.inbound import InboundLimits, check_header_size
+from accesspoint.core.as4.inbound import HashingWriter, InboundLimits, check_header_size, cross_check
 from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
 from base import safexml
 from certs import untrusted
@@ -61,24 +60,6 @@ _RANK = {
     "signature": 4, "certificate": 5, "payload": 6, "sbdh": 7,
 }
 _SNIFF_BYTES = 512
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Caps for the untrusted input: the receiver's (`InboundLimits`, i.e. the `[as4]` configuration), so that
-    `inspect` refuses exactly what the receiving endpoint refuses. `Limits.of(InboundLimits(**vars(cfg.as4)))`."""
-
-    max_message_bytes: int = InboundLimits.max_message_bytes
-    spill_threshold: int = InboundLimits.spill_threshold_bytes
-    max_payload_bytes: int = InboundLimits.max_payload_bytes
-    max_compression_ratio: float = InboundLimits.max_compression_ratio
-    max_header_bytes: int = InboundLimits.max_header_bytes
-
-    @classmethod
-    def of(cls, inbound: InboundLimits) -> Limits:
-        return cls(max_message_bytes=inbound.max_message_bytes, spill_threshold=inbound.spill_threshold_bytes,
-                   max_payload_bytes=inbound.max_payload_bytes, max_compression_ratio=inbound.max_compression_ratio,
-                   max_header_bytes=inbound.max_header_bytes)
 
 
 @dataclass
@@ -241,7 +222,7 @@ def inspect_message(
     keys: Sequence[KeyMaterial] = (),
     validator: CertificateValidator | None = None,
     at: datetime | None = None,
-    limits: Limits | None = None,
+    limits: InboundLimits | None = None,
 ) -> InspectionReport:
     """Analyse one AS4 message, receipt or error signal; never raises for a bad message.
 
@@ -250,13 +231,13 @@ def inspect_message(
     judges the signer certificate (None: the certificate step is skipped and says so); `at` is the time for the
     certificate check (None: now).
     """
-    limits = limits or Limits()
+    limits = limits or InboundLimits()
     report = InspectionReport()
     stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
     try:
         if content_type is None:
             content_type, stream = sniff_content_type(stream)
-        message = mime.parse_message(stream, content_type, spill_threshold=limits.spill_threshold,
+        message = mime.parse_message(stream, content_type, spill_threshold=limits.spill_threshold_bytes,
                                      max_total=limits.max_message_bytes)
     except As4Error as exc:
         report.add("transport", "failed", f"the message cannot be unpacked: {exc.description}", exc)
@@ -284,7 +265,7 @@ def inspect_message(
 class _Analysis:
     def __init__(self, report: InspectionReport, root: etree._Element, message: mime.MimeMessage,
                  keys: Sequence[KeyMaterial], validator: CertificateValidator | None, at: datetime | None,
-                 limits: Limits) -> None:
+                 limits: InboundLimits) -> None:
         self.report = report
         self.root = root
         self.message = message
@@ -403,7 +384,7 @@ class _Analysis:
         ciphertexts = {p.content_id: p.open() for p in self.message.attachments if p.content_id}
         try:
             self.decrypted = encryption.decrypt_attachments(self.root, self.keys, ciphertexts,
-                                                            spill_threshold=self.limits.spill_threshold)
+                                                            spill_threshold=self.limits.spill_threshold_bytes)
         except As4Error as exc:
             ours = {k.certificate for k in self.keys}
             if not any(c in ours for c in recipients if c is not None):
@@ -548,8 +529,8 @@ class _Analysis:
         plain.seek(0)
         compression = part_info.compression_type
         # max_size 0 would mean "never spill" to SpooledTemporaryFile; a threshold of 0 means "always on disk" here.
-        with tempfile.SpooledTemporaryFile(max_size=max(1, self.limits.spill_threshold), mode="w+b") as out:
-            sink = _HashingWriter(out)
+        with tempfile.SpooledTemporaryFile(max_size=max(1, self.limits.spill_threshold_bytes), mode="w+b") as out:
+            sink = HashingWriter(out)
             if compression == messaging.COMPRESSION_GZIP:
                 try:
                     gunzip_bounded(plain, sink, max_bytes=self.limits.max_payload_bytes,
@@ -566,7 +547,7 @@ class _Analysis:
                 report.add("payload", "skipped", f"CompressionType {compression!r} is not supported, so the payload "
                            "cannot be read")
                 return
-            report.payload_sha256 = sink.hexdigest()
+            report.payload_sha256 = sink.digest.hexdigest()
             report.payload_size = sink.size
             report.add("payload", "ok", f"{how}: {sink.size} bytes, sha256 {report.payload_sha256}")
             out.seek(0)
@@ -578,50 +559,16 @@ class _Analysis:
         self._sbdh_consistency(um, report.sbdh)
 
     def _sbdh_consistency(self, um: messaging.UserMessage, header: Sbdh) -> None:
-        """originalSender/finalRecipient must name the SBDH Sender/Receiver (phase4's reject-on-non-compliance)."""
-        problems = []
-        for prop, participant, sbdh_value in (("originalSender", um.original_sender, header.sender),
-                                              ("finalRecipient", um.final_recipient, header.receiver)):
-            if participant is None:
-                continue
-            if not _same_participant(participant, sbdh_value):
-                problems.append(f"{prop} {participant} is not the SBDH's {sbdh_value}")
+        """The receiver's cross-check (inbound.cross_check): participants, document type and process."""
         warnings = f" (warnings: {'; '.join(header.warnings)})" if header.warnings else ""
         summary = (f"{header.sender} -> {header.receiver}, {header.document_type}, {header.process}, "
                    f"C1 {header.country_c1}, instance {header.instance_identifier}{warnings}")
-        if problems:
-            self.report.add("sbdh", "failed", f"{'; '.join(problems)}; {summary}", As4Error(OTHER, problems[0]))
-        else:
-            self.report.add("sbdh", "ok", summary)
-
-
-def _same_participant(participant: messaging.Participant, sbdh_value: Any) -> bool:
-    # iso6523-actorid-upis values compare case-insensitively (peppol-commons identifier factory, as4.md section 5).
-    scheme = getattr(sbdh_value, "scheme", None)
-    value = getattr(sbdh_value, "value", str(sbdh_value))
-    return (participant.scheme or "").lower() == str(scheme or "").lower() and \
-        participant.value.lower() == str(value).lower()
-
-
-class _HashingWriter(io.RawIOBase):
-    """Write-through to a file while taking the SHA-256 and the size of what passes."""
-
-    def __init__(self, target: BinaryIO | tempfile.SpooledTemporaryFile[bytes]) -> None:
-        self._target = target
-        self._hash = hashlib.sha256()
-        self.size = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        self._hash.update(data)
-        self.size += len(data)
-        self._target.write(data)
-        return len(data)
-
-    def hexdigest(self) -> str:
-        return self._hash.hexdigest()
+        try:
+            cross_check(um, header)
+        except As4Error as exc:
+            self.report.add("sbdh", "failed", f"{exc.description}; {summary}", exc)
+            return
+        self.report.add("sbdh", "ok", summary)
 
 
 # --------------------------------------------------------------------------- lenient reading for the report
