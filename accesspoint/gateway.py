@@ -70,14 +70,16 @@ class Gateway:
         return self._discovery
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session whose transaction commits when the block ends normally and rolls back otherwise."""
+    def read(self) -> Iterator[Session]:
+        """One of the two transaction idioms: a transaction that takes no lock up front, for reads and for writes
+        that depend on nothing read before them (plain inserts). Commits when the block ends normally and rolls
+        back otherwise."""
         with self.sessions() as session, session.begin():
             yield session
 
     @contextmanager
-    def writing(self) -> Iterator[Session]:
-        """Like `session`, for read-then-write work: the write lock is taken up front (SQLite: BEGIN IMMEDIATE;
+    def write(self) -> Iterator[Session]:
+        """The other transaction idiom, for read-then-write work: the write lock is taken up front (SQLite: BEGIN IMMEDIATE;
         a deferred transaction that read first fails with "database is locked" when another process wrote
         meanwhile; PostgreSQL: an ordinary transaction, row locks and constraints do that work)."""
         with self.sessions() as session:

@@ -61,7 +61,7 @@ class GatewayCollector(Collector):
         attempts = GaugeMetricFamily(f"{PREFIX}_outbound_attempts", "Recorded outbound delivery attempts by "
                                      "outcome (in_progress: not finished yet)", labels=["outcome"])
         try:
-            with self.gateway.session() as session:
+            with self.gateway.read() as session:
                 for direction, state, count in session.execute(
                         select(Message.direction, Message.state, func.count()).group_by(Message.direction,
                                                                                         Message.state)):

@@ -38,14 +38,15 @@ def _status_kb(field: str) -> int:
 
 def child(message: Path, content_type: str, p12: Path, password: str, anchors_dir: Path, trace: bool) -> None:
     """Runs in the fresh process; prints one JSON line."""
-    from accesspoint.core.as4.inspection import Limits, inspect_message
+    from accesspoint.core.as4.inbound import InboundLimits
+    from accesspoint.core.as4.inspection import inspect_message
     from certs.devpki import load_pki
     from certs.keystore import load_pkcs12
     from certs.validation import CertificateValidator
 
     key = load_pkcs12(p12, password)
     validator = CertificateValidator(load_pki(anchors_dir).anchors())
-    limits = Limits(max_message_bytes=400 << 20, max_payload_bytes=400 << 20)
+    limits = InboundLimits(max_message_bytes=400 << 20, max_payload_bytes=400 << 20)
     if trace:
         import tracemalloc
 

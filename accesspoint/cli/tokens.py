@@ -26,7 +26,7 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
     if admin == (organisation_id is not None):
         fail("give either --org ORGANISATION_ID or --admin")
     gateway = load_gateway(config_path)
-    with gateway.session() as session:
+    with gateway.read() as session:
         if organisation_id is not None and session.get(Organisation, organisation_id) is None:
             fail(f"organisation {organisation_id} does not exist")
         role = ApiRole.ADMIN if admin else ApiRole.NETWORK
@@ -43,7 +43,7 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
 def list_tokens(config_path: str | None) -> None:
     """List tokens (prefix, role, organisation, state)."""
     gateway = load_gateway(config_path)
-    with gateway.session() as session:
+    with gateway.read() as session:
         for client in session.scalars(select(ApiClient).order_by(ApiClient.id)):
             state = "active" if client.active else f"revoked {client.revoked_at:%Y-%m-%d}"
             org = client.organisation_id if client.organisation_id is not None else "-"
@@ -57,7 +57,7 @@ def list_tokens(config_path: str | None) -> None:
 def revoke(config_path: str | None, token_id: int) -> None:
     """Revoke a token by its id (from `tokens list`)."""
     gateway = load_gateway(config_path)
-    with gateway.session() as session:
+    with gateway.read() as session:
         client = session.get(ApiClient, token_id)
         if client is None:
             fail(f"token {token_id} does not exist")

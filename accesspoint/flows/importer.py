@@ -245,7 +245,7 @@ def _owned_elsewhere(row: ImportRow, participant: Participant) -> RowResult | No
 
 def _check_batch(gateway: Gateway, rows: list[ImportRow]) -> dict[int, RowResult]:
     results: dict[int, RowResult] = {}
-    with gateway.session() as session:
+    with gateway.read() as session:
         _, participants = _existing(session, rows)
         for row in rows:
             existing = participants.get(row.participant)
@@ -264,7 +264,7 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
     to_enable: dict[int, ImportRow] = {}
     changed_organisations: set[int] = set()
     try:
-        with gateway.writing() as session:
+        with gateway.write() as session:
             organisations, participants = _existing(session, rows)
             for row in rows:
                 existing = participants.get(row.participant)
@@ -315,7 +315,7 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
         for participant_id, row in to_enable.items():
             results[row.line] = _registration_result(row, states[participant_id])
     if changed_organisations:
-        with gateway.session() as session:
+        with gateway.read() as session:
             ids = list(session.scalars(select(Participant.id).where(
                 Participant.organisation_id.in_(changed_organisations), Participant.id.not_in(list(to_enable)))))
         republish(gateway, ids, registrar=registrar)

@@ -69,7 +69,7 @@ def sweep_blobs(gateway: Gateway, *, force: bool = False) -> int:
     # list first, then ask the database: a reference committed after the listing is seen by the query below
     candidates = [key for key, mtime in store.iter_blobs() if mtime < cutoff]
     for batch in _batches(candidates, BATCH):
-        with gateway.session() as session:
+        with gateway.read() as session:
             referenced = set(session.scalars(select(Message.blob_key).where(Message.blob_key.in_(batch))))
             # an outbound message's stored HTTP body, kept for a byte-identical resend (sending.py)
             referenced |= set(session.scalars(select(Message.wire_blob_key).where(Message.wire_blob_key.in_(batch))))

@@ -104,7 +104,7 @@ def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> Inbou
             if inbound.sbdh is None or inbound.payload is None:
                 return _ping_receipt(gateway, inbound)
             sbdh = inbound.sbdh
-            with gateway.session() as session:
+            with gateway.read() as session:
                 earlier = inbound_by_as4_id(session, as4_message_id)
                 if earlier is not None:
                     return _repeat(earlier, inbound)
@@ -116,7 +116,7 @@ def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> Inbou
             except IntegrityError:
                 gateway.blobs.delete(blob.key)
                 # two requests with this MessageId raced past the duplicate check; the first commit won
-                with gateway.session() as session:
+                with gateway.read() as session:
                     winner = inbound_by_as4_id(session, as4_message_id)
                     if winner is None:
                         raise

@@ -359,7 +359,7 @@ def _record(participant: Participant, *, smp: StepResult | None = None, sml: Ste
 
 
 def state(gateway: Gateway, participant_id: int) -> RegistrationState:
-    with gateway.session() as session:
+    with gateway.read() as session:
         return RegistrationState.of(_load(session, participant_id))
 
 
@@ -400,13 +400,13 @@ def republish(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Re
         if active.directory_url is None:
             return
         for participant_id in participant_ids:
-            with gateway.session() as session:
+            with gateway.read() as session:
                 participant = _load(session, participant_id)
                 if not (participant.receiving_enabled and participant.sml_status == Status.REGISTERED):
                     continue
                 identifier = _identifier(participant)
             result = active.directory_publish(identifier)
-            with gateway.writing() as session:
+            with gateway.write() as session:
                 participant = _load(session, participant_id)
                 if participant.receiving_enabled:
                     _record(participant, directory=result)
@@ -418,7 +418,7 @@ def retry_due(gateway: Gateway) -> int:
     `registered-elsewhere` is left alone: only the customer's migration key changes that."""
     stale = datetime.now(UTC) - RETRY_AFTER
     unfinished = (Status.FAILED, Status.PENDING)
-    with gateway.session() as session:
+    with gateway.read() as session:
         due = list(session.scalars(
             select(Participant.id)
             .where(Participant.updated_at < stale)
@@ -461,7 +461,7 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
            force: bool = False, migration_key: str | None = None, workers: int = 1) -> dict[int, RegistrationState]:
     with _registrar(gateway, registrar) as active:
         plans: list[_Plan] = []
-        with gateway.writing() as session:
+        with gateway.write() as session:
             for participant in _load_many(session, participant_ids):
                 if enabled is not None:
                     participant.receiving_enabled = enabled
@@ -482,7 +482,7 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
         else:
             outcomes = [remote(plan) for plan in plans]
         states: dict[int, RegistrationState] = {}
-        with gateway.writing() as session:
+        with gateway.write() as session:
             participants = _load_many(session, [plan.participant_id for plan in plans])
             for plan, (sml, directory), participant in zip(plans, outcomes, participants, strict=True):
                 # A concurrent change of intent wins: its own run records the outcome that matches it.

@@ -331,7 +331,7 @@ class Sender:
                           message_id)
             retry_at = utcnow() + backoff(1, self.settings, self.rng)
             try:
-                with self.gateway.writing() as session:
+                with self.gateway.write() as session:
                     session.execute(
                         update(Message)
                         .where(Message.id == message_id, Message.locked_by == self.worker_id)
@@ -372,7 +372,7 @@ class Sender:
     def attempt(self, message_id: str) -> None:
         """One delivery attempt of a message this worker has claimed."""
         gw = self.gateway
-        with self.gateway.writing() as session:
+        with self.gateway.write() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 return
@@ -404,7 +404,7 @@ class Sender:
                 return
             wire = built
         old_wire = message.wire_blob_key
-        with self.gateway.writing() as session:
+        with self.gateway.write() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 if wire.blob_key != old_wire:
@@ -489,7 +489,7 @@ class Sender:
         """Write the outcome of a try; returns the key of a stored body that is no longer needed."""
         now = utcnow()
         stale_wire: str | None = None
-        with self.gateway.writing() as session:
+        with self.gateway.write() as session:
             message = session.get(Message, message_id)
             if message is None or message.locked_by != self.worker_id:
                 log.warning("outbound message %s was taken over by another worker; result dropped", message_id)

@@ -302,7 +302,7 @@ def _attempt(gateway: Gateway, delivery_id: int, http: requests.Session, clock: 
         values.update(state=DeliveryState.FAILED, next_attempt_at=None)
     else:
         values.update(next_attempt_at=now + policy.delay(claimed.attempts, rng))
-    with gateway.session() as session:
+    with gateway.read() as session:
         # only while the claim is still ours: a worker whose lease ran out must not overwrite a newer attempt
         result = session.execute(
             update(WebhookDelivery)

@@ -228,7 +228,7 @@ def list_organisations() -> Response:
     org_number = request.args.get("org_number")
     if org_number:
         query = query.where(Organisation.org_number == org_number.strip())
-    with gateway().session() as session:
+    with gateway().read() as session:
         total = session.scalar(select(func.count()).select_from(query.subquery()))
         items = session.scalars(query.order_by(Organisation.id).limit(limit).offset(offset).options(
             selectinload(Organisation.participants).selectinload(Participant.document_types)))
@@ -260,7 +260,7 @@ def create_organisation() -> tuple[Response, int, dict[str, str]]:
         raise _invalid(errors)
     gw = gateway()
     try:
-        with gw.session() as session:
+        with gw.read() as session:
             if fields.get("org_number") and session.scalar(
                     select(Organisation.id).where(Organisation.org_number == fields["org_number"])) is not None:
                 raise ProblemError(409, "Conflict", f"org_number: an organisation with number {fields['org_number']} "
@@ -280,14 +280,14 @@ def create_organisation() -> tuple[Response, int, dict[str, str]]:
         raise ProblemError(409, "Conflict", "the organisation or one of its identifiers was created by someone else "
                                             "at the same moment; read it and try again") from None
     _enable(gw, to_enable)
-    with gw.session() as session:
+    with gw.read() as session:
         body = organisation_json(_organisation(session, organisation_id))
     return jsonify(body), 201, {"Location": url_for(".get_organisation", organisation_id=organisation_id)}
 
 
 @blueprint.get("/organisations/<int:organisation_id>")
 def get_organisation(organisation_id: int) -> Response:
-    with gateway().session() as session:
+    with gateway().read() as session:
         return jsonify(organisation_json(_organisation(session, organisation_id)))
 
 
@@ -301,7 +301,7 @@ def update_organisation(organisation_id: int) -> Response:
         raise _invalid(errors)
     gw = gateway()
     try:
-        with gw.session() as session:
+        with gw.read() as session:
             organisation = _organisation(session, organisation_id)
             number = fields.get("org_number")
             if number and number != organisation.org_number and session.scalar(
@@ -319,19 +319,19 @@ def update_organisation(organisation_id: int) -> Response:
     if changed:
         # the business card is built from these fields: the Directory re-reads it
         registrations.republish(gw, listed)
-    with gw.session() as session:
+    with gw.read() as session:
         return jsonify(organisation_json(_organisation(session, organisation_id)))
 
 
 @blueprint.delete("/organisations/<int:organisation_id>")
 def delete_organisation(organisation_id: int) -> tuple[str, int]:
     gw = gateway()
-    with gw.session() as session:
+    with gw.read() as session:
         participants = list(_organisation(session, organisation_id).participants)
     failed = _deregister(gw, participants)
     if failed and request.args.get("force") != "true":
         raise _deregistration_failed(failed)
-    with gw.session() as session:
+    with gw.read() as session:
         session.delete(_organisation(session, organisation_id))
     return "", 204
 
@@ -341,7 +341,7 @@ def delete_organisation(organisation_id: int) -> tuple[str, int]:
 
 @blueprint.get("/organisations/<int:organisation_id>/participants")
 def list_organisation_participants(organisation_id: int) -> Response:
-    with gateway().session() as session:
+    with gateway().read() as session:
         organisation = _organisation(session, organisation_id)
         return jsonify(items=[participant_json(p) for p in sorted(organisation.participants, key=lambda p: p.id)])
 
@@ -355,7 +355,7 @@ def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, s
     identifier, document_types, receiving = spec
     gw = gateway()
     try:
-        with gw.session() as session:
+        with gw.read() as session:
             organisation = _organisation(session, organisation_id)
             conflict = _owner_conflict(session, identifier, "identifier")
             if conflict is not None:
@@ -368,7 +368,7 @@ def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, s
                                             "moment") from None
     if receiving:
         _enable(gw, [participant_id])
-    with gw.session() as session:
+    with gw.read() as session:
         body = participant_json(_participant(session, participant_id))
     return jsonify(body), 201, {"Location": url_for(".get_participant", participant_id=participant_id)}
 
@@ -382,33 +382,33 @@ def find_participants() -> Response:
         identifier = ParticipantId.parse(text, strict=False)
     except ValueError as exc:
         raise _invalid([FieldError("identifier", str(exc))]) from None
-    with gateway().session() as session:
+    with gateway().read() as session:
         found = find_participant(session, identifier.scheme, identifier.value)
         return jsonify(items=[participant_json(found)] if found is not None else [])
 
 
 @blueprint.get("/participants/<int:participant_id>")
 def get_participant(participant_id: int) -> Response:
-    with gateway().session() as session:
+    with gateway().read() as session:
         return jsonify(participant_json(_participant(session, participant_id)))
 
 
 @blueprint.delete("/participants/<int:participant_id>")
 def delete_participant(participant_id: int) -> tuple[str, int]:
     gw = gateway()
-    with gw.session() as session:
+    with gw.read() as session:
         participant = _participant(session, participant_id)
     failed = _deregister(gw, [participant])
     if failed and request.args.get("force") != "true":
         raise _deregistration_failed(failed)
-    with gw.session() as session:
+    with gw.read() as session:
         session.delete(_participant(session, participant_id))
     return "", 204
 
 
 @blueprint.get("/participants/<int:participant_id>/document-types")
 def get_document_types(participant_id: int) -> Response:
-    with gateway().session() as session:
+    with gateway().read() as session:
         return jsonify(document_types=participant_json(_participant(session, participant_id))["document_types"])
 
 
@@ -424,7 +424,7 @@ def put_document_types(participant_id: int) -> Response:
     if errors:
         raise _invalid(errors)
     gw = gateway()
-    with gw.session() as session:
+    with gw.read() as session:
         participant = _participant(session, participant_id)
         have = {(d.document_type, d.process): d for d in participant.document_types}
         for key, entry in have.items():

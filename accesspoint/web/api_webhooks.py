@@ -132,7 +132,7 @@ def create_subscription() -> ResponseReturnValue:
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object with url, and optionally events and secret", "body")
     url, events, secret = _url(body), _events(body), _secret(body)
-    with gateway().session() as session:
+    with gateway().read() as session:
         subscription = WebhookSubscription(organisation_id=current_client().organisation_id, url=url,
                                            secret=secret, events=events, active=True)
         session.add(subscription)
@@ -156,7 +156,7 @@ def get_subscription(subscription_id: int) -> ResponseReturnValue:
 @require_client()
 def delete_subscription(subscription_id: int) -> ResponseReturnValue:
     """Stop and remove the subscription with its pending deliveries and history."""
-    with gateway().session() as session:
+    with gateway().read() as session:
         session.delete(_own_subscription(session, subscription_id))
     return "", 204
 

@@ -73,7 +73,7 @@ class GatewayProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         gateway = build_gateway(load_config(None, self.env))
         try:
-            with gateway.session() as session:
+            with gateway.read() as session:
                 member = Participant(value=participant, receiving_enabled=True)
                 member.add_default_document_types()
                 session.add(Organisation(name="Receiver AB", country="SE", participants=[member]))

@@ -138,7 +138,7 @@ def token_for(gw: GatewayProcess, participant: ParticipantId) -> str:
     """A network token of the organisation that owns `participant` in this gateway."""
     store = open_store(gw)
     try:
-        with store.session() as session:
+        with store.read() as session:
             member = session.scalar(select(Participant).where(Participant.value_key == participant.value.lower()))
             assert member is not None
             client, token = ApiClient.issue("e2e", ApiRole.NETWORK, member.organisation_id)

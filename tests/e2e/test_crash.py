@@ -141,7 +141,7 @@ def test_sigkill_during_a_burst_never_loses_a_receipted_message(tmp_path: Path, 
 
     store = build_gateway(load_config(None, gateway.env), migrate=False)
     try:
-        with store.session() as session:
+        with store.read() as session:
             rows = {m.as4_message_id: m for m in session.scalars(select(Message))}
             receipts = {m.as4_message_id: m.receipt.raw for m in rows.values() if m.receipt is not None}
             events = Counter(session.scalars(select(Event.message_id).where(Event.type == INBOUND_RECEIVED)))

@@ -46,7 +46,7 @@ def token(gateway_process: GatewayProcess) -> str:
     """A network API token of the organisation that receives (the one `prepare` made)."""
     gateway = build_gateway(load_config(None, gateway_process.env), migrate=False)
     try:
-        with gateway.session() as session:
+        with gateway.read() as session:
             organisation = session.scalars(select(Organisation)).one()
             client, secret = ApiClient.issue("e2e", ApiRole.NETWORK, organisation.id)
             session.add(client)
@@ -64,7 +64,7 @@ def store(gateway_process: GatewayProcess) -> Iterator[Gateway]:
 
 
 def stored_by_as4_id(store: Gateway, as4_message_id: str) -> tuple[Message, bytes, list[Event]]:
-    with store.session() as session:
+    with store.read() as session:
         message = session.scalars(select(Message).where(Message.as4_message_id == as4_message_id)).one()
         events = list(session.scalars(select(Event).where(Event.message_id == message.id)))
         receipt = message.receipt.raw if message.receipt else b""
@@ -144,7 +144,7 @@ def test_as4_package_hears_not_serviced(gateway_process: GatewayProcess, store: 
     error = result["verdict"]["error"]
     assert result["verdict"]["successful"] is False
     assert error["code"] == "EBMS:0004" and "PEPPOL:NOT_SERVICED" in error["detail"]
-    with store.session() as session:
+    with store.read() as session:
         assert session.scalars(select(Message).where(Message.as4_message_id == result["message_id"])).all() == []
 
 

@@ -54,7 +54,7 @@ def test_two_workers_on_postgresql(database_url: str, tmp_path: Path, vectors: P
     assert set(health) == {200}
     gateway = build_gateway(load_config(None, process.env), migrate=False)
     try:
-        with gateway.session() as session:
+        with gateway.read() as session:
             assert session.scalar(select(func.count()).select_from(Message)) == 24
     finally:
         gateway.engine.dispose()

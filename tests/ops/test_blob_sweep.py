@@ -48,7 +48,7 @@ def referenced_blob(rx: Receiver) -> str:
     """A blob that an outbound message refers to (committed), older than the grace period."""
     key = rx.gateway.blobs.put(io.BytesIO(b"evidence")).key
     age(rx.gateway.blobs.path(key), 2 * HOUR)
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         session.add(Message(direction=Direction.OUTBOUND, state=MessageState.SENT, blob_key=key))
     return key
 
@@ -88,7 +88,7 @@ def test_a_reference_committed_during_the_sweep_is_respected(gw: Receiver, monke
 
     def listing_then_commit() -> Iterator[tuple[str, float]]:
         yield from listing()
-        with gw.gateway.session() as session:
+        with gw.gateway.read() as session:
             session.add(Message(direction=Direction.OUTBOUND, state=MessageState.QUEUED, blob_key=key))
 
     monkeypatch.setattr(store, "iter_blobs", listing_then_commit)

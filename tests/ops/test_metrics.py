@@ -39,7 +39,7 @@ def test_scrape_after_receiving_shows_counters_and_database_gauges(make_receiver
                                                                    sbd: bytes) -> None:
     rx = make_receiver()
     organisation_id = rx.seed()
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         session.add(WebhookSubscription(organisation_id=organisation_id, url="http://127.0.0.1:9/hook", secret="s",
                                         events=[INBOUND_RECEIVED]))
     with rx.build(sbd) as message:
@@ -60,7 +60,7 @@ def test_scrape_after_receiving_shows_counters_and_database_gauges(make_receiver
 
 
 def test_outbound_attempt_outcomes_are_counted(rx: Receiver) -> None:
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         message = Message(direction=Direction.OUTBOUND, state=MessageState.RETRYING, attempts=3)
         message.attempt_log = [
             Attempt(number=1, outcome=AttemptOutcome.TRANSIENT),
@@ -126,6 +126,6 @@ def test_each_app_has_its_own_registry(rx: Receiver, sbd: bytes) -> None:
     assert value(mine, "peppol_ap_as4_requests_total", outcome="accepted", error_code="") == 1
     assert value(theirs, "peppol_ap_as4_requests_total", outcome="accepted", error_code="") is None
     # the database gauges are shared state, the same through either app
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         state = session.scalars(select(Message.state)).one()
     assert value(theirs, "peppol_ap_messages", direction="inbound", state=state) == 1

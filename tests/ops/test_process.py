@@ -49,7 +49,7 @@ def test_metrics_over_http_and_worker_sweep(process: GatewayProcess, sbd: bytes)
 
     store = build_gateway(load_config(None, process.env), migrate=False)
     try:
-        with store.session() as session:
+        with store.read() as session:
             [stored] = session.query(Message).all()
             assert value(scraped.text, "peppol_ap_messages", direction="inbound", state=stored.state) == 1
             blob_key = stored.blob_key

@@ -95,7 +95,7 @@ class Receiver:
     def seed(self, participant: str = "0002:FR23342", *, enabled: bool = True,
              document_types: tuple[tuple[str, str], ...] | None = None) -> int:
         """An organisation with one participant; default document types are BIS Billing invoice + credit note."""
-        with self.gateway.session() as session:
+        with self.gateway.read() as session:
             org = Organisation(name=f"Org {participant}", country="SE")
             member = Participant(value=participant, receiving_enabled=enabled)
             if document_types is None:
@@ -121,11 +121,11 @@ class Receiver:
         return self.post(b"".join(message.chunks()), message.content_type)
 
     def messages(self) -> list[Message]:
-        with self.gateway.session() as session:
+        with self.gateway.read() as session:
             return list(session.scalars(select(Message).order_by(Message.created_at)))
 
     def event_count(self) -> int:
-        with self.gateway.session() as session:
+        with self.gateway.read() as session:
             return session.scalar(select(func.count()).select_from(Event)) or 0
 
     def blob_files(self) -> list[Path]:

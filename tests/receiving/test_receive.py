@@ -79,7 +79,7 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
     assert stored.payload_size == len(sbd) and stored.payload_sha256 == hashlib.sha256(sbd).hexdigest()
     with rx.gateway.blobs.open(stored.blob_key) as blob:
         assert blob.read() == sbd
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         receipt = session.get(type(stored), stored.id).receipt
         assert receipt.raw == response.data  # the stored receipt is byte for byte what was sent
         assert receipt.ref_to_message_id == message.message_id
@@ -93,12 +93,12 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
 def test_webhook_delivery_is_queued_with_the_message(make_receiver: ReceiverFactory, sbd: bytes) -> None:
     rx = make_receiver()
     organisation_id = rx.seed()
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         session.add(WebhookSubscription(organisation_id=organisation_id, url="http://127.0.0.1:9/hook", secret="s",
                                         events=[INBOUND_RECEIVED]))
     with rx.build(sbd) as message:
         rx.send(message)
-    with rx.gateway.session() as session:
+    with rx.gateway.read() as session:
         [delivery] = session.scalars(select(WebhookDelivery)).all()
         [event] = session.scalars(select(Event)).all()
     assert delivery.event_id == event.id and delivery.state == "pending"

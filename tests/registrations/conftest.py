@@ -92,7 +92,7 @@ def our_smp_id(gateway: Gateway) -> str:
 
 
 def admin_token(gateway: Gateway) -> str:
-    with gateway.session() as session:
+    with gateway.read() as session:
         client, token = ApiClient.issue("test admin", ApiRole.ADMIN)
         session.add(client)
     return token

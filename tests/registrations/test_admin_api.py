@@ -39,7 +39,7 @@ def create(admin: FlaskClient, **extra: object) -> dict:
 def test_admin_token_required(gateway: Gateway) -> None:
     client = create_app(gateway=gateway).test_client()
     assert client.get("/admin/api/organisations").status_code == 401
-    with gateway.session() as session:
+    with gateway.read() as session:
         network, token = ApiClient.issue("erp", ApiRole.NETWORK)
         session.add(network)
     response = client.get("/admin/api/organisations", headers={"Authorization": f"Bearer {token}"})

@@ -69,7 +69,7 @@ def test_import_500_generated_rows(gateway: Gateway, local_sml: RunningSml, our_
     dry = run_import(gateway, register.lines, dry_run=True)
     assert dry.counts() == {"valid": 500 - register.expected["invalid"], "unchanged": 0,
                             "invalid": register.expected["invalid"]}
-    with gateway.session() as session:
+    with gateway.read() as session:
         assert session.scalar(select(func.count()).select_from(Participant)) == 0
 
     started = time.perf_counter()
@@ -83,7 +83,7 @@ def test_import_500_generated_rows(gateway: Gateway, local_sml: RunningSml, our_
     bad_digit = next(r for r in report.results if r.line == 51)
     assert bad_digit.outcome == Outcome.INVALID and "check digit" in (bad_digit.message or "")
     assert len(local_sml.registered(our_smp_id)) == register.expected["registered"]
-    with gateway.session() as session:
+    with gateway.read() as session:
         assert session.scalar(select(func.count()).select_from(Organisation)) == 500 - register.expected["invalid"]
 
     again = run_import(gateway, register.lines)
@@ -104,7 +104,7 @@ def test_import_respects_owners_and_republishes_changed_organisations(
     assert "already belongs to organisation 'Acme Group AB' (org number 5567321707" in (stolen.message or "")
     # the name changed: the Directory re-reads the card; receive=no never switches receiving off
     assert [r.method for r in directory.requests] == ["PUT", "PUT"]
-    with gateway.session() as session:
+    with gateway.read() as session:
         assert session.scalar(select(Participant.receiving_enabled))
         assert list(session.scalars(select(Organisation.name))) == ["Acme Group AB"]
 

@@ -30,7 +30,7 @@ SMP_NS = "{http://busdox.org/serviceMetadata/publishing/1.0/}"
 
 
 def add_participant(gateway: Gateway, identifier: ParticipantId = ACME) -> int:
-    with gateway.session() as session:
+    with gateway.read() as session:
         organisation = Organisation(name="Acme AB", country="SE", org_number="5567321707", vat_number="SE556732170701",
                                     contact_email="peppol@acme.example")
         participant = Participant(scheme=identifier.scheme, value=identifier.value, organisation=organisation)
@@ -240,7 +240,7 @@ def test_republish_notifies_the_directory_for_listed_participants_only(
         gateway: Gateway, directory: CaptureServer) -> None:
     listed = add_participant(gateway)
     registrations.enable_receiving(gateway, listed)
-    with gateway.session() as session:
+    with gateway.read() as session:
         other = Participant(scheme="iso6523-actorid-upis", value="0088:7300010000001",
                             organisation=session.get(Participant, listed).organisation)
         session.add(other)
@@ -263,7 +263,7 @@ def test_concurrent_enable_many_registers_each_once(gateway: Gateway, local_sml:
 
 
 def _add_to_first(gateway: Gateway, identifier: ParticipantId) -> int:
-    with gateway.session() as session:
+    with gateway.read() as session:
         organisation = session.query(Organisation).order_by(Organisation.id).first()
         participant = Participant(scheme=identifier.scheme, value=identifier.value, organisation=organisation)
         session.add(participant)
@@ -286,7 +286,7 @@ def test_worker_retries_unfinished_registrations_after_a_pause(tmp_path: Path, l
         assert registrations.retry_due(gateway) == 0  # just tried
 
         def age() -> None:
-            with gateway.session() as session:
+            with gateway.read() as session:
                 session.get(Participant, participant_id).updated_at -= registrations.RETRY_AFTER * 1.5
 
         age()

@@ -159,7 +159,7 @@ def gateway_config(data_dir: Path, dns_port: int, **sending: int) -> dict[str, s
 
 def seed(gateway: Gateway, participant: ParticipantId = SENDER) -> tuple[int, str]:
     """An organisation owning `participant`, and a network token for it."""
-    with gateway.session() as session:
+    with gateway.read() as session:
         organisation = Organisation(name="Sender AB", country="SE")
         session.add(organisation)
         session.flush()

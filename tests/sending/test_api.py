@@ -107,7 +107,7 @@ def test_sender_must_belong_to_the_calling_organisation(api: FlaskClient, net: N
     stranger = ParticipantId.parse("0007:5565475489")
     assert_unprocessable(post(api, net, invoice(vectors / "bis" / "base-example.xml", sender=stranger)),
                          "sender", "not a participant of this access point")
-    with net.gateway.session() as session:
+    with net.gateway.read() as session:
         other = Organisation(name="Other AB", country="SE")
         session.add(other)
         session.flush()
@@ -151,7 +151,7 @@ def test_list_filters_by_state_and_pages(api: FlaskClient, net: Network, documen
 
 def test_another_organisation_cannot_see_a_message(api: FlaskClient, net: Network, document: bytes) -> None:
     message_id = post(api, net, document).get_json()["id"]
-    with net.gateway.session() as session:
+    with net.gateway.read() as session:
         other = Organisation(name="Nosy AB", country="SE")
         session.add(other)
         session.flush()

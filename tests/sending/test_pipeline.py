@@ -61,7 +61,7 @@ def status(api: FlaskClient, net: Network, message_id: str) -> dict:
 
 def make_due(net: Network, message_id: str) -> None:
     """Skip the backoff wait: the message becomes due now."""
-    with net.gateway.session() as session:
+    with net.gateway.read() as session:
         session.get(Message, message_id).next_attempt_at = utcnow() - timedelta(seconds=1)
 
 
@@ -95,7 +95,7 @@ def test_sent_with_verified_receipt(api: FlaskClient, net: Network, document: by
 
 
 def test_receiver_not_registered_fails_at_once(api: FlaskClient, net: Network, document: bytes) -> None:
-    with net.gateway.session() as session:
+    with net.gateway.read() as session:
         session.add(WebhookSubscription(organisation_id=net.organisation_id, url="http://127.0.0.1:9/hook",
                                         secret="whsec_" + "x" * 32, events=["outbound.failed"]))
     message_id = submit(api, net, document)
@@ -217,7 +217,7 @@ def test_receipt_with_wrong_digest_fails(api: FlaskClient, net: Network, documen
 def test_deadline_turns_a_transient_failure_into_failed(api: FlaskClient, net: Network, document: bytes) -> None:
     net.register(RECEIVER, url=f"http://127.0.0.1:{free_port()}/as4")
     message_id = submit(api, net, document)
-    with net.gateway.session() as session:
+    with net.gateway.read() as session:
         session.get(Message, message_id).deadline_at = utcnow() + timedelta(milliseconds=100)
     send_due(net.gateway)
     body = status(api, net, message_id)
@@ -230,7 +230,7 @@ def test_a_message_whose_worker_died_is_resent_under_its_message_id(net: Network
                                                                      document: bytes) -> None:
     net.register(RECEIVER)
     message_id = submit(api, net, document)
-    with net.gateway.session() as session:  # what a worker leaves behind when it dies after posting
+    with net.gateway.read() as session:  # what a worker leaves behind when it dies after posting
         message = session.get(Message, message_id)
         message.state, message.locked_by = MessageState.SENDING, "dead-worker"
         message.locked_until = utcnow() - timedelta(seconds=1)

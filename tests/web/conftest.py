@@ -73,7 +73,7 @@ class Org:
 
 
 def make_org(gateway: Gateway, name: str) -> Org:
-    with gateway.session() as session:
+    with gateway.read() as session:
         organisation = Organisation(name=name, country="SE")
         session.add(organisation)
         session.flush()
@@ -130,7 +130,7 @@ def inbound_store(gateway: Gateway, vectors: Path) -> StoreInbound:
         as4_id = f"{uuid.uuid4()}@peer.example"
         receipt_raw = (f'<S12:Envelope xmlns:S12="http://www.w3.org/2003/05/soap-envelope"><S12:Body/>'
                        f"<!-- receipt for {as4_id} --></S12:Envelope>").encode()
-        with gateway.session() as session:
+        with gateway.read() as session:
             message = Message(
                 direction=Direction.INBOUND, organisation_id=org.id, state=state, as4_message_id=as4_id,
                 conversation_id="conv-1", sbdh_instance_id=header.instance_identifier, sender=header.sender.uri,

@@ -52,7 +52,7 @@ def test_tokens_are_required_and_scoped(gateway: Gateway, client: FlaskClient, a
     assert "Bearer" in body["detail"]
     _problem(client.get("/api/v1/inbound", headers={"Authorization": "Bearer pap_unknown"}), 401)
 
-    with gateway.session() as session:
+    with gateway.read() as session:
         admin, admin_token = ApiClient.issue("ops", ApiRole.ADMIN)
         session.add(admin)
     _problem(client.get("/api/v1/inbound", headers={"Authorization": f"Bearer {admin_token}"}), 403)

@@ -41,7 +41,7 @@ def api_gateway(tmp_path_factory: pytest.TempPathFactory, dev_pki: Path, vectors
 def api_org(api_gateway: Gateway, vectors: Path) -> Org:
     """An organisation with inbound messages (acked and new, with and without receipts) and a subscription."""
     org = make_org(api_gateway, "Schema AB")
-    with api_gateway.session() as session:
+    with api_gateway.read() as session:
         session.add(WebhookSubscription(organisation_id=org.id, url="http://127.0.0.1:9/hook",
                                         secret="whsec_schema-test-secret", events=[]))
     store = inbound_store(api_gateway, vectors)

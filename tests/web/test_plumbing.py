@@ -26,7 +26,7 @@ def env(tmp_path: Path) -> dict[str, str]:
 @pytest.fixture
 def gateway(env: dict[str, str]) -> Gateway:
     gw = build_gateway(load_config(None, env))
-    with gw.session() as session:
+    with gw.read() as session:
         session.add(Organisation(name="Acme AB", country="SE", org_number="5567321707"))
     return gw
 

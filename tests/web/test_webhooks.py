@@ -95,7 +95,7 @@ class Clock:
 
 
 def subscribe(gateway: Gateway, org: Org, url: str, events: list[str] | None = None, active: bool = True) -> int:
-    with gateway.session() as session:
+    with gateway.read() as session:
         subscription = WebhookSubscription(organisation_id=org.id, url=url, secret=SECRET, events=events or [],
                                            active=active)
         session.add(subscription)
@@ -149,14 +149,14 @@ def test_events_go_to_active_matching_subscriptions_of_their_organisation(gatewa
     acks_only = subscribe(gateway, acme, "http://127.0.0.1:1/acks", ["inbound.acked"])
     subscribe(gateway, acme, "http://127.0.0.1:1/off", active=False)
     subscribe(gateway, globex, "http://127.0.0.1:1/globex")
-    with gateway.session() as session:
+    with gateway.read() as session:
         record_event(session, "inbound.received", acme.id, data={"n": 1})
         record_event(session, "inbound.acked", acme.id)
         # an event built by hand is flushed on the way in
         assert enqueue_deliveries(session, Event(type="outbound.sent", organisation_id=acme.id)) == 1
     assert sorted(d.subscription_id for d in deliveries(gateway)) == sorted([everything, everything, acks_only,
                                                                                 everything])
-    with gateway.session() as session, pytest.raises(ValueError, match="event type"):
+    with gateway.read() as session, pytest.raises(ValueError, match="event type"):
         record_event(session, "Inbound Received", acme.id)
 
 
@@ -270,7 +270,7 @@ def test_a_deactivated_subscription_fails_its_pending_deliveries(gateway: Gatewa
                                                                  store_inbound: StoreInbound) -> None:
     subscription = subscribe(gateway, acme, receiver.url)
     store_inbound(acme)
-    with gateway.session() as session:
+    with gateway.read() as session:
         session.get(WebhookSubscription, subscription).active = False  # type: ignore[union-attr]
     assert deliver_due(gateway, clock=Clock()) == 1
     [delivery] = deliveries(gateway)
