@@ -79,9 +79,9 @@ class Gateway:
 
     @contextmanager
     def write(self) -> Iterator[Session]:
-        """The other transaction idiom, for read-then-write work: the write lock is taken up front (SQLite: BEGIN IMMEDIATE;
-        a deferred transaction that read first fails with "database is locked" when another process wrote
-        meanwhile; PostgreSQL: an ordinary transaction, row locks and constraints do that work)."""
+        """The other transaction idiom, for read-then-write work: the write lock is taken up front (SQLite:
+        BEGIN IMMEDIATE; a deferred transaction that read first fails with "database is locked" when another
+        process wrote meanwhile; PostgreSQL: an ordinary transaction, row locks and constraints do that work)."""
         with self.sessions() as session:
             begin_write(session)
             try:
