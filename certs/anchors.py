@@ -12,7 +12,8 @@ from importlib import resources
 from typing import Literal
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
+
+from certs.names import common_names
 
 Environment = Literal["local", "test", "production"]
 ENVIRONMENTS: tuple[str, ...] = ("local", "test", "production")
@@ -67,7 +68,7 @@ def anchors_from_certificates(cas: list[x509.Certificate], environment: str = "c
     """
     roots, ap_cas, smp_cas = [], [], []
     for ca in cas:
-        cn = " ".join(str(a.value) for a in ca.subject.get_attributes_for_oid(NameOID.COMMON_NAME)).upper()
+        cn = " ".join(common_names(ca.subject)).upper()
         if ca.subject == ca.issuer:
             roots.append(ca)
         elif "SERVICE METADATA PUBLISHER" in cn or "SMP" in cn.split():

@@ -14,6 +14,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 
+from certs.names import common_name
+
 
 class KeystoreError(ValueError):
     """Key material cannot be used; the message says why and never contains a secret."""
@@ -27,8 +29,7 @@ class KeyMaterial:
 
     @property
     def subject_cn(self) -> str:
-        attrs = self.certificate.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
-        return str(attrs[0].value) if attrs else ""
+        return common_name(self.certificate.subject)
 
     def check_usable(self, at: datetime | None = None) -> None:
         """Raise KeystoreError when the key does not match the certificate or the certificate is expired."""

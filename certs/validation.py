@@ -26,9 +26,10 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.x509.oid import NameOID
 
 from certs.anchors import TrustAnchors
+from certs.names import common_name as _cn
+from certs.names import common_names
 from certs.revocation import RevocationChecker, RevocationResult
 from certs.untrusted import MALFORMED
 
@@ -80,11 +81,6 @@ class Verdict:
             "not_after": self.not_after.isoformat() if self.not_after else None,
             "revocation": self.revocation.to_dict() if self.revocation else None,
         }
-
-
-def _cn(name: x509.Name) -> str:
-    attrs = name.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(attrs[0].value) if attrs else ""
 
 
 def _when(value: datetime) -> str:
@@ -153,7 +149,7 @@ class CertificateValidator:
         if usage_problem:
             return verdict(BAD_KEY_USAGE, usage_problem)
         try:
-            cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+            cns = common_names(cert.subject)
         except MALFORMED as exc:
             # Only reachable for a certificate the CA really signed that cryptography cannot parse; also for SMP
             # certificates, whose subject the revocation check and every report name.
@@ -163,8 +159,8 @@ class CertificateValidator:
             if len(cns) != 1:
                 return verdict(BAD_SUBJECT, f"the subject has {len(cns)} CNs; an AP certificate has exactly one, "
                                "its seat ID")
-            if not SEAT_ID.fullmatch(str(cns[0].value)):
-                return verdict(BAD_SUBJECT, f"the subject CN {cns[0].value!r} is not a Peppol seat ID "
+            if not SEAT_ID.fullmatch(cns[0]):
+                return verdict(BAD_SUBJECT, f"the subject CN {cns[0]!r} is not a Peppol seat ID "
                                "(P + 2 letters + 6 digits, e.g. POP000001)")
         base = f"valid {purpose.value} certificate of the {env} environment, issued by {_cn(ca.subject)!r}"
         if self.revocation is None:

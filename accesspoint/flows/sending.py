@@ -34,9 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, BinaryIO
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -65,6 +63,7 @@ from accesspoint.store.models import (
 )
 from accesspoint.store.types import utcnow
 from base import safexml
+from certs.names import common_name
 from certs.validation import Purpose
 from smp.client import EndpointResult
 from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
@@ -110,11 +109,6 @@ def backoff(attempt: int, settings: SendingSettings, rng: random.Random) -> time
 
 def document_name(document_type: str, process: str) -> str:
     return _DOCUMENT_NAMES.get(document_type, f"document type {document_type} (process {process})")
-
-
-def _common_name(certificate: x509.Certificate) -> str | None:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    return str(names[0].value) if names else None
 
 
 def classify_discovery(exc: DiscoveryError, message: Message) -> Failure:
@@ -414,7 +408,7 @@ class Sender:
             message.as4_message_id = wire.message_id
             message.wire_blob_key, message.wire_content_type = wire.blob_key, wire.content_type
             message.peer_endpoint_url = endpoint.endpoint_url
-            message.peer_ap_cn = _common_name(endpoint.certificate)
+            message.peer_ap_cn = common_name(endpoint.certificate.subject) or None
             message.attempts = number
             session.add(Attempt(message_id=message_id, number=number, started_at=utcnow(),
                                 endpoint_url=endpoint.endpoint_url))
@@ -432,7 +426,7 @@ class Sender:
         if not (message.wire_blob_key and message.wire_content_type and message.as4_message_id):
             return None
         if (message.peer_endpoint_url != endpoint.endpoint_url
-                or message.peer_ap_cn != _common_name(endpoint.certificate)):
+                or message.peer_ap_cn != (common_name(endpoint.certificate.subject) or None)):
             return None
         try:
             with self.gateway.blobs.open(message.wire_blob_key) as stored:

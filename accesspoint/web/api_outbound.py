@@ -17,7 +17,6 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from cryptography.x509.oid import NameOID
 from flask import Blueprint, Response, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
@@ -37,6 +36,7 @@ from accesspoint.store.models import (
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError
+from certs.names import common_name
 from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
@@ -286,9 +286,8 @@ def lookup(participant: str) -> ResponseReturnValue:
                     access_point=None)
         return jsonify(body)
     certificate = found.certificate
-    names = [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
     body.update(can_receive=True, reason=None, access_point={
-        "seat_id": names[0] if names else None,
+        "seat_id": common_name(certificate.subject) or None,
         "endpoint_url": found.endpoint_url,
         "transport_profile": found.transport_profile,
         "certificate_subject": found.certificate_subject,

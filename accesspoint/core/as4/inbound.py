@@ -26,7 +26,6 @@ from types import TracebackType
 from typing import IO, BinaryIO, Protocol, cast
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from accesspoint.core.as4 import messaging, mime, ns, spool, wssec
@@ -45,6 +44,7 @@ from accesspoint.core.as4.receipts import sign_receipt
 from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
 from base import safexml
 from certs.keystore import KeyMaterial
+from certs.names import common_names
 from smp.identifiers import ParticipantId
 
 COPY_CHUNK = 64 << 10
@@ -117,10 +117,6 @@ class InboundRefusal(As4Error):
     def __init__(self, cause: As4Error, message_id: str | None) -> None:
         super().__init__(cause.code, cause.description, cause.detail, cause.http_status)
         self.message_id = message_id
-
-
-def _common_names(certificate: x509.Certificate) -> list[str]:
-    return [str(a.value) for a in certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
 
 
 def check_header_size(root: mime.Part, max_header_bytes: int) -> None:
@@ -197,7 +193,7 @@ def _check_signer(report: wssec.SignatureReport, user_message: UserMessage, chec
         raise As4Error(FAILED_AUTHENTICATION, f"the signing certificate {signer.subject.rfc4514_string()} is not "
                                               f"accepted: {verdict.detail}")
     # CEF 1.5.3.3: the sending AP is the one that signed; phase4 leaves this open (as4.md pitfall 20).
-    if _common_names(signer) != [user_message.from_party]:
+    if common_names(signer.subject) != [user_message.from_party]:
         raise As4Error(FAILED_AUTHENTICATION, f"eb:From/eb:PartyId is {user_message.from_party!r}, but the message "
                                               f"is signed by {signer.subject.rfc4514_string()}; the PartyId must be "
                                               "the CN (seat ID) of the signing certificate")

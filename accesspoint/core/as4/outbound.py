@@ -23,7 +23,6 @@ from types import TracebackType
 from typing import BinaryIO
 
 from cryptography import x509
-from cryptography.x509.oid import NameOID
 from lxml import etree
 
 from accesspoint.core.as4 import messaging, mime, spool
@@ -33,6 +32,7 @@ from accesspoint.core.as4.messaging import Participant, PartInfo, UserMessage
 from accesspoint.core.as4.wssec import AttachmentContent, sign
 from accesspoint.core.sbdh import Sbdh, parse_sbdh
 from certs.keystore import KeyMaterial
+from certs.names import common_names
 
 # The SBD is XML before compression; after compression the attachment (and what the signature digests) is gzip.
 SBD_MIME_TYPE = "application/xml"
@@ -95,11 +95,11 @@ class OutgoingMessage:
 
 
 def _common_name(certificate: x509.Certificate) -> str:
-    names = certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    names = common_names(certificate.subject)
     if len(names) != 1:
         raise ValueError(f"certificate {certificate.subject.rfc4514_string()} has {len(names)} CNs; a Peppol AP "
                          "certificate has exactly one, its seat ID")
-    return str(names[0].value)
+    return names[0]
 
 
 def _stream(sbd: bytes | BinaryIO) -> BinaryIO:
