@@ -107,6 +107,36 @@ def backoff(attempt: int, settings: SendingSettings, rng: random.Random) -> time
     return timedelta(seconds=base / 2 + rng.uniform(0, base / 2))
 
 
+@dataclass(frozen=True)
+class NextState:
+    """Where a failed try leaves the message: `retrying` at `retry_at`, or `failed`, with what to tell a person."""
+
+    state: MessageState
+    retry_at: datetime | None
+    reason: str
+    hint: str
+
+
+def next_state(failure: Failure, *, transient_failures: int, attempts: int, deadline_at: datetime | None,
+               message_id: str, settings: SendingSettings, now: datetime, rng: random.Random) -> NextState:
+    """The retry decision, a pure function: a transient failure is retried after the backoff for the number of
+    transient failures so far (never before the circuit breaker's `not_before`) unless that lands past the sending
+    deadline; anything else fails at once with the failure's own reason and hint."""
+    if not failure.transient:
+        return NextState(MessageState.FAILED, None, failure.reason, failure.hint)
+    retry_at = now + backoff(transient_failures, settings, rng)
+    if failure.not_before is not None:
+        retry_at = max(retry_at, failure.not_before)
+    if deadline_at is not None and retry_at > deadline_at:
+        return NextState(
+            MessageState.FAILED, None,
+            f"gave up after {attempts} attempt(s) by the deadline {deadline_at:%Y-%m-%d %H:%M:%S} UTC; last error: "
+            f"{failure.reason}",
+            f"{failure.hint} The sending deadline (sending.deadline_hours) has passed; "
+            f"POST /api/v1/outbound/{message_id}/retry to try again.")
+    return NextState(MessageState.RETRYING, retry_at, failure.reason, failure.hint)
+
+
 def document_name(document_type: str, process: str) -> str:
     return _DOCUMENT_NAMES.get(document_type, f"document type {document_type} (process {process})")
 
@@ -514,26 +544,15 @@ class Sender:
             attempt.outcome = AttemptOutcome.TRANSIENT if result.transient else AttemptOutcome.PERMANENT
             attempt.error_code, attempt.error_reason, attempt.http_status = result.code, result.reason, \
                 result.http_status
-            message.error_code, message.error_reason, message.error_hint = result.code, result.reason, result.hint
-            retry_at = None
-            if result.transient:
-                failures = sum(1 for a in message.attempt_log if a.outcome == AttemptOutcome.TRANSIENT)
-                retry_at = now + backoff(failures, self.settings, self.rng)
-                if result.not_before is not None:
-                    retry_at = max(retry_at, result.not_before)
-                if message.deadline_at is not None and retry_at > message.deadline_at:
-                    message.error_reason = (f"gave up after {number} attempt(s) by the deadline "
-                                            f"{message.deadline_at:%Y-%m-%d %H:%M:%S} UTC; last error: {result.reason}")
-                    message.error_hint = (f"{result.hint} The sending deadline (sending.deadline_hours) has passed; "
-                                          f"POST /api/v1/outbound/{message_id}/retry to try again.")
-                    retry_at = None
-            data = {"reason": message.error_reason, "hint": message.error_hint, "error_code": result.code,
-                    "attempts": number}
-            if retry_at is not None:
-                message.state, message.next_attempt_at = MessageState.RETRYING, retry_at
-                record_event(session, message, EVENT_RETRYING, {**data, "next_attempt_at": retry_at.isoformat()})
+            failures = sum(1 for a in message.attempt_log if a.outcome == AttemptOutcome.TRANSIENT)
+            after = next_state(result, transient_failures=failures, attempts=number, deadline_at=message.deadline_at,
+                               message_id=message_id, settings=self.settings, now=now, rng=self.rng)
+            message.error_code, message.error_reason, message.error_hint = result.code, after.reason, after.hint
+            data = {"reason": after.reason, "hint": after.hint, "error_code": result.code, "attempts": number}
+            message.state, message.next_attempt_at = after.state, after.retry_at
+            if after.retry_at is not None:
+                record_event(session, message, EVENT_RETRYING, {**data, "next_attempt_at": after.retry_at.isoformat()})
             else:
-                message.state, message.next_attempt_at = MessageState.FAILED, None
                 record_event(session, message, EVENT_FAILED, data)
             log.info("outbound attempt failed", extra={"message_id": message_id, "error_code": result.code,
                                                        "state": str(message.state)})

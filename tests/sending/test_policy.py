@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -11,8 +11,8 @@ import pytest
 from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, TransportError, endpoint_key
 from accesspoint.app import create_app
 from accesspoint.config import ConfigError, SendingSettings, load_config
-from accesspoint.flows.sending import Failure, backoff, judge_answer, reuse_message_id
-from accesspoint.store.models import Attempt, AttemptOutcome, Message
+from accesspoint.flows.sending import Failure, backoff, judge_answer, next_state, reuse_message_id
+from accesspoint.store.models import Attempt, AttemptOutcome, Message, MessageState
 
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
@@ -22,6 +22,47 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         delays = {backoff(attempt, settings, rng) for _ in range(20)}
         assert all(timedelta(seconds=base / 2) <= d <= timedelta(seconds=base) for d in delays)
         assert len(delays) > 1  # jitter: messages failing together come back spread out
+
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+TRANSIENT = Failure(transient=True, code="timeout", reason="no answer within 120 s", hint="It is tried again.")
+
+
+def _next(failure: Failure, *, failures: int = 1, deadline: datetime | None = None):  # type: ignore[no-untyped-def]
+    return next_state(failure, transient_failures=failures, attempts=failures, deadline_at=deadline,
+                      message_id="m-1", settings=SendingSettings(retry_initial=60, retry_max=600), now=NOW,
+                      rng=random.Random(3))
+
+
+def test_a_transient_failure_is_retried_after_the_backoff() -> None:
+    for failures, base in [(1, 60), (2, 120), (5, 600)]:
+        after = _next(TRANSIENT, failures=failures)
+        assert after.state == MessageState.RETRYING
+        assert after.retry_at is not None
+        assert NOW + timedelta(seconds=base / 2) <= after.retry_at <= NOW + timedelta(seconds=base)
+        assert (after.reason, after.hint) == (TRANSIENT.reason, TRANSIENT.hint)
+
+
+def test_the_retry_waits_for_the_circuit_breaker() -> None:
+    later = NOW + timedelta(hours=1)
+    failure = Failure(transient=True, code="circuit-open", reason="open", hint="wait", not_before=later)
+    assert _next(failure).retry_at == later
+
+
+def test_a_retry_past_the_deadline_fails_with_the_retry_hint() -> None:
+    after = _next(TRANSIENT, failures=3, deadline=NOW + timedelta(seconds=10))
+    assert after.state == MessageState.FAILED and after.retry_at is None
+    assert after.reason == ("gave up after 3 attempt(s) by the deadline 2026-06-01 12:00:10 UTC; last error: "
+                            "no answer within 120 s")
+    assert after.hint.startswith("It is tried again. The sending deadline (sending.deadline_hours) has passed")
+    assert after.hint.endswith("POST /api/v1/outbound/m-1/retry to try again.")
+
+
+def test_a_permanent_failure_fails_at_once() -> None:
+    failure = Failure(transient=False, code="EBMS:0004", reason="rejected", hint="fix the document")
+    after = _next(failure, deadline=NOW + timedelta(days=1))
+    assert (after.state, after.retry_at, after.reason, after.hint) == (MessageState.FAILED, None, "rejected",
+                                                                       "fix the document")
 
 
 class Clock:
