@@ -43,7 +43,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from accesspoint.gateway import Gateway
-from accesspoint.store.database import begin_write
+from accesspoint.store.database import claim
 from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
 
@@ -197,33 +197,24 @@ def claim_deliveries(session: Session, now: datetime, limit: int = BATCH, lease:
     count goes up before anything is sent, so a worker that dies mid-POST leaves the delivery to be retried
     after the lease, and a delivery that crashes its worker still runs out of attempts.
 
-    PostgreSQL: FOR UPDATE SKIP LOCKED, so concurrent workers claim disjoint deliveries. SQLite: BEGIN IMMEDIATE
-    serialises the claim (one worker is the supported set-up there).
+    Claimed through `store.database.claim`, so the locking rules are those of every queue.
     """
-    if session.in_transaction():
-        raise RuntimeError("claim_deliveries needs a session without an open transaction: it commits the claim")
     query = (
         select(WebhookDelivery.id)
         .where(WebhookDelivery.state == DeliveryState.PENDING, WebhookDelivery.next_attempt_at <= now)
         .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    try:
-        begin_write(session)
-        ids = list(session.scalars(query))
+
+    def mark(ids: list[int]) -> None:
         if ids:
             session.execute(
                 update(WebhookDelivery)
                 .where(WebhookDelivery.id.in_(ids))
                 .values(next_attempt_at=now + lease, attempts=WebhookDelivery.attempts + 1)
             )
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return ids
+
+    return claim(session, query, mark)
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,17 @@ SQLite (WAL) is the embedded default, PostgreSQL the engine to scale out on; bot
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, make_url, or_, select, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, make_url, or_, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from accesspoint.store.models import Direction, Message, MessageState
@@ -137,6 +137,35 @@ def begin_write(session: Session) -> None:
         session.connection()
 
 
+Row = TypeVar("Row")
+
+
+def claim(session: Session, due: Select[tuple[Row]], mark: Callable[[list[Row]], None]) -> list[Row]:
+    """The one queue-claim idiom, used by every queue: select the due rows, mark them claimed, commit.
+
+    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so any number of workers on any hosts claim disjoint rows.
+    SQLite: the claim runs in `BEGIN IMMEDIATE`, which serialises writers of the file; one worker is the
+    supported set-up, several only wait for each other.
+
+    The session must have no transaction open: the claim is its own short transaction, committed here so no
+    row lock is held while the worker talks to the network. `mark` gets the claimed rows (possibly none) inside
+    that transaction.
+    """
+    if session.in_transaction():
+        raise RuntimeError("a claim needs a session without an open transaction: it commits the claim itself")
+    if session.get_bind().dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    try:
+        begin_write(session)
+        rows = list(session.scalars(due))
+        mark(rows)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return rows
+
+
 def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, lease: timedelta) -> list[Message]:
     """Claim up to `limit` due outbound messages for `worker_id` and commit the claim.
 
@@ -144,19 +173,12 @@ def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, 
     died mid-send; the AS4 MessageId is kept by the sender, so the receiving AP sees a duplicate, not a second
     invoice). Claimed messages are `sending`, `locked_by=worker_id`, `locked_until=now+lease`.
 
-    PostgreSQL: `SELECT ... FOR UPDATE SKIP LOCKED`, so any number of workers on any hosts claim disjoint rows.
-    SQLite: the claim runs in `BEGIN IMMEDIATE`, which serialises writers of the file; one worker is the
-    supported set-up, several only wait for each other.
-
-    The session must have no transaction open: the claim is its own short transaction, committed here so no
-    row lock is held while the worker talks to the network.
+    Claimed through `claim`, so the locking rules are those of every queue.
     """
     if limit < 1:
         raise ValueError(f"limit must be at least 1, not {limit}")
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware (UTC)")
-    if session.in_transaction():
-        raise RuntimeError("claim_outbound needs a session without an open transaction: it commits the claim itself")
     due = or_(
         (Message.state.in_([MessageState.QUEUED, MessageState.RETRYING])) & (Message.next_attempt_at <= now),
         (Message.state == MessageState.SENDING) & (Message.locked_until < now),
@@ -167,17 +189,11 @@ def claim_outbound(session: Session, worker_id: str, limit: int, now: datetime, 
         .order_by(Message.next_attempt_at, Message.created_at)
         .limit(limit)
     )
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    try:
-        begin_write(session)
-        messages = list(session.scalars(query))
+
+    def mark(messages: list[Message]) -> None:
         for message in messages:
             message.state = MessageState.SENDING
             message.locked_by = worker_id
             message.locked_until = now + lease
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    return messages
+
+    return claim(session, query, mark)
