@@ -238,7 +238,7 @@ def _decompress(user_message: UserMessage, first: DecryptedAttachment, limits: I
     return payload, size, sink.digest.hexdigest()
 
 
-def same_participant(header: Participant | None, sbdh: ParticipantId) -> bool:
+def _same_participant(header: Participant | None, sbdh: ParticipantId) -> bool:
     # Peppol identifier values are case-insensitive under iso6523-actorid-upis (peppol-commons lower-cases them).
     if header is None or header.scheme is None:
         return False
@@ -249,7 +249,7 @@ def cross_check(user_message: UserMessage, sbdh: Sbdh) -> None:
     """The SBDH must say what the ebMS header says: participants, document type and process (EBMS:0004)."""
     for name, header, envelope in (("originalSender", user_message.original_sender, sbdh.sender),
                                    ("finalRecipient", user_message.final_recipient, sbdh.receiver)):
-        if not same_participant(header, envelope):
+        if not _same_participant(header, envelope):
             raise As4Error(OTHER, f"the {name} property names {header!s} but the SBDH names {envelope.uri}; "
                                   "they must be the same participant")
     action = f"{sbdh.document_type.scheme}::{sbdh.document_type.value}"
