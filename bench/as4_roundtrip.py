@@ -1,5 +1,5 @@
 """Sender side for the benchmarks and the inspect round-trip tests: an SBD of any size, and the AS4 message
-`accesspoint.core.as4.outbound.build_message` makes of it (gzip, sign, encrypt, MIME), written to a file.
+`accesspoint.core.peppol.outbound.build_message` makes of it (gzip, sign, encrypt, MIME), written to a file.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import BinaryIO
 
 from cryptography import x509
 
-from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import Sbdh
 from certs.keystore import KeyMaterial
 

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import padding  # noqa: E402
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM  # noqa: E402
 
 from accesspoint.core.as4.compression import gzip_bytes  # noqa: E402
-from accesspoint.core.as4.inspection import inspect_message  # noqa: E402
+from accesspoint.core.peppol.inspection import inspect_message  # noqa: E402
 from accesspoint.core.sbdh import parse_sbdh  # noqa: E402
 from bench.as4_roundtrip import write_message, write_sbd  # noqa: E402
 from certs.devpki import init_pki  # noqa: E402

@@ -38,7 +38,7 @@ import requests  # noqa: E402
 from sqlalchemy import create_engine, make_url, text  # noqa: E402
 from sqlalchemy.pool import NullPool  # noqa: E402
 
-from accesspoint.core.as4.outbound import build_message  # noqa: E402
+from accesspoint.core.peppol.outbound import build_message  # noqa: E402
 from accesspoint.core.sbdh import parse_sbdh  # noqa: E402
 from certs.keystore import load_pem  # noqa: E402
 from tests.e2e.gateway_process import GatewayProcess  # noqa: E402

@@ -38,8 +38,8 @@ def _status_kb(field: str) -> int:
 
 def child(message: Path, content_type: str, p12: Path, password: str, anchors_dir: Path, trace: bool) -> None:
     """Runs in the fresh process; prints one JSON line."""
-    from accesspoint.core.as4.inbound import InboundLimits
-    from accesspoint.core.as4.inspection import inspect_message
+    from accesspoint.core.peppol.inbound import InboundLimits
+    from accesspoint.core.peppol.inspection import inspect_message
     from certs.devpki import load_pki
     from certs.keystore import load_pkcs12
     from certs.validation import CertificateValidator

@@ -1,4 +1,4 @@
-"""`peppol-ap inspect`: explain an AS4 message, receipt or error, step by step (accesspoint.core.as4.inspection)."""
+"""`peppol-ap inspect`: explain an AS4 message, receipt or error, step by step (accesspoint.core.peppol.inspection)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import fail
-from accesspoint.core.as4.inbound import InboundLimits
-from accesspoint.core.as4.inspection import human_lines, inspect_message
+from accesspoint.core.peppol.inbound import InboundLimits
+from accesspoint.core.peppol.inspection import human_lines, inspect_message
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.validation import CertificateValidator

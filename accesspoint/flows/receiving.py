@@ -45,7 +45,8 @@ from sqlalchemy.orm import Session
 from accesspoint.adapters.blobs import BlobRef
 from accesspoint.core.as4 import messaging
 from accesspoint.core.as4.errors import DUPLICATE_DETECTED, NOT_SERVICED, OTHER, As4Error
-from accesspoint.core.as4.inbound import (
+from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
+from accesspoint.core.peppol.inbound import (
     InboundLimits,
     InboundMessage,
     InboundRefusal,
@@ -53,7 +54,6 @@ from accesspoint.core.as4.inbound import (
     error_response,
     open_message,
 )
-from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
 from accesspoint.core.sbdh import Sbdh
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway

@@ -44,8 +44,8 @@ from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, Transport
 from accesspoint.config import SendingSettings
 from accesspoint.core.as4 import messaging, mime, ns
 from accesspoint.core.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import SbdhError, parse_sbdh
 from accesspoint.flows import webhooks
 from accesspoint.gateway import Gateway

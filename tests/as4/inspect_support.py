@@ -1,5 +1,5 @@
 """What every AS4 vector must give through `inspect` (vectors/as4/INDEX.md and expected-signatures.json), and a
-message we build for a dev-PKI key. Shared by the unit tests of accesspoint.core.as4.inspection and the CLI tests.
+message we build for a dev-PKI key. Shared by the unit tests of accesspoint.core.peppol.inspection and the CLI tests.
 
 Certificate verdicts are for the shipped G3 test anchors at AT, a time when the G3 signers are inside their validity
 (INDEX.md: "pass a fixed time").
@@ -18,7 +18,7 @@ from lxml import etree
 
 from accesspoint.core.as4 import messaging, mime, wssec
 from accesspoint.core.as4.compression import gzip_bytes
-from accesspoint.core.as4.outbound import GZIP_MIME_TYPE, user_message_for
+from accesspoint.core.peppol.outbound import GZIP_MIME_TYPE, user_message_for
 from accesspoint.core.sbdh import parse_sbdh
 from bench.as4_roundtrip import write_message
 from certs.devpki import DevPki, init_pki

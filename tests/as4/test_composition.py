@@ -24,7 +24,10 @@ from accesspoint.config import load_config
 from accesspoint.core.as4 import messaging, mime, ns, wssec
 from accesspoint.core.as4.encryption import PlainAttachment, decrypt_attachments, encrypt_attachments
 from accesspoint.core.as4.errors import NOT_SERVICED, OTHER, As4Error
-from accesspoint.core.as4.inbound import (
+from accesspoint.core.as4.messaging import Participant, PartInfo
+from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol import profile
+from accesspoint.core.peppol.inbound import (
     InboundLimits,
     InboundMessage,
     InboundRefusal,
@@ -33,9 +36,7 @@ from accesspoint.core.as4.inbound import (
     open_message,
     respond,
 )
-from accesspoint.core.as4.messaging import Participant, PartInfo
-from accesspoint.core.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
-from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import OutgoingMessage, build_message, seal, user_message_for
 from accesspoint.core.sbdh import Sbdh, SbdhError, build_sbd, sbdh_from_ubl
 from base import safexml
 from certs.devpki import DevPki, init_pki, issue_leaf
@@ -129,7 +130,7 @@ def test_header_is_derived_from_the_sbdh(message: OutgoingMessage, sbdh: Sbdh) -
     assert messaging.is_valid_message_id(message.message_id) and message.message_id == um.message_id
     parsed = messaging.parse_envelope_bytes(message.envelope_xml)
     assert parsed.user_message == um
-    messaging.check_peppol_user_message(parsed.user_message, [part.content_id])
+    profile.check_peppol_user_message(parsed.user_message, [part.content_id])
 
 
 def test_body_is_repeatable_and_measured(message: OutgoingMessage) -> None:

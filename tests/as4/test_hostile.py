@@ -25,10 +25,11 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from accesspoint.core.as4 import encryption, inspection, wssec
+from accesspoint.core.as4 import encryption, wssec
 from accesspoint.core.as4.errors import As4Error
-from accesspoint.core.as4.inbound import InboundRefusal, open_message
-from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.peppol import inspection
+from accesspoint.core.peppol.inbound import InboundRefusal, open_message
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from base import safexml
 from certs.devpki import DevPki, init_pki, issue_leaf

@@ -1,4 +1,4 @@
-"""accesspoint.core.as4.inspection: every vector gives its documented verdicts; a message we build inspects clean."""
+"""accesspoint.core.peppol.inspection: every vector gives its documented verdicts; a message we build inspects clean."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from accesspoint.core.as4.inbound import InboundLimits
-from accesspoint.core.as4.inspection import InspectionReport, human_lines, inspect_message
+from accesspoint.core.peppol.inbound import InboundLimits
+from accesspoint.core.peppol.inspection import InspectionReport, human_lines, inspect_message
 from bench.as4_roundtrip import write_message, write_sbd
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.keystore import load_certificates, load_pem

@@ -37,8 +37,6 @@ from accesspoint.core.as4.messaging import (
     build_error,
     build_receipt,
     build_user_message,
-    check_peppol_receipt,
-    check_peppol_user_message,
     format_timestamp,
     new_message_id,
     new_user_message,
@@ -49,6 +47,7 @@ from accesspoint.core.as4.messaging import (
     reference_digest,
     security_header,
 )
+from accesspoint.core.peppol.profile import check_peppol_receipt, check_peppol_user_message
 
 EB = f"{{{ns.EB}}}"
 DS = f"{{{ns.DS}}}"

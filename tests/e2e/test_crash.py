@@ -24,8 +24,8 @@ import requests
 from sqlalchemy import func, select
 
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.gateway import build_gateway

@@ -12,8 +12,8 @@ import requests
 from sqlalchemy import select
 
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.gateway import Gateway, build_gateway

@@ -18,8 +18,8 @@ from cryptography import x509
 
 from accesspoint.cli.main import cli
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.gateway import build_gateway
 from certs.keystore import load_certificates

@@ -12,8 +12,8 @@ import requests
 from sqlalchemy import func, select
 
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.gateway import build_gateway
 from accesspoint.store.models import Message

@@ -18,9 +18,9 @@ import pytest
 import requests
 
 from accesspoint.core.as4 import messaging
-from accesspoint.core.as4.inbound import InboundMessage, InboundRefusal, error_response, open_message, respond
-from accesspoint.core.as4.outbound import build_message
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.inbound import InboundMessage, InboundRefusal, error_response, open_message, respond
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from certs.validation import Purpose
 from smp.identifiers import ParticipantId

@@ -7,9 +7,9 @@ import re
 import pytest
 
 from accesspoint.config import ConfigError, load_config
-from accesspoint.core.as4.inbound import InboundLimits
-from accesspoint.core.as4.inspection import inspect_message
-from accesspoint.core.as4.outbound import OutgoingMessage
+from accesspoint.core.peppol.inbound import InboundLimits
+from accesspoint.core.peppol.inspection import inspect_message
+from accesspoint.core.peppol.outbound import OutgoingMessage
 from tests.ops.helpers import value
 from tests.receiving.conftest import Receiver, ReceiverFactory
 

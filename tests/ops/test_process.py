@@ -16,7 +16,7 @@ import requests
 from cryptography import x509
 
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import build_message
+from accesspoint.core.peppol.outbound import build_message
 from accesspoint.gateway import build_gateway
 from accesspoint.store.models import Message
 from tests.e2e.gateway_process import ROOT, GatewayProcess

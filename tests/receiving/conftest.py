@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 
 from accesspoint.app import create_app
 from accesspoint.config import load_config
-from accesspoint.core.as4.outbound import OutgoingMessage, build_message
+from accesspoint.core.peppol.outbound import OutgoingMessage, build_message
 from accesspoint.core.sbdh import Sbdh, build_sbd, sbdh_from_ubl
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import (

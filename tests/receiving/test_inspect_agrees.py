@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from accesspoint.core.as4 import messaging, mime
-from accesspoint.core.as4.inspection import inspect_message
 from accesspoint.core.as4.messaging import Participant
-from accesspoint.core.as4.outbound import seal, user_message_for
+from accesspoint.core.peppol.inspection import inspect_message
+from accesspoint.core.peppol.outbound import seal, user_message_for
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.store.models import BIS_BILLING_CREDIT_NOTE
 from tests.receiving.conftest import Receiver

@@ -20,8 +20,8 @@ from sqlalchemy import select
 
 from accesspoint.core.as4 import messaging, mime, ns, wssec
 from accesspoint.core.as4.messaging import Participant
-from accesspoint.core.as4.outbound import OutgoingMessage, build_message, seal, user_message_for
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.outbound import OutgoingMessage, build_message, seal, user_message_for
 from accesspoint.core.sbdh import Sbdh, build_sbd, sbdh_from_ubl
 from accesspoint.flows import receiving
 from accesspoint.flows.webhooks import INBOUND_RECEIVED

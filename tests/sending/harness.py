@@ -22,8 +22,8 @@ from werkzeug.wrappers import Request, Response
 from accesspoint.config import load_config
 from accesspoint.core.as4 import ns
 from accesspoint.core.as4.errors import NOT_SERVICED, OTHER, As4Error
-from accesspoint.core.as4.inbound import InboundRefusal, error_response, open_message, respond
 from accesspoint.core.as4.receipts import sign_receipt
+from accesspoint.core.peppol.inbound import InboundRefusal, error_response, open_message, respond
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import ApiClient, ApiRole, Organisation, Participant
 from certs.devpki import DevPki, ensure_dev_pki, issue_leaf

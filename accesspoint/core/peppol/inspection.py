@@ -44,7 +44,8 @@ from accesspoint.core.as4.errors import (
     OTHER,
     As4Error,
 )
-from accesspoint.core.as4.inbound import HashingWriter, InboundLimits, check_header_size, cross_check
+from accesspoint.core.peppol import profile
+from accesspoint.core.peppol.inbound import HashingWriter, InboundLimits, check_header_size, cross_check
 from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
 from base import safexml
 from certs import untrusted
@@ -320,7 +321,7 @@ class _Analysis:
         um = self.parsed.user_message
         cids = [p.content_id or "" for p in self.message.attachments]
         try:
-            messaging.check_peppol_user_message(um, cids)
+            profile.check_peppol_user_message(um, cids)
         except As4Error as exc:
             self.report.add("profile", "failed", exc.description, exc)
             return
@@ -335,7 +336,7 @@ class _Analysis:
         if parsed.soap_version != "1.2":
             problems.append("it is SOAP 1.1; Peppol AS4 uses SOAP 1.2 only")
         try:
-            messaging.check_peppol_receipt(parsed.receipt)
+            profile.check_peppol_receipt(parsed.receipt)
         except As4Error as exc:
             problems.append(exc.description)
         if problems:

@@ -41,6 +41,7 @@ from accesspoint.core.as4.errors import (
 )
 from accesspoint.core.as4.messaging import COMPRESSION_GZIP, Participant, UserMessage
 from accesspoint.core.as4.receipts import sign_receipt
+from accesspoint.core.peppol import profile
 from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
 from base import safexml
 from certs.keystore import KeyMaterial
@@ -290,7 +291,7 @@ def open_message(
         user_message = parsed.user_message
         assert user_message is not None
         message_id = user_message.message_id
-        messaging.check_peppol_user_message(user_message, [part.content_id or "" for part in message.attachments])
+        profile.check_peppol_user_message(user_message, [part.content_id or "" for part in message.attachments])
         # check_peppol_user_message lets only an ebMS ping come without attachments: nothing to decrypt then.
         decrypted = _decrypt(parsed.envelope, message.attachments, our_key, limits) if message.attachments else {}
         spooled += [item.body for item in decrypted.values()]
