@@ -68,7 +68,8 @@ class Case:
 
     def receive(self) -> None:
         with self.message.open("rb") as stream:
-            report = inspect_message(stream, self.content_type, keys=[self.key], validator=self.validator)
+            report = inspect_message(iter(lambda: stream.read(1 << 16), b""),
+                                     self.content_type, keys=[self.key], validator=self.validator)
         if not report.valid:
             raise SystemExit(f"{self.label}: the receive path failed: {[s.summary for s in report.steps]}")
 

@@ -55,7 +55,8 @@ def child(message: Path, content_type: str, p12: Path, password: str, anchors_di
     Path("/proc/self/clear_refs").write_text("5")  # reset VmHWM to the current RSS
     started = time.perf_counter()
     with message.open("rb") as stream:
-        report = inspect_message(stream, content_type, keys=[key], validator=validator, limits=limits)
+        report = inspect_message(iter(lambda: stream.read(1 << 16), b""),
+                                 content_type, keys=[key], validator=validator, limits=limits)
     seconds = time.perf_counter() - started
     peak = _status_kb("VmHWM")
     if not report.valid:

@@ -9,8 +9,7 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import fail
-from accesspoint.core.peppol.inbound import InboundLimits
-from accesspoint.core.peppol.inspection import human_lines, inspect_message
+from accesspoint.core import InboundLimits, human_lines, inspect_message
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.validation import CertificateValidator
@@ -100,7 +99,8 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
         checker = RevocationChecker(http_fetch)
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
-        report = inspect_message(stream, content_type, keys=keys, validator=validator, at=at, limits=InboundLimits())
+        report = inspect_message(iter(lambda: stream.read(1 << 16), b""), content_type,
+                                 keys=keys, validator=validator, at=at, limits=InboundLimits())
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

@@ -1,15 +1,23 @@
-"""The receiving access point: one AS4 request in, one answer out (DESIGN.md, inbound flow steps 1-8).
+"""The receiving access point: one AS4 request in, one answer out (DESIGN.md, the inbound flow).
 
-`receive` reads top to bottom. `inbound.open_message` does the protocol steps (MIME, eb:Messaging, decrypt,
-verify, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against the ebMS header); then
-this module asks the store: have we accepted this AS4 MessageId before, do we serve the final recipient for this
-document type and process, has the sender used this SBDH InstanceIdentifier before; then it stores the message
-durably and answers with the signed receipt it stored.
+`receive` reads top to bottom:
+
+1. `open_message`, the AS4 step list of the core (MIME, SOAP, signature policy, envelope, Peppol profile, decrypt,
+   verify, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against the ebMS header);
+2. have we accepted this AS4 MessageId before (an identical repeat gets its stored receipt again);
+3. `INBOUND_CHECKS`, in order, each returning nothing or raising the ebMS error to answer (today: do we serve the
+   final recipient for this document type and process);
+4. store the message durably, with the receipt we sign for it, and `POST_RECEIPT_ACTIONS` in the same transaction;
+   then the receipt leaves.
 
 Durability: the decompressed SBD is written to the blob store and fsync'd first, then one transaction inserts the
-Message, the signed Receipt (signed before the commit, so the stored bytes are the bytes we send) and the
-`inbound.received` Event, and commits (SQLite runs with synchronous=FULL). Only then does the receipt leave. A
+Message, the signed Receipt (signed before the commit, so the stored bytes are the bytes we send) and whatever the
+post-receipt actions enqueue, and commits (SQLite runs with synchronous=FULL). Only then does the receipt leave. A
 crash before the commit leaves at most an orphaned blob file, never a receipt for a message we do not have.
+
+Post-receipt actions enqueue work in that transaction rather than doing it: the work (a webhook delivery today; a
+validation report, an MLS later) then runs asynchronously and is retried by the worker, and is as durable as the
+message it is about, so a crash between the commit and the action cannot lose it.
 
 Duplicates are found by AS4 MessageId in the database, so the check is persistent and shared by every process
 (phase4 keeps them 10 minutes in memory, as4.md section 5). A repeat that is identical (same SBD sha256 and the same
@@ -19,8 +27,8 @@ refused with EBMS:4001 DuplicateDetected, phase4's code since 4.5.0 (as4.md sect
 race, the unique constraint on (direction, as4_message_id) picks the winner and the loser answers with the winner's
 receipt.
 
-Order: the duplicate check comes before the "do we serve this participant" check, so a sender retrying a message we
-accepted gets its receipt even if the participant stopped receiving in between; we did accept that message.
+Order: the duplicate check comes before the inbound checks, so a sender retrying a message we accepted gets its
+receipt even if the participant stopped receiving in between; we did accept that message.
 
 Error answers: a signed ebMS Error signal with HTTP 200, as phase4 does. Requests that are not AS4 at all (no or
 wrong Content-Type, broken MIME, unparsable SOAP) and oversized requests carry http_status 400/413 on their
@@ -32,35 +40,36 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import BinaryIO
 
-from cryptography import x509
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from accesspoint.adapters.blobs import BlobRef
-from accesspoint.core.as4 import messaging
-from accesspoint.core.as4.errors import DUPLICATE_DETECTED, NOT_SERVICED, OTHER, As4Error
-from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
-from accesspoint.core.peppol.inbound import (
+from accesspoint.core import (
+    DUPLICATE_DETECTED,
+    NOT_SERVICED,
+    OTHER,
+    As4Error,
     InboundLimits,
     InboundMessage,
     InboundRefusal,
-    SignerCheck,
+    SignedReceipt,
     error_response,
     open_message,
+    repeat_difference,
+    respond,
 )
 from accesspoint.core.sbdh import Sbdh
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
-from accesspoint.store.database import begin_write
 from accesspoint.store.models import Direction, Message, MessageState, Receipt
 from accesspoint.store.queries import inbound_by_as4_id, serving_participant
-from certs.validation import Purpose, Verdict
+from certs.validation import Purpose
 
 log = logging.getLogger(__name__)
 
@@ -76,12 +85,6 @@ class Outcome(StrEnum):
 
 
 @dataclass(frozen=True)
-class SignedReceipt:
-    message_id: str  # the receipt's own eb:MessageId
-    raw: bytes  # exactly the bytes we send and store
-
-
-@dataclass(frozen=True)
 class InboundResult:
     """What to answer: HTTP status, body and Content-Type; `message_id` is our Message.id when one is stored."""
 
@@ -93,26 +96,94 @@ class InboundResult:
     error_code: str | None = None
 
 
-def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> InboundResult:
-    """Process one POST /as4 request body (de-chunked stream) and return the answer to send."""
+@dataclass
+class Accepting:
+    """A message that passed the AS4 steps, on its way through the inbound checks; a check may note what it found
+    out for the store (the serving check notes the organisation)."""
+
+    message: InboundMessage
+    sbdh: Sbdh
+    session: Session
+    organisation_id: int | None = None
+
+
+@dataclass(frozen=True)
+class InboundCheck:
+    """One inbound check: returns nothing or raises the As4Error to answer. `needs_database` is False for a check
+    `inspect` can run too (it has no database)."""
+
+    name: str
+    run: Callable[[Accepting], None]
+    needs_database: bool = True
+
+
+@dataclass(frozen=True)
+class PostReceiptAction:
+    """Work for a stored message, enqueued in the transaction that stores it (see the module docstring)."""
+
+    name: str
+    run: Callable[[Session, Message, Sbdh], None]
+
+
+def _served(accepting: Accepting) -> None:
+    """We must serve the final recipient for this document type and process, else NOT_SERVICED (EBMS:0004)."""
+    sbdh = accepting.sbdh
+    receiver = sbdh.receiver
+    participant = serving_participant(accepting.session, receiver.scheme, receiver.value, sbdh.document_type.uri,
+                                      sbdh.process.uri)
+    if participant is None:
+        raise As4Error(OTHER, f"this access point does not receive {sbdh.document_type.uri} (process "
+                              f"{sbdh.process.uri}) for {receiver.uri}", detail=NOT_SERVICED)
+    accepting.organisation_id = participant.organisation_id
+
+
+def _hand_over(session: Session, message: Message, sbdh: Sbdh) -> None:
+    """The `inbound.received` event and its webhook deliveries: the network is told at least once."""
+    assert message.organisation_id is not None and message.received_at is not None
+    record_event(
+        session, INBOUND_RECEIVED, message.organisation_id, message_id=message.id,
+        data={
+            "message_id": message.id,
+            "as4_message_id": message.as4_message_id,
+            "sender": message.sender,
+            "receiver": message.receiver,
+            "document_type": message.document_type,
+            "process": message.process,
+            "sbdh_instance_id": sbdh.instance_identifier,
+            "sbdh_instance_reused": message.sbdh_instance_reused,
+            "received_at": message.received_at.isoformat(),
+        },
+    )  # fmt: skip
+
+
+INBOUND_CHECKS: tuple[InboundCheck, ...] = (InboundCheck("served", _served),)
+POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (PostReceiptAction("hand-over", _hand_over),)
+
+
+def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -> InboundResult:
+    """Process one POST /as4 request body (de-chunked, as byte chunks) and return the answer to send."""
+    now = datetime.now(UTC)
     limits = InboundLimits(**vars(gateway.config.as4))
     as4_message_id: str | None = None
     try:
-        with open_message(body, content_type, our_key=gateway.key, check_signer=_signer_check(gateway),
-                          limits=limits) as inbound:
+        with open_message(body, content_type, our_key=gateway.key, limits=limits,
+                          check_signer=lambda cert: gateway.validator.validate(cert, Purpose.AP_SIGNING, now),
+                          ) as inbound:
             as4_message_id = inbound.message_id
             if inbound.sbdh is None or inbound.payload is None:
-                return _ping_receipt(gateway, inbound)
-            sbdh = inbound.sbdh
+                return _ping_receipt(gateway, inbound, now)
             with gateway.read() as session:
                 earlier = inbound_by_as4_id(session, as4_message_id)
                 if earlier is not None:
                     return _repeat(earlier, inbound)
-                organisation_id = _serving_organisation(session, sbdh)
+                accepting = Accepting(inbound, inbound.sbdh, session)
+                for check in INBOUND_CHECKS:
+                    check.run(accepting)
+            assert accepting.organisation_id is not None, "the served check names the organisation"
             blob = gateway.blobs.put(inbound.payload)
             try:
-                receipt = _sign_receipt(gateway, inbound)
-                stored = _store(gateway, inbound, sbdh, organisation_id, blob, receipt)
+                receipt = _sign_receipt(gateway, inbound, now)
+                stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob, receipt, now)
             except IntegrityError:
                 gateway.blobs.delete(blob.key)
                 # two requests with this MessageId raced past the duplicate check; the first commit won
@@ -128,65 +199,29 @@ def receive(gateway: Gateway, body: BinaryIO, content_type: str | None) -> Inbou
                                                       "receiver": stored.receiver, "peer_ap": stored.peer_ap_cn})
             return InboundResult(200, receipt.raw, SOAP_CONTENT_TYPE, stored.id, Outcome.ACCEPTED)
     except InboundRefusal as exc:
-        return _refusal(gateway, exc, exc.message_id)
+        return _refusal(gateway, exc, exc.message_id, now)
     except As4Error as exc:
-        return _refusal(gateway, exc, as4_message_id)
+        return _refusal(gateway, exc, as4_message_id, now)
 
 
-def _signer_check(gateway: Gateway) -> SignerCheck:
-    def check(certificate: x509.Certificate) -> Verdict:
-        # chains to the AP CA of our environment, valid now, not revoked (revocation as configured)
-        return gateway.validator.validate(certificate, Purpose.AP_SIGNING)
-
-    return check
-
-
-def _ping_receipt(gateway: Gateway, inbound: InboundMessage) -> InboundResult:
-    receipt = _sign_receipt(gateway, inbound)
+def _ping_receipt(gateway: Gateway, inbound: InboundMessage, now: datetime) -> InboundResult:
+    receipt = _sign_receipt(gateway, inbound, now)
     log.info("ebMS ping answered", extra={"as4_message_id": inbound.message_id,
                                           "peer_ap": inbound.user_message.from_party})
     return InboundResult(200, receipt.raw, SOAP_CONTENT_TYPE, None, Outcome.PING)
 
 
-def _sign_receipt(gateway: Gateway, inbound: InboundMessage) -> SignedReceipt:
-    receipt_id = messaging.new_message_id(gateway.message_id_domain)
-    raw = sign_receipt(inbound.signature.signed_info_references, inbound.message_id, gateway.key,
-                       message_id=receipt_id)
-    return SignedReceipt(receipt_id, raw)
-
-
-def _serving_organisation(session: Session, sbdh: Sbdh) -> int:
-    """The organisation of the final recipient we serve for this document type + process, else NOT_SERVICED."""
-    receiver = sbdh.receiver
-    participant = serving_participant(session, receiver.scheme, receiver.value, sbdh.document_type.uri,
-                                      sbdh.process.uri)
-    if participant is None:
-        raise As4Error(OTHER, f"this access point does not receive {sbdh.document_type.uri} (process "
-                              f"{sbdh.process.uri}) for {receiver.uri}", detail=NOT_SERVICED)
-    return participant.organisation_id
-
-
-def _same_content(earlier: Message, inbound: InboundMessage) -> str | None:
-    """Why a repeat of `earlier`'s MessageId is not the same message, or None when it is."""
-    if earlier.payload_sha256 != inbound.payload_sha256:
-        return "its SBD differs from the one we accepted"
-    if earlier.receipt is None:
-        return "no receipt is stored for the message we accepted under it"
-    parsed = messaging.parse_envelope_bytes(earlier.receipt.raw)
-    assert parsed.receipt is not None  # we stored it as a receipt
-    accepted = parsed.receipt.nri_references
-    received = inbound.signature.signed_info_references
-    if len(accepted) != len(received):
-        return f"its signature covers {len(received)} parts, the accepted message's covered {len(accepted)}"
-    for ours, theirs in zip(accepted, received, strict=True):
-        mismatch = nri_reference_mismatch(theirs, ours)
-        if mismatch is not None:
-            return f"its signed content differs ({mismatch})"
-    return None
+def _sign_receipt(gateway: Gateway, inbound: InboundMessage, now: datetime) -> SignedReceipt:
+    return respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
 
 
 def _repeat(earlier: Message, inbound: InboundMessage) -> InboundResult:
-    difference = _same_content(earlier, inbound)
+    if earlier.payload_sha256 != inbound.payload_sha256:
+        difference: str | None = "its SBD differs from the one we accepted"
+    elif earlier.receipt is None:
+        difference = "no receipt is stored for the message we accepted under it"
+    else:
+        difference = repeat_difference(earlier.receipt.raw, inbound)
     if difference is not None:
         raise As4Error(DUPLICATE_DETECTED, f"the MessageId {inbound.message_id} was already used for another "
                                            f"message we accepted, and {difference}; use a new MessageId for a new "
@@ -209,13 +244,11 @@ def _earlier_instance(session: Session, sbdh: Sbdh) -> str | None:
 
 
 def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_id: int, blob: BlobRef,
-           receipt: SignedReceipt) -> Message:
-    """One transaction: Message, Receipt, Event; committed before the receipt is sent."""
-    now = datetime.now(UTC)
+           receipt: SignedReceipt, now: datetime) -> Message:
+    """One transaction: Message, Receipt and the post-receipt actions' work; committed before the receipt is sent."""
     um = inbound.user_message
-    with gateway.sessions() as session:
-        # SQLite: take the write lock first, so the instance check and the insert see one state of the file
-        begin_write(session)
+    # write(): the write lock first, so the instance check and the insert see one state of the database
+    with gateway.write() as session:
         duplicate_of = _earlier_instance(session, sbdh)
         if duplicate_of is not None:
             log.warning("SBDH InstanceIdentifier reused by the same sender; stored and flagged",
@@ -249,30 +282,16 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
         )
         session.add(message)
         session.flush()
-        # the event and its webhook deliveries commit with the message: handed to the network at least once
-        record_event(
-            session, INBOUND_RECEIVED, organisation_id, message_id=message.id,
-            data={
-                "message_id": message.id,
-                "as4_message_id": um.message_id,
-                "sender": message.sender,
-                "receiver": message.receiver,
-                "document_type": message.document_type,
-                "process": message.process,
-                "sbdh_instance_id": sbdh.instance_identifier,
-                "sbdh_instance_reused": duplicate_of is not None,
-                "received_at": now.isoformat(),
-            },
-        )  # fmt: skip
-        session.commit()
+        for action in POST_RECEIPT_ACTIONS:
+            action.run(session, message, sbdh)
     return message
 
 
-def _refusal(gateway: Gateway, exc: As4Error, ref_to_message_id: str | None) -> InboundResult:
+def _refusal(gateway: Gateway, exc: As4Error, ref_to_message_id: str | None, now: datetime) -> InboundResult:
     log.info("inbound message refused", extra={"as4_message_id": ref_to_message_id, "code": exc.code,
                                                "description": exc.description, "http_status": exc.http_status})
     if exc.http_status >= 400:
         text = f"{exc.code} {exc.info.short_description}: {exc.description}\n"
         return InboundResult(exc.http_status, text.encode(), TEXT_CONTENT_TYPE, None, Outcome.REFUSED, exc.code)
-    body = error_response(exc, ref_to_message_id, gateway.key, domain=gateway.message_id_domain)
+    body = error_response(exc, ref_to_message_id, gateway.key, now=now, domain=gateway.message_id_domain)
     return InboundResult(exc.http_status, body, SOAP_CONTENT_TYPE, None, Outcome.REFUSED, exc.code)

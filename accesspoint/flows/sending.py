@@ -22,19 +22,18 @@ recognise the repeat (ours answers it with the stored receipt) instead of seeing
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import random
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, BinaryIO
+from typing import Any
 
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography import x509
 from lxml import etree
 from sqlalchemy import update
 from sqlalchemy.orm import Session
@@ -42,10 +41,22 @@ from sqlalchemy.orm import Session
 from accesspoint.adapters.blobs import CHUNK, BlobNotFoundError
 from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
 from accesspoint.config import SendingSettings
-from accesspoint.core.as4 import messaging, mime, ns
-from accesspoint.core.as4.errors import DUPLICATE_DETECTED, INVALID_RECEIPT, NOT_SERVICED, As4Error
-from accesspoint.core.as4.receipts import verify_receipt
-from accesspoint.core.peppol.outbound import build_message
+from accesspoint.core import (
+    DUPLICATE_DETECTED,
+    INVALID_RECEIPT,
+    NOT_SERVICED,
+    As4Error,
+    BadReceipt,
+    BoundaryCollisionError,
+    ErrorSignal,
+    NotAnAnswer,
+    Refused,
+    SignerCheck,
+    build_message,
+    new_message_id,
+    open_answer,
+    signed_references,
+)
 from accesspoint.core.sbdh import SbdhError, parse_sbdh
 from accesspoint.flows import webhooks
 from accesspoint.gateway import Gateway
@@ -63,6 +74,7 @@ from accesspoint.store.models import (
 )
 from accesspoint.store.types import utcnow
 from base import safexml
+from base.chunks import chunk_stream
 from certs.names import common_name
 from certs.validation import Purpose
 from smp.client import EndpointResult
@@ -167,12 +179,12 @@ def classify_transport(exc: TransportError) -> Failure:
 PHASE4_DUPLICATE_DETAIL = "was already handled (this is a duplicate)"
 
 
-def is_duplicate_answer(signal: messaging.ErrorSignal) -> bool:
+def is_duplicate_answer(signal: ErrorSignal) -> bool:
     """The receiver says it already has a message with our MessageId (EBMS:4001, or phase4 4.4's EBMS:0004)."""
     return DUPLICATE_DETECTED in signal.codes or signal.has_detail(PHASE4_DUPLICATE_DETAIL)
 
 
-def classify_error_signal(signal: messaging.ErrorSignal, status: int) -> Failure:
+def classify_error_signal(signal: ErrorSignal, status: int) -> Failure:
     reason = f"the receiving access point rejected the message: {signal}"
     if signal.soap_fault:
         reason += f" (SOAP fault: {signal.soap_fault})"
@@ -203,55 +215,35 @@ class Verified:
     raw: bytes
 
 
-def _soap_part(answer: HttpAnswer) -> bytes:
-    """The SOAP envelope of an answer: the body, or the root part when a stack answers multipart/related."""
-    if answer.content_type.lower().startswith("multipart/"):
-        with mime.parse_message(io.BytesIO(answer.body), answer.content_type) as parsed:
-            return parsed.root.read_bytes()
-    return answer.body
-
-
 def judge_answer(answer: HttpAnswer, sent_message_id: str, sent_references: Sequence[etree._Element],
-                 endpoint: EndpointResult, validate_signer: Any) -> Verified | Failure:
+                 expected_signer: x509.Certificate, check_signer: SignerCheck) -> Verified | Failure:
     """Turn the receiving AP's answer into a verified receipt or a classified failure; never a silent success.
 
-    `validate_signer(cert)` judges the receipt signer against the Peppol AP CA (a certs.validation Verdict).
+    `expected_signer` is the receiving AP's certificate from the SMP; `check_signer(cert)` judges the receipt signer
+    against the Peppol AP CA (a certs.validation Verdict).
     """
     status = answer.status
-    try:
-        envelope = _soap_part(answer)
-        root = safexml.parse_bytes(envelope)
-        parsed = messaging.parse_envelope(root)
-    except (As4Error, safexml.XmlError) as exc:
+    opened = open_answer(answer.body, answer.content_type, sent_message_id=sent_message_id,
+                         sent_references=sent_references, expected_signer=expected_signer, check_signer=check_signer)
+    if isinstance(opened, NotAnAnswer):
         text = answer.body[:200].decode("utf-8", "replace").strip()
         shown = f": {text!r}" if text else " (empty body)"
-        reason = f"HTTP {status} without an AS4 signal{shown} ({getattr(exc, 'description', exc)})"
+        reason = f"HTTP {status} without an AS4 signal{shown} ({opened.reason})"
         if status >= 500 or status in TRANSIENT_STATUSES:
             return Failure(True, f"http-{status}", reason, "The receiving access point failed; the message will be "
                                                             "sent again.", status)
         return Failure(False, f"http-{status}", reason, "The receiving access point answered with something that is "
                                                          "neither a receipt nor an ebMS error; contact its operator.",
                        status)
-    if parsed.error is not None:
-        return classify_error_signal(parsed.error, status)
-    verdict = verify_receipt(root, sent_message_id=sent_message_id, sent_references=sent_references)
-    problems = list(verdict.problems)
-    if verdict.signer is not None:
-        expected = endpoint.certificate.public_bytes(Encoding.DER)
-        if verdict.signer.public_bytes(Encoding.DER) != expected:
-            problems.append(f"the receipt is signed by {verdict.signer_subject}, not by the access point we sent to "
-                            f"({endpoint.certificate_subject})")
-        signer_verdict = validate_signer(verdict.signer)
-        if not signer_verdict.valid:
-            problems.append(f"the receipt signer {verdict.signer_subject} is not a trusted Peppol AP certificate "
-                            f"({signer_verdict.reason}: {signer_verdict.detail})")
-    if problems or not verdict.valid:
+    if isinstance(opened, Refused):
+        return classify_error_signal(opened.signal, status)
+    if isinstance(opened, BadReceipt):
         return Failure(False, INVALID_RECEIPT, "the receipt of the receiving access point is invalid: "
-                       + "; ".join(problems),
+                       + "; ".join(opened.problems),
                        "The receiving access point probably has the document but its receipt cannot serve as evidence; "
                        "confirm with the receiver before sending again, and report the receipt to its operator.",
                        status)
-    return Verified(verdict.message_id or "", verdict.ref_to_message_id or "", envelope)
+    return Verified(opened.receipt_message_id, opened.ref_to_message_id, opened.raw)
 
 
 @dataclass(frozen=True)
@@ -262,38 +254,6 @@ class Wire:
     blob_key: str
     content_type: str
     references: Sequence[etree._Element]
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (the streamed MIME body), for the blob store."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks = chunks
-        self._pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._pending:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._pending = chunk
-        size = min(len(buffer), len(self._pending))
-        buffer[:size] = self._pending[:size]
-        self._pending = self._pending[size:]
-        return size
-
-
-def signed_references(body: BinaryIO, content_type: str) -> list[etree._Element]:
-    """The ds:Reference elements of our signature in a stored AS4 body (what a receipt's NRI must match)."""
-    with mime.parse_message(body, content_type) as parsed:
-        root = safexml.parse_bytes(parsed.root.read_bytes())
-    signed_info = root.find(f".//{{{ns.WSSE}}}Security/{{{ns.DS}}}Signature/{{{ns.DS}}}SignedInfo")
-    if signed_info is None:
-        raise As4Error(INVALID_RECEIPT, "the stored AS4 body has no ds:SignedInfo")
-    return list(signed_info.iterfind(f"{{{ns.DS}}}Reference"))
 
 
 def _worker_id() -> str:
@@ -421,7 +381,7 @@ class Sender:
         wire = self._wire(message, endpoint) if keep_id else None
         if wire is None:
             as4_id = message.as4_message_id if keep_id and message.as4_message_id else \
-                messaging.new_message_id(gw.message_id_domain)
+                new_message_id(gw.message_id_domain)
             built = self._build(blob_key, as4_id, endpoint)
             if isinstance(built, Failure):
                 self._finish(message_id, number, built, None)
@@ -460,7 +420,7 @@ class Sender:
             return None
         try:
             with self.gateway.blobs.open(message.wire_blob_key) as stored:
-                references = signed_references(stored, message.wire_content_type)
+                references = signed_references(iter(lambda: stored.read(CHUNK), b""), message.wire_content_type)
         except (BlobNotFoundError, As4Error, safexml.XmlError) as exc:
             log.warning("stored AS4 body of %s unusable (%s); building it again", message.id, exc)
             return None
@@ -477,8 +437,8 @@ class Sender:
                 outgoing = build_message(sbd=source, sbdh=header, our_key=gw.key, recipient_cert=endpoint.certificate,
                                          message_id=as4_id, domain=gw.message_id_domain, spill_threshold=spill)
             with outgoing:
-                ref = gw.blobs.put(_ChunkReader(outgoing.chunks()))
-        except (SbdhError, ValueError, mime.BoundaryCollisionError) as exc:
+                ref = gw.blobs.put(chunk_stream(outgoing.chunks()))
+        except (SbdhError, ValueError, BoundaryCollisionError) as exc:
             return Failure(False, "build-error", f"the stored document cannot be packaged for AS4: {exc}",
                            "This is a fault of this access point, not of the document's receiver; report it to the "
                            "operator of this gateway.")
@@ -498,8 +458,9 @@ class Sender:
                     failure = Failure(True, failure.code, failure.reason, failure.hint,
                                       not_before=utcnow() + timedelta(seconds=wait))
                 return failure
-        result = judge_answer(answer, wire.message_id, wire.references, endpoint,
-                              lambda cert: gw.validator.validate(cert, Purpose.AP_SIGNING))
+        now = utcnow()
+        result = judge_answer(answer, wire.message_id, wire.references, endpoint.certificate,
+                              lambda cert: gw.validator.validate(cert, Purpose.AP_SIGNING, now))
         if not (isinstance(result, Failure) and result.code.startswith("http-")):
             self.transport.mark_healthy(endpoint.endpoint_url)
         return result

@@ -8,13 +8,14 @@ refused before reading anything. Peppol requires receivers to accept chunked req
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 
 from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
-from accesspoint.core.as4.errors import MIME_INCONSISTENCY
+from accesspoint.core import MIME_INCONSISTENCY
 from accesspoint.flows.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.metrics import metrics
 from accesspoint.web.context import gateway
@@ -48,7 +49,9 @@ def _handle() -> tuple[Response, str, str | None]:
         return _text(413, f"EBMS:0007 MimeInconsistency: the request declares {declared} bytes, more than this "
                           f"access point accepts ({limit} bytes)"), Outcome.REFUSED, MIME_INCONSISTENCY
     try:
-        result = receive(gw, request.stream, request.headers.get("Content-Type"))
+        # the core takes byte chunks; reading 64 KiB at a time keeps the body streamed
+        chunks = iter(functools.partial(request.stream.read, 64 << 10), b"")
+        result = receive(gw, chunks, request.headers.get("Content-Type"))
     except HTTPException:
         raise  # e.g. the client disconnected before the declared Content-Length arrived (400)
     except Exception:

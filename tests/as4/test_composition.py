@@ -10,6 +10,7 @@ import gzip
 import hashlib
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -31,12 +32,12 @@ from accesspoint.core.peppol.inbound import (
     InboundLimits,
     InboundMessage,
     InboundRefusal,
-    cross_check,
     error_response,
     open_message,
     respond,
 )
 from accesspoint.core.peppol.outbound import OutgoingMessage, build_message, seal, user_message_for
+from accesspoint.core.peppol.steps import cross_check
 from accesspoint.core.sbdh import Sbdh, SbdhError, build_sbd, sbdh_from_ubl
 from base import safexml
 from certs.devpki import DevPki, init_pki, issue_leaf
@@ -90,7 +91,7 @@ def message(aps: Aps, sbd: bytes) -> Iterator[OutgoingMessage]:
 def _open(aps: Aps, out: OutgoingMessage, body: bytes | None = None, limits: InboundLimits | None = None,
           key: KeyMaterial | None = None) -> InboundMessage:
     data = body if body is not None else b"".join(out.chunks())
-    return open_message(io.BytesIO(data), out.content_type, our_key=key or aps.receiver,
+    return open_message(data, out.content_type, our_key=key or aps.receiver,
                         check_signer=aps.check_signer, limits=limits)
 
 
@@ -238,7 +239,7 @@ def test_round_trip_and_receipt(aps: Aps, message: OutgoingMessage, sbd: bytes, 
         assert inbound.sbdh == sbdh
         assert inbound.payload is not None and inbound.payload.read() == sbd
         assert (inbound.payload_size, inbound.payload_sha256) == (len(sbd), hashlib.sha256(sbd).hexdigest())
-        receipt = respond(inbound, aps.receiver, domain="receiver.example")
+        receipt = respond(inbound, aps.receiver, domain="receiver.example", now=datetime.now(UTC)).raw
     verdict = verify_receipt(receipt, sent_message_id=message.message_id, sent_references=message.sent_references)
     assert verdict.valid, verdict.problems
     assert verdict.signer == aps.receiver.certificate
@@ -265,11 +266,11 @@ def test_ping_is_accepted_without_payload(aps: Aps) -> None:
     wssec.sign(envelope, aps.sender, [])
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), [])
 
-    with open_message(io.BytesIO(b"".join(chunks)), content_type, our_key=aps.receiver,
+    with open_message(chunks, content_type, our_key=aps.receiver,
                       check_signer=aps.check_signer) as inbound:
         assert inbound.user_message.is_ping
         assert inbound.payload is None and inbound.sbdh is None
-        receipt = respond(inbound, aps.receiver)
+        receipt = respond(inbound, aps.receiver, now=datetime.now(UTC)).raw
     assert messaging.parse_envelope_bytes(receipt).kind == "receipt"
 
 
@@ -290,7 +291,7 @@ def _uncompressed(aps: Aps, sbdh: Sbdh, sbd: bytes) -> tuple[str, bytes]:
 
 def test_uncompressed_payload_is_accepted(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     content_type, body = _uncompressed(aps, sbdh, sbd)
-    with open_message(io.BytesIO(body), content_type, our_key=aps.receiver, check_signer=aps.check_signer) as inbound:
+    with open_message(body, content_type, our_key=aps.receiver, check_signer=aps.check_signer) as inbound:
         assert inbound.payload is not None and inbound.payload.read() == sbd
         assert inbound.payload_sha256 == hashlib.sha256(sbd).hexdigest()
 
@@ -298,7 +299,7 @@ def test_uncompressed_payload_is_accepted(aps: Aps, sbdh: Sbdh, sbd: bytes) -> N
 def test_uncompressed_payload_over_the_limit_is_refused(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     content_type, body = _uncompressed(aps, sbdh, sbd)
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(body), content_type, our_key=aps.receiver, check_signer=aps.check_signer,
+        open_message(body, content_type, our_key=aps.receiver, check_signer=aps.check_signer,
                      limits=InboundLimits(max_payload_bytes=len(sbd) - 1))
     assert refused.value.code == "EBMS:0004"
     assert "limit" in refused.value.description
@@ -309,7 +310,7 @@ def test_uncompressed_payload_over_the_limit_is_refused(aps: Aps, sbdh: Sbdh, sb
 
 def test_untrusted_signer_is_ebms_0101(aps: Aps, message: OutgoingMessage) -> None:
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(b"".join(message.chunks())), message.content_type, our_key=aps.receiver,
+        open_message(message.chunks(), message.content_type, our_key=aps.receiver,
                      check_signer=lambda c: CertificateValidator(aps.pki.anchors()).validate(c, Purpose.SMP_SIGNING))
     assert refused.value.code == "EBMS:0101"
     assert refused.value.message_id == message.message_id
@@ -353,7 +354,7 @@ def test_unencrypted_attachment_is_ebms_0102(aps: Aps, sbdh: Sbdh, sbd: bytes) -
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"),
                                               [mime.OutgoingAttachment(content_id, compressed)])
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(b"".join(chunks)), content_type, our_key=aps.receiver, check_signer=aps.check_signer)
+        open_message(chunks, content_type, our_key=aps.receiver, check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0102"
     assert content_id in refused.value.description
 
@@ -411,16 +412,16 @@ def test_cross_check_accepts_what_build_derives(sbdh: Sbdh) -> None:
 
 def test_signal_posted_as_a_request_is_ebms_0010(aps: Aps, message: OutgoingMessage) -> None:
     with _open(aps, message) as inbound:
-        receipt = respond(inbound, aps.receiver)
+        receipt = respond(inbound, aps.receiver, now=datetime.now(UTC)).raw
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(receipt), "application/soap+xml;charset=UTF-8", our_key=aps.receiver,
+        open_message(receipt, "application/soap+xml;charset=UTF-8", our_key=aps.receiver,
                      check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0010"
 
 
 def test_unreadable_mime_is_http_400_without_message_id(aps: Aps) -> None:
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(b"hello"), None, our_key=aps.receiver, check_signer=aps.check_signer)
+        open_message(b"hello", None, our_key=aps.receiver, check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0007"
     assert refused.value.http_status == 400 and refused.value.message_id is None
 
@@ -430,7 +431,8 @@ def test_unreadable_mime_is_http_400_without_message_id(aps: Aps) -> None:
 
 def test_error_response_is_signed_and_refers_to_the_message(aps: Aps, message: OutgoingMessage) -> None:
     refusal = _refusal(aps, message, key=aps.impostor)
-    signal = error_response(refusal, refusal.message_id, aps.receiver, domain="receiver.example")
+    signal = error_response(refusal, refusal.message_id, aps.receiver, domain="receiver.example",
+                            now=datetime.now(UTC))
 
     parsed = messaging.parse_envelope_bytes(signal)
     assert parsed.kind == "error" and parsed.error is not None
@@ -445,8 +447,8 @@ def test_error_response_is_signed_and_refers_to_the_message(aps: Aps, message: O
 
 def test_error_response_without_message_id(aps: Aps) -> None:
     with pytest.raises(InboundRefusal) as refused:
-        open_message(io.BytesIO(b""), "multipart/related", our_key=aps.receiver, check_signer=aps.check_signer)
-    signal = error_response(refused.value, refused.value.message_id, aps.receiver)
+        open_message(b"", "multipart/related", our_key=aps.receiver, check_signer=aps.check_signer)
+    signal = error_response(refused.value, refused.value.message_id, aps.receiver, now=datetime.now(UTC))
     parsed = messaging.parse_envelope_bytes(signal)
     assert parsed.error is not None and parsed.error.ref_to_message_id is None
     assert parsed.error.codes == ("EBMS:0007",)
@@ -454,7 +456,7 @@ def test_error_response_without_message_id(aps: Aps) -> None:
 
 def test_not_serviced_error_carries_the_peppol_detail(aps: Aps) -> None:
     signal = error_response(As4Error(OTHER, "we do not serve 0002:FR23342", detail=NOT_SERVICED), "m-1@x.example",
-                            aps.receiver)
+                            aps.receiver, now=datetime.now(UTC))
     parsed = messaging.parse_envelope_bytes(signal)
     assert parsed.error is not None and parsed.error.has_detail(NOT_SERVICED)
 
@@ -535,10 +537,10 @@ def test_phase4_vectors_get_phase4s_answer(vectors: Path, name: str, code: str) 
     key = load_pem(keys / "dummy-ph-as4.key.pem", keys / "dummy-ph-as4.cert.pem")
     with (vectors / "as4" / "messages" / name).open("rb") as dump:
         if name.endswith(".mime"):
-            headers, body = mime.read_http_dump(dump)
-            content_type = headers["content-type"]
+            headers, stream = mime.read_http_dump(dump)
+            body, content_type = stream.read(), headers["content-type"]
         else:
-            body, content_type = dump, "application/soap+xml;charset=UTF-8"
+            body, content_type = dump.read(), "application/soap+xml;charset=UTF-8"
         with pytest.raises(InboundRefusal) as refused:
             open_message(body, content_type, our_key=key, check_signer=lambda c: pytest.fail("not reached"))
     assert refused.value.code == code, refused.value.description

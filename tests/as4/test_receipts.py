@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,8 @@ from tests.as4._wssec_support import (
 NSMAP = dict(ns.NSMAP)
 NRI_PATH = "S12:Header/eb:Messaging/eb:SignalMessage/eb:Receipt/ebbp:NonRepudiationInformation"
 
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
 
 def _exchange(receiver_key: KeyMaterial | None = None) -> tuple[str, list[etree._Element], bytes]:
     """Sender signs a UserMessage; receiver parses and verifies the bytes and signs a receipt for them.
@@ -44,7 +47,7 @@ def _exchange(receiver_key: KeyMaterial | None = None) -> tuple[str, list[etree.
                     require=RequiredCoverage(attachment_content_ids=[attachment.content_id]))
     report.raise_for_error()
     message_id = received.user_message.message_id
-    receipt = sign_receipt(report.signed_info_references, message_id, receiver_key or make_key("POP000002"))
+    receipt = sign_receipt(report.signed_info_references, message_id, receiver_key or make_key("POP000002"), now=NOW)
     return message_id, sent_references, receipt
 
 
@@ -112,7 +115,7 @@ def test_wrong_ref_to_message_id_is_invalid() -> None:
 
 
 def _receipt_for(refs: list[etree._Element], message_id: str, key: KeyMaterial | None = None) -> bytes:
-    return sign_receipt(refs, message_id, key or make_key("POP000002"))
+    return sign_receipt(refs, message_id, key or make_key("POP000002"), now=NOW)
 
 
 def _copies(sent: list[etree._Element]) -> list[etree._Element]:
@@ -196,11 +199,11 @@ def test_unsigned_receipt_is_invalid() -> None:
 def test_sign_receipt_refuses_nonsense() -> None:
     key = make_key("POP000002")
     with pytest.raises(ValueError, match="RefToMessageId"):
-        sign_receipt([etree.Element(f"{{{ns.DS}}}Reference")], "", key)
+        sign_receipt([etree.Element(f"{{{ns.DS}}}Reference")], "", key, now=NOW)
     with pytest.raises(ValueError, match="needs the ds:Reference"):
-        sign_receipt([], "m@x", key)
+        sign_receipt([], "m@x", key, now=NOW)
     with pytest.raises(ValueError, match="must be ds:Reference"):
-        sign_receipt([etree.Element("Reference")], "m@x", key)
+        sign_receipt([etree.Element("Reference")], "m@x", key, now=NOW)
 
 
 def test_not_xml_is_invalid() -> None:

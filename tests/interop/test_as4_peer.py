@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import io
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -41,7 +42,7 @@ def _open(peer_pki: PeerPki, headers: dict[str, str], body: bytes) -> InboundMes
     validator = peer_pki.validator()
     content_type = next(value for name, value in headers.items() if name.lower() == "content-type")
     return open_message(
-        io.BytesIO(body),
+        body,
         content_type,
         our_key=peer_pki.ours.material,
         check_signer=lambda certificate: validator.validate(certificate, Purpose.AP_SIGNING),
@@ -130,7 +131,7 @@ def test_as4_message_from_an_untrusted_ap_is_refused(
 
     with pytest.raises(InboundRefusal) as refused:
         open_message(
-            io.BytesIO(body),
+            body,
             content_type,
             our_key=peer_pki.ours.material,
             check_signer=lambda certificate: peer_pki.validator().validate(certificate, Purpose.SMP_SIGNING),
@@ -243,13 +244,14 @@ def _our_endpoint(peer_pki: PeerPki, purpose: Purpose = Purpose.AP_SIGNING):
     def handle(headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], bytes]:
         key = peer_pki.ours.material
         try:
-            inbound = open_message(io.BytesIO(body), headers.get("content-type"), our_key=key,
+            inbound = open_message(body, headers.get("content-type"), our_key=key,
                                    check_signer=lambda certificate: validator.validate(certificate, purpose))
         except InboundRefusal as refusal:
-            signal = error_response(refusal, refusal.message_id, key)
+            signal = error_response(refusal, refusal.message_id, key, now=datetime.now(UTC))
             return refusal.http_status, {"Content-Type": "application/soap+xml;charset=UTF-8"}, signal
         opened.append(inbound)
-        return 200, {"Content-Type": "application/soap+xml;charset=UTF-8"}, respond(inbound, key)
+        receipt = respond(inbound, key, now=datetime.now(UTC))
+        return 200, {"Content-Type": "application/soap+xml;charset=UTF-8"}, receipt.raw
 
     return handle, opened
 

@@ -4,7 +4,6 @@ answers the way a test asks (receipt, ebMS error, HTTP 500, a receipt whose NRI 
 
 from __future__ import annotations
 
-import io
 import re
 import shutil
 import threading
@@ -12,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,10 +78,10 @@ class FakeAccessPoint:
         with self.lock:
             self.bodies.append(body)
         try:
-            inbound = open_message(io.BytesIO(body), request.headers.get("Content-Type"), our_key=self.key,
+            inbound = open_message(body, request.headers.get("Content-Type"), our_key=self.key,
                                    check_signer=lambda c: self.validator.validate(c, Purpose.AP_SIGNING))
         except InboundRefusal as exc:
-            body = error_response(exc, exc.message_id, self.key)
+            body = error_response(exc, exc.message_id, self.key, now=datetime.now(UTC))
             return Response(body, status=exc.http_status, mimetype="application/soap+xml")(environ, start_response)
         with inbound:
             with self.lock:
@@ -92,13 +92,13 @@ class FakeAccessPoint:
                 time.sleep(STALL_SECONDS)
             if mode == "not-serviced":
                 error = As4Error(OTHER, "the receiver is not serviced here", NOT_SERVICED)
-                body = error_response(error, inbound.message_id, self.key)
+                body = error_response(error, inbound.message_id, self.key, now=datetime.now(UTC))
             elif mode == "bad-digest":
                 references = [etree.fromstring(etree.tostring(r)) for r in inbound.signature.signed_info_references]
                 references[0].find(f"{{{ns.DS}}}DigestValue").text = "AAAA" + "A" * 40
-                body = sign_receipt(references, inbound.message_id, self.key)
+                body = sign_receipt(references, inbound.message_id, self.key, now=datetime.now(UTC))
             else:
-                body = respond(inbound, self.key)
+                body = respond(inbound, self.key, now=datetime.now(UTC)).raw
         return Response(body, status=200, mimetype="application/soap+xml")(environ, start_response)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
@@ -42,6 +43,7 @@ def sign_receipt(
     ref_to_message_id: str,
     key: KeyMaterial,
     *,
+    now: datetime,
     message_id: str | None = None,
     domain: str = messaging.DEFAULT_MESSAGE_ID_DOMAIN,
 ) -> bytes:
@@ -51,7 +53,8 @@ def sign_receipt(
     (`SignatureReport.signed_info_references`); `messaging.build_receipt` copies all of them into the
     NRI, in order. The receipt signs its own eb:Messaging and Body and is never encrypted.
     """
-    envelope = messaging.build_receipt(ref_to_message_id, user_message_refs, message_id=message_id, domain=domain)
+    envelope = messaging.build_receipt(ref_to_message_id, user_message_refs, message_id=message_id, timestamp=now,
+                                       domain=domain)
     wssec.sign(envelope, key, [])
     return etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
 

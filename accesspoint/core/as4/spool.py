@@ -31,3 +31,4 @@ class _View(io.RawIOBase):
 def reader(source: IO[bytes]) -> BinaryIO:
     """A fresh read handle on the whole of `source`; closing it does not close `source`."""
     return cast(BinaryIO, io.BufferedReader(_View(source)))
+

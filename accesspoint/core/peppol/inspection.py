@@ -1,21 +1,9 @@
 """Step-by-step analysis of an AS4 message, receipt or error, for `peppol-ap inspect`.
 
-The receive path stops at the first failure; an operator debugging an interop test wants to see every step. So
-this module drives the core modules (mime, messaging, encryption, wssec, compression, sbdh, certs.validation) one
-step at a time and records each outcome, going on wherever the earlier steps left something to look at: a message
-that cannot be decrypted still has its SOAP signature, its signer certificate and its ebMS header checked.
-
-`ebms_error` is the code our receiver would answer with. Steps fail in an order that mirrors phase4's
-(shared/docs/as4.md section 5) and the first failure in that order decides the code:
-
-1. transport: Content-Type/MIME and XML (phase4: HTTP 400 before anything else);
-2. signature policy: a ds:Signature whose SignedInfo names algorithms outside the allow-list, or whose key is not
-   referenced as a BinarySecurityToken, is rejected "before any crypto" (vectors/as4/INDEX.md,
-   um-unknown-signature-algorithm.xml: phase4 answers EBMS:0101 for that message although its Body is not empty,
-   which our envelope rules alone would answer with EBMS:0003);
-3. ebMS header and Peppol profile (EBMS:0003/0009/0010/0011/0004);
-4. decryption (EBMS:0102), then the signature itself and its coverage (EBMS:0101);
-5. signer certificate (EBMS:0101), decompression (EBMS:0303), SBDH (EBMS:0004).
+A UserMessage goes through the receiver's own step list (`steps.INBOUND_STEPS`), run so that every step is reported
+rather than stopping at the first failure, then through the inbound checks the caller passes (those that need no
+database); so the first failing step is the one the receiver would refuse with, and `ebms_error` is the code it
+would answer. Receipts and errors get the steps a sender runs on them: envelope, profile, signature, certificate.
 
 For a receipt the verdict is the sender's: anything wrong makes it an invalid receipt (EBMS:0302, as
 `receipts.verify_receipt` says). An ebMS Error signal is never answered (phase4 answers signals with HTTP 204), so
@@ -24,57 +12,37 @@ its `ebms_error` is null; the codes it carries are in `errors`, and it counts as
 
 from __future__ import annotations
 
-import io
-import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal, cast
 
 from cryptography import x509
 from lxml import etree
 
-from accesspoint.core.as4 import encryption, messaging, mime, ns, wssec
-from accesspoint.core.as4.compression import gunzip_bounded
-from accesspoint.core.as4.errors import (
-    FAILED_AUTHENTICATION,
-    FAILED_DECRYPTION,
-    INVALID_HEADER,
-    INVALID_RECEIPT,
-    OTHER,
-    As4Error,
+from accesspoint.core.as4 import messaging, mime, ns
+from accesspoint.core.as4.errors import INVALID_RECEIPT, As4Error
+from accesspoint.core.as4.messaging import UserMessage
+from accesspoint.core.peppol import profile, steps
+from accesspoint.core.peppol.steps import (
+    CERTIFICATE,
+    INBOUND_STEPS,
+    SIGNATURE,
+    InboundLimits,
+    Opening,
+    Outcome,
+    Skipped,
+    Step,
+    run_steps,
 )
-from accesspoint.core.peppol import profile
-from accesspoint.core.peppol.inbound import HashingWriter, InboundLimits, check_header_size, cross_check
-from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
-from base import safexml
-from certs import untrusted
+from accesspoint.core.sbdh import Sbdh
+from base.chunks import chunk_stream
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator, Purpose, Verdict
 
-Status = Literal["ok", "failed", "incomplete", "skipped"]
 Kind = Literal["user-message", "receipt", "error"]
 
-# Ranks of the failing steps: the lowest decides the ebMS error we would answer (see the module docstring).
-_RANK = {
-    "transport": 0, "soap": 0, "signature-policy": 1, "envelope": 2, "profile": 2, "decryption": 3,
-    "signature": 4, "certificate": 5, "payload": 6, "sbdh": 7,
-}
 _SNIFF_BYTES = 512
-
-
-@dataclass
-class Step:
-    """One line of the report: what was checked, how it went, and the ebMS error it implies (if it failed)."""
-
-    name: str
-    status: Status
-    summary: str
-    error: As4Error | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"step": self.name, "status": self.status, "summary": self.summary,
-                "ebms_error": self.error.code if self.error is not None else None}
 
 
 @dataclass
@@ -105,7 +73,7 @@ class InspectionReport:
     payload_size: int | None = None
     sbdh: Sbdh | None = None
     errors: list[messaging.ErrorDetail] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
+    steps: list[Outcome] = field(default_factory=list)
 
     @property
     def valid(self) -> bool:
@@ -117,22 +85,16 @@ class InspectionReport:
 
     @property
     def ebms_error(self) -> As4Error | None:
-        """The error our receiver (or, for a receipt, our sender) would report; None when all is well."""
+        """The error our receiver (or, for a receipt, our sender) would report; None when all is well. The steps
+        run in the receiver's order, so the first failure is the one it answers."""
         if self.kind == "error":
             return None
-        failed = [s for s in self.steps if s.error is not None and s.status == "failed"]
-        if not failed:
+        first = next((s for s in self.steps if s.error is not None and s.status == "failed"), None)
+        if first is None or first.error is None:
             return None
         if self.kind == "receipt":
-            first = min(failed, key=lambda s: _RANK.get(s.name, 9))
             return As4Error(INVALID_RECEIPT, f"invalid receipt: {first.summary}")
-        return min(failed, key=lambda s: _RANK.get(s.name, 9)).error
-
-    def add(self, name: str, status: Status, summary: str, error: As4Error | None = None) -> Step:
-        # Descriptions copied from messages can span lines; a report line must not.
-        step = Step(name, status, " ".join(summary.split()), error)
-        self.steps.append(step)
-        return step
+        return first.error
 
     def to_dict(self) -> dict[str, Any]:
         error = self.ebms_error
@@ -201,12 +163,10 @@ def _error_dict(error: messaging.ErrorDetail) -> dict[str, Any]:
 def sniff_content_type(stream: BinaryIO) -> tuple[str | None, BinaryIO]:
     """For a file without a given Content-Type: plain SOAP XML if it starts with `<`, else an HTTP dump.
 
-    Returns the Content-Type (None when a dump names none) and the stream positioned at the body. `stream` must be
-    seekable.
+    Returns the Content-Type (None when a dump names none) and the stream positioned at the body. `stream` must
+    support peek (a buffered reader).
     """
-    start = stream.tell()
-    head = stream.read(_SNIFF_BYTES)
-    stream.seek(start)
+    head = cast(Any, stream).peek(_SNIFF_BYTES)[:_SNIFF_BYTES]
     if head.lstrip(b"\xef\xbb\xbf \t\r\n").startswith(b"<"):
         return "application/soap+xml", stream
     headers, body = mime.read_http_dump(stream)
@@ -215,361 +175,166 @@ def sniff_content_type(stream: BinaryIO) -> tuple[str | None, BinaryIO]:
 
 # --------------------------------------------------------------------------- the analysis
 
+InboundCheck = Callable[[UserMessage, Sbdh], None]
+
 
 def inspect_message(
-    source: bytes | BinaryIO,
+    source: bytes | Iterable[bytes],
     content_type: str | None = None,
     *,
     keys: Sequence[KeyMaterial] = (),
     validator: CertificateValidator | None = None,
     at: datetime | None = None,
     limits: InboundLimits | None = None,
+    checks: Sequence[tuple[str, InboundCheck]] = (),
 ) -> InspectionReport:
     """Analyse one AS4 message, receipt or error signal; never raises for a bad message.
 
-    `source` is the HTTP body (or bytes/stream of a whole `.as4in`-style dump or plain SOAP file when
-    `content_type` is None: see `sniff_content_type`). `keys` are the keys to try for decryption; `validator`
-    judges the signer certificate (None: the certificate step is skipped and says so); `at` is the time for the
-    certificate check (None: now).
+    `source` is the HTTP body as byte chunks (or a whole `.as4in`-style dump or plain SOAP file when `content_type`
+    is None: see `sniff_content_type`). `keys` are the keys to try for decryption; `validator` judges the signer
+    certificate (None: the certificate step is skipped and says so); `at` is the time for the certificate check
+    (None: the validator's now). `checks` are the receiver's inbound checks that need no database, by name.
     """
-    limits = limits or InboundLimits()
     report = InspectionReport()
-    stream: BinaryIO = io.BytesIO(source) if isinstance(source, bytes | bytearray) else source
-    try:
-        if content_type is None:
+    stream = chunk_stream(source)
+    if content_type is None:
+        try:
             content_type, stream = sniff_content_type(stream)
-        message = mime.parse_message(stream, content_type, spill_threshold=limits.spill_threshold_bytes,
-                                     max_total=limits.max_message_bytes)
-    except As4Error as exc:
-        report.add("transport", "failed", f"the message cannot be unpacked: {exc.description}", exc)
-        return report
-    with message:
-        attachments = ", ".join(f"<{p.content_id}> {p.media_type} {p.size} bytes" for p in message.attachments)
-        report.add("transport", "ok", f"{content_type.split(';')[0] if content_type else 'no Content-Type'}: "
-                   f"SOAP part of {message.root.size} bytes, {len(message.attachments)} attachment(s)"
-                   f"{': ' + attachments if attachments else ''}")
-        try:
-            check_header_size(message.root, limits.max_header_bytes)
         except As4Error as exc:
-            report.add("soap", "failed", exc.description, exc)
+            report.steps.append(Outcome("transport", "failed", f"the message cannot be unpacked: {exc.description}",
+                                        exc))
             return report
-        try:
-            root = safexml.parse_stream(message.root.open())
-        except safexml.XmlError as exc:
-            error = As4Error(INVALID_HEADER, f"the SOAP part is not acceptable XML: {exc}", http_status=400)
-            report.add("soap", "failed", error.description, error)
-            return report
-        _Analysis(report, root, message, keys, validator, at, limits).run()
+    check_signer = None if validator is None else (lambda cert: validator.validate(cert, Purpose.AP_SIGNING, at))
+    opening = Opening(stream, content_type, list(keys), check_signer, limits or InboundLimits())
+    try:
+        outcomes = run_steps(INBOUND_STEPS[:3], opening, stop_at_failure=False)  # transport, SOAP, signature policy
+        kind, report.message_id, report.ref_to_message_id = (
+            _lenient_header(opening.root) if opening.root is not None else (None, None, None))
+        if kind in ("receipt", "error"):
+            outcomes += run_steps(_SIGNAL_STEPS, opening, stop_at_failure=False)
+        else:
+            extra = tuple(Step(name, _check_step(check), {"user_message": None, "sbdh": None})
+                          for name, check in checks)
+            outcomes += run_steps(INBOUND_STEPS[3:] + extra, opening, stop_at_failure=False)
+        _fill(report, opening, kind, outcomes, validator)
+    finally:
+        opening.close()
     return report
 
 
-class _Analysis:
-    def __init__(self, report: InspectionReport, root: etree._Element, message: mime.MimeMessage,
-                 keys: Sequence[KeyMaterial], validator: CertificateValidator | None, at: datetime | None,
-                 limits: InboundLimits) -> None:
-        self.report = report
-        self.root = root
-        self.message = message
-        self.keys = keys
-        self.validator = validator
-        self.at = at
-        self.limits = limits
-        self.parsed: messaging.ParsedEnvelope | None = None
-        self.decrypted: dict[str, encryption.DecryptedAttachment] = {}
+def _check_step(check: InboundCheck) -> Callable[[Opening], str]:
+    def run(o: Opening) -> str:
+        assert o.user_message is not None and o.sbdh is not None
+        check(o.user_message, o.sbdh)
+        return "passed"
 
-    def run(self) -> None:
-        try:
-            self._envelope()
-            kind = self.report.kind
-            if kind == "user-message":
-                self._user_message_profile()
-            elif kind == "receipt":
-                self._receipt_profile()
-            elif kind == "error":
-                self._error_signal()
-            self._decryption()
-            self._signature()
-            self._certificate()
-            if kind == "user-message":
-                self._payload()
-        finally:
-            for item in self.decrypted.values():
-                item.body.close()
+    return run
 
-    # ----------------------------------------------------------------- envelope and ebMS header
 
-    def _envelope(self) -> None:
-        report = self.report
-        try:
-            self.parsed = messaging.parse_envelope(self.root)
-        except As4Error as exc:
-            report.kind, report.message_id, report.ref_to_message_id = _lenient_header(self.root)
-            report.add("envelope", "failed", exc.description, exc)
-            return
-        parsed = self.parsed
-        report.kind, report.soap_version = parsed.kind, parsed.soap_version
+# Receipts and errors: what a sender checks of the answer it gets.
+
+
+def _signal_envelope(o: Opening) -> str:
+    assert o.root is not None
+    o.parsed = parsed = messaging.parse_envelope(o.root)
+    o.clear = {}  # a signal has no attachments to verify
+    signal = parsed.error or parsed.receipt
+    assert signal is not None
+    o.message_id = signal.message_id
+    return (f"SOAP {parsed.soap_version} {parsed.kind} {signal.message_id}"
+            + (f" in reply to {signal.ref_to_message_id}" if signal.ref_to_message_id else ""))
+
+
+def _receipt_profile(o: Opening) -> str:
+    assert o.parsed is not None
+    receipt = o.parsed.receipt
+    if receipt is None:
+        return Skipped("not a receipt")
+    problems = []
+    if o.parsed.soap_version != "1.2":
+        problems.append("it is SOAP 1.1; Peppol AS4 uses SOAP 1.2 only")
+    try:
+        profile.check_peppol_receipt(receipt)
+    except As4Error as exc:
+        problems.append(exc.description)
+    if problems:
+        raise As4Error(INVALID_RECEIPT, "; ".join(problems))
+    return (f"non-repudiation receipt with {len(receipt.nri_references)} NRI reference(s) for "
+            f"{receipt.ref_to_message_id}")
+
+
+def _error_signal(o: Opening) -> str:
+    assert o.parsed is not None
+    signal = o.parsed.error
+    if signal is None:
+        return Skipped("not an error signal")
+    verdict = "rejected" if signal.is_failure else "only warned about"
+    about = signal.ref_to_message_id or "a message it does not name (correlate by the HTTP request)"
+    fault = f"; SOAP Fault: {signal.soap_fault}" if signal.soap_fault else ""
+    summary = f"the receiver {verdict} {about}: {signal}{fault}"
+    return steps.Failed(summary) if signal.is_failure else summary
+
+
+def _signal_signature(o: Opening) -> str:
+    assert o.root is not None and o.parsed is not None
+    security = o.parsed.security
+    if o.parsed.error is not None and (security is None or security.find(f"{{{ns.DS}}}Signature") is None):
+        return Skipped("not signed (ebMS errors from phase4 and others usually are not)")
+    return SIGNATURE.run(o)
+
+
+_SIGNAL_STEPS: tuple[Step, ...] = (
+    Step("envelope", _signal_envelope, {"root": None}),
+    Step("profile", _receipt_profile, {"parsed": None}),
+    Step("error-signal", _error_signal, {"parsed": None}),
+    Step("signature", _signal_signature, {"parsed": None, "policy_passed": None}),
+    Step("certificate", CERTIFICATE.run, {"signer": None, "check_signer": "not checked (no trust anchors given)"}),
+)
+
+
+def _fill(report: InspectionReport, o: Opening, kind: Kind | None, outcomes: list[Outcome],
+          validator: CertificateValidator | None) -> None:
+    """The report's fields, from what the steps found out."""
+    by_name = {outcome.name: outcome for outcome in outcomes}
+    parsed = o.parsed
+    report.kind = parsed.kind if parsed is not None else kind
+    if parsed is not None:
+        report.soap_version = parsed.soap_version
         signal = parsed.user_message or parsed.error or parsed.receipt
         if signal is not None:
-            report.message_id = signal.message_id
-            report.ref_to_message_id = signal.ref_to_message_id
-        report.add("envelope", "ok", f"SOAP {parsed.soap_version} {parsed.kind} {report.message_id}"
-                   + (f" in reply to {report.ref_to_message_id}" if report.ref_to_message_id else ""))
-
-    def _user_message_profile(self) -> None:
-        if self.parsed is None or self.parsed.user_message is None:
-            return
-        um = self.parsed.user_message
-        cids = [p.content_id or "" for p in self.message.attachments]
-        try:
-            profile.check_peppol_user_message(um, cids)
-        except As4Error as exc:
-            self.report.add("profile", "failed", exc.description, exc)
-            return
-        self.report.add("profile", "ok", f"Peppol UserMessage from {um.from_party} to {um.to_party}, "
-                        f"{um.original_sender} -> {um.final_recipient}, service {um.service}, action {um.action}")
-
-    def _receipt_profile(self) -> None:
-        parsed = self.parsed
-        if parsed is None or parsed.receipt is None:
-            return
-        problems = []
-        if parsed.soap_version != "1.2":
-            problems.append("it is SOAP 1.1; Peppol AS4 uses SOAP 1.2 only")
-        try:
-            profile.check_peppol_receipt(parsed.receipt)
-        except As4Error as exc:
-            problems.append(exc.description)
-        if problems:
-            self.report.add("profile", "failed", "; ".join(problems), As4Error(INVALID_RECEIPT, "; ".join(problems)))
-        else:
-            self.report.add("profile", "ok", f"non-repudiation receipt with {len(parsed.receipt.nri_references)} "
-                            f"NRI reference(s) for {parsed.receipt.ref_to_message_id}")
-
-    def _error_signal(self) -> None:
-        signal = self.parsed.error if self.parsed is not None else None
-        if signal is None:
-            return
-        self.report.errors = list(signal.errors)
-        verdict = "rejected" if signal.is_failure else "only warned about"
-        about = signal.ref_to_message_id or "a message it does not name (correlate by the HTTP request)"
-        fault = f"; SOAP Fault: {signal.soap_fault}" if signal.soap_fault else ""
-        status: Status = "failed" if signal.is_failure else "ok"
-        self.report.add("error-signal", status, f"the receiver {verdict} {about}: {signal}{fault}")
-
-    # ----------------------------------------------------------------- decryption
-
-    def _decryption(self) -> None:
-        report = self.report
-        security = self._security()
-        encrypted_keys = security.findall(f"{{{ns.XENC}}}EncryptedKey") if security is not None else []
-        if security is None or not encrypted_keys:
-            if report.kind == "user-message":
-                where = "no xenc:EncryptedKey" if security is not None else "no wsse:Security header"
-                report.add("decryption", "failed", f"the message is not encrypted ({where}); Peppol requires the "
-                           "payload to be encrypted", As4Error(FAILED_DECRYPTION, "the message is not encrypted"))
-            return
-        recipients = [_token_certificate(security, ek) for ek in encrypted_keys]
-        report.encrypted_for = [_describe(c) if c is not None else "a certificate not given as a BinarySecurityToken"
-                                for c in recipients]
-        targets = ", ".join(report.encrypted_for)
-        report.decrypted = False
-        if not self.keys:
-            try:  # the structure is still worth checking: it is what a key holder would run into
-                encryption.read_encryption_header(self.root)
-            except As4Error as exc:
-                report.add("decryption", "failed", f"the encryption header is not acceptable: {exc.description}", exc)
-                return
-            report.add("decryption", "failed", f"not possible: encrypted for {targets}, and no key was given "
-                       "(--key)", As4Error(FAILED_DECRYPTION, f"no key to decrypt for {targets}"))
-            return
-        ciphertexts = {p.content_id: p.open() for p in self.message.attachments if p.content_id}
-        try:
-            self.decrypted = encryption.decrypt_attachments(self.root, self.keys, ciphertexts,
-                                                            spill_threshold=self.limits.spill_threshold_bytes)
-        except As4Error as exc:
-            ours = {k.certificate for k in self.keys}
-            if not any(c in ours for c in recipients if c is not None):
-                given = "; ".join(_describe(k.certificate) for k in self.keys)
-                summary = f"not possible: encrypted for {targets}, not for the given key ({given})"
-            else:
-                summary = f"failed: {exc.description}"
-            report.add("decryption", "failed", summary, exc)
-            return
-        report.decrypted = True
-        sizes = ", ".join(f"<{cid}> {item.size} bytes {item.mime_type}" for cid, item in self.decrypted.items())
-        plain = [p.content_id or "" for p in self.message.attachments if p.content_id not in self.decrypted]
-        if plain and report.kind == "user-message":
-            # The receiver's rule (inbound._decrypt), worded the same: every payload must be encrypted.
-            listed = ", ".join(f"<{cid}>" for cid in plain)
-            error = As4Error(FAILED_DECRYPTION, f"attachment {listed} is not encrypted; Peppol requires every payload "
-                                                "to be encrypted for the receiving access point")
-            report.add("decryption", "failed", f"decrypted {len(self.decrypted)} attachment(s) for {targets}"
-                       f"{': ' + sizes if sizes else ''}; but {error.description}", error)
-            return
-        report.add("decryption", "ok", f"decrypted {len(self.decrypted)} attachment(s) for {targets}: {sizes}")
-
-    def _security(self) -> etree._Element | None:
-        return self.parsed.security if self.parsed is not None else _find(self.root, "Header", ns.WSSE, "Security")
-
-    # ----------------------------------------------------------------- signature
-
-    def _plain_attachments(self) -> set[str]:
-        """Content-IDs of the attachments no EncryptedData covers: their MIME bodies are what was signed."""
-        cids = [p.content_id for p in self.message.attachments if p.content_id]
-        try:
-            return set(encryption.unencrypted_attachments(self.root, cids))
-        except As4Error:
-            # The root is no SOAP envelope, or it has two wsse:Security headers: the envelope and signature steps
-            # report that, and no attachment can be known to travel in the clear.
-            return set()
-
-    def _attachment_sources(self) -> dict[str, wssec.AttachmentContent]:
-        """The octets the signature covers, per Content-ID, for the attachments we have in the clear."""
-        sources: dict[str, wssec.AttachmentContent] = {}
-        plain = self._plain_attachments()
-        for part in self.message.attachments:
-            cid = part.content_id
-            if not cid:
-                continue
-            if cid in self.decrypted:
-                item = self.decrypted[cid]
-                sources[cid] = wssec.AttachmentContent.from_stream(cid, item.mime_type, item.body)
-            elif cid in plain:
-                sources[cid] = wssec.AttachmentContent.from_stream(cid, part.content_type, part.open())
-        return sources
-
-    def _signature(self) -> None:
-        report = self.report
-        security = self._security()
-        if security is None or security.find(f"{{{ns.DS}}}Signature") is None:
-            if report.kind == "error":
-                report.add("signature", "skipped", "not signed (ebMS errors from phase4 and others usually are not)")
-                return
-            report.add("signature", "failed", "the message is not signed (no ds:Signature in wsse:Security)",
-                       As4Error(FAILED_AUTHENTICATION, "the message is not signed"))
-            return
-        sources = self._attachment_sources()
-        # An attachment we could not decrypt cannot be required: its reference is reported as not checkable.
-        require = wssec.RequiredCoverage(messaging=True, body=True,
-                                         attachment_content_ids=list(sources) if report.kind == "user-message" else ())
-        result = wssec.verify(self.root, sources, require=require)
-        signature = security.find(f"{{{ns.DS}}}Signature")
-        report.signer = result.signer or (_token_certificate(security, signature) if signature is not None else None)
-        report.signature_valid = report.signature_value_valid = result.signature_valid
-        unchecked = [r for r in result.references if r.digest_valid is None]
-        other_problems = [p for p in result.problems if p not in {r.problem for r in unchecked}]
-        signer = f"signer {report.signer_subject}" if report.signer is not None else "signer unknown"
-        if result.signer is None and result.error is not None:
-            # Rejected before any crypto (algorithms, Ids, key reference): list the references, none was checked.
+            report.message_id, report.ref_to_message_id = signal.message_id, signal.ref_to_message_id
+        if parsed.error is not None:
+            report.errors = list(parsed.error.errors)
+    signature = o.signature
+    report.signer = o.signer
+    if signature is not None and steps.signature_element(o.root) is not None:  # None: the message is not signed
+        report.signature_value_valid = signature.signature_valid
+        if signature.signer is None and signature.error is not None and not signature.references:
+            # rejected before any crypto (algorithms, Ids, key reference): none of the references was checked
             report.references = [ReferenceCheck(r.get("URI") or "", None, "not checked")
-                                 for r in result.signed_info_references]
-            report.signature_valid = False
-            # The receiver judges the signature policy first only in a well-formed SOAP envelope (inbound.
-            # _signature_policy); in any other the envelope error comes first, so this is then the later step.
-            step = "signature-policy" if wssec.soap_parts(self.root)[1] is not None else "signature"
-            report.add(step, "failed", f"{result.error.description} ({signer})", result.error)
-            return
-        report.references = [ReferenceCheck(r.uri, r.digest_valid, r.problem) for r in result.references]
-        ok_digests = sum(1 for r in result.references if r.digest_valid)
-        counts = f"{len(result.references)} references, {ok_digests} digest(s) OK"
-        if other_problems:
-            report.signature_valid = False
-            error = result.error if result.error is not None else As4Error(FAILED_AUTHENTICATION, other_problems[0])
-            report.add("signature", "failed", f"{'; '.join(other_problems)} ({counts}; {signer})", error)
-            return
-        report.signature_complete = not unchecked
-        if unchecked:
-            names = ", ".join(r.uri for r in unchecked)
-            report.add("signature", "incomplete", f"SignatureValue valid ({counts}; not checkable without "
-                       f"decryption: {names}) {signer}")
-            return
-        report.add("signature", "ok", f"valid ({counts}) {signer}")
-
-    # ----------------------------------------------------------------- certificate
-
-    def _certificate(self) -> None:
-        report = self.report
-        if report.signer is None:
-            if report.kind != "error":
-                report.add("certificate", "skipped", "no signer certificate to check")
-            return
-        if self.validator is None:
-            report.add("certificate", "skipped", "not checked (no trust anchors given)")
-            return
-        report.revocation_checked = self.validator.revocation is not None
-        verdict = self.validator.validate(report.signer, Purpose.AP_SIGNING, self.at)
-        report.certificate = verdict
-        when = f" at {self.at.isoformat()}" if self.at is not None else ""
-        if verdict.valid:
-            report.add("certificate", "ok", f"{verdict.detail}{when}")
+                                 for r in signature.signed_info_references]
         else:
-            report.add("certificate", "failed", f"{verdict.reason}: {verdict.detail}{when} ({verdict.subject}, "
-                       f"issued by {verdict.issuer})",
-                       As4Error(FAILED_AUTHENTICATION, f"signing certificate {verdict.reason}: {verdict.detail}"))
-        if not report.revocation_checked:
-            report.add("revocation", "skipped", "not checked (use --revocation to ask the CA's CRL/OCSP server)")
+            report.references = [ReferenceCheck(r.uri, r.digest_valid, r.problem) for r in signature.references]
+        failed = any(by_name.get(name, _NOT_RUN).status == "failed" for name in ("signature-policy", "signature"))
+        report.signature_valid = signature.signature_valid and not failed
+        report.signature_complete = by_name.get("signature", _NOT_RUN).status == "ok"
+    if o.root is not None:
+        report.encrypted_for = steps.recipient_names(o.root)
+        if report.encrypted_for:
+            report.decrypted = by_name.get("decryption", _NOT_RUN).status == "ok"
+    report.payload_sha256, report.payload_size, report.sbdh = o.payload_sha256, o.payload_size, o.sbdh
+    if isinstance(o.verdict, Verdict):
+        report.certificate = o.verdict
+    for outcome in outcomes:
+        report.steps.append(outcome)
+        if outcome.name == "certificate" and outcome.status != "skipped" and validator is not None:
+            report.revocation_checked = validator.revocation is not None
+            if not report.revocation_checked:
+                report.steps.append(Outcome("revocation", "skipped",
+                                            "not checked (use --revocation to ask the CA's CRL/OCSP server)"))
 
-    # ----------------------------------------------------------------- payload and SBDH
 
-    def _payload(self) -> None:
-        report = self.report
-        um = self.parsed.user_message if self.parsed is not None else None
-        if um is None or not self.message.attachments or not um.parts:
-            report.add("payload", "skipped", "no payload to read (no attachment or no eb:PartInfo)")
-            return
-        first = self.message.attachments[0]
-        part_info = um.parts[0]
-        cid = first.content_id or ""
-        if cid in self.decrypted:
-            plain = self.decrypted[cid].body
-        elif cid in self._plain_attachments():
-            plain = first.open()
-        else:
-            report.add("payload", "skipped", f"attachment <{cid}> was not decrypted, so its content is unknown")
-            return
-        plain.seek(0)
-        compression = part_info.compression_type
-        # max_size 0 would mean "never spill" to SpooledTemporaryFile; a threshold of 0 means "always on disk" here.
-        with tempfile.SpooledTemporaryFile(max_size=max(1, self.limits.spill_threshold_bytes), mode="w+b") as out:
-            sink = HashingWriter(out)
-            if compression == messaging.COMPRESSION_GZIP:
-                try:
-                    gunzip_bounded(plain, sink, max_bytes=self.limits.max_payload_bytes,
-                                   max_ratio=self.limits.max_compression_ratio)
-                except As4Error as exc:
-                    report.add("payload", "failed", exc.description, exc)
-                    return
-                how = "gunzipped"
-            elif compression is None:
-                for chunk in iter(lambda: plain.read(64 << 10), b""):
-                    sink.write(chunk)
-                how = "not compressed"
-            else:
-                report.add("payload", "skipped", f"CompressionType {compression!r} is not supported, so the payload "
-                           "cannot be read")
-                return
-            report.payload_sha256 = sink.digest.hexdigest()
-            report.payload_size = sink.size
-            report.add("payload", "ok", f"{how}: {sink.size} bytes, sha256 {report.payload_sha256}")
-            out.seek(0)
-            try:
-                report.sbdh = parse_sbdh(out)
-            except SbdhError as exc:
-                report.add("sbdh", "failed", f"{exc.code}: {exc}", As4Error(OTHER, f"SBDH {exc.code}: {exc}"))
-                return
-        self._sbdh_consistency(um, report.sbdh)
-
-    def _sbdh_consistency(self, um: messaging.UserMessage, header: Sbdh) -> None:
-        """The receiver's cross-check (inbound.cross_check): participants, document type and process."""
-        warnings = f" (warnings: {'; '.join(header.warnings)})" if header.warnings else ""
-        summary = (f"{header.sender} -> {header.receiver}, {header.document_type}, {header.process}, "
-                   f"C1 {header.country_c1}, instance {header.instance_identifier}{warnings}")
-        try:
-            cross_check(um, header)
-        except As4Error as exc:
-            self.report.add("sbdh", "failed", f"{exc.description}; {summary}", exc)
-            return
-        self.report.add("sbdh", "ok", summary)
+_NOT_RUN = Outcome("", "skipped", "")
 
 
 # --------------------------------------------------------------------------- lenient reading for the report
@@ -600,26 +365,6 @@ def _lenient_header(root: etree._Element) -> tuple[Kind | None, str | None, str 
     message_id = (info.findtext(f"{{{ns.EB}}}MessageId") or "").strip() or None if info is not None else None
     ref_to = (info.findtext(f"{{{ns.EB}}}RefToMessageId") or "").strip() or None if info is not None else None
     return kind, message_id, ref_to
-
-
-def _describe(cert: x509.Certificate) -> str:
-    return f"{cert.subject.rfc4514_string()}, serial {cert.serial_number:#x}"
-
-
-def _token_certificate(security: etree._Element, owner: etree._Element) -> x509.Certificate | None:
-    """The BST certificate that `owner`'s (ds:Signature's or xenc:EncryptedKey's) KeyInfo points at, for the report.
-
-    Only for describing: the core modules resolve it again, with their Id and policy checks, when they use it.
-    """
-    reference = owner.find(f"{{{ns.DS}}}KeyInfo/{{{ns.WSSE}}}SecurityTokenReference/{{{ns.WSSE}}}Reference")
-    uri = reference.get("URI", "") if reference is not None else ""
-    for bst in security.iter(f"{{{ns.WSSE}}}BinarySecurityToken"):
-        if uri.startswith("#") and uri[1:] in (bst.get(f"{{{ns.WSU}}}Id"), bst.get("Id")):
-            try:
-                return untrusted.load_der(wssec.decode_base64(bst.text))
-            except ValueError:  # not base64, or untrusted.MalformedCertificate
-                return None
-    return None
 
 
 def human_lines(report: InspectionReport) -> Iterator[str]:
