@@ -10,6 +10,7 @@ import click
 
 from accesspoint.cli.common import fail
 from accesspoint.core import InboundLimits, human_lines, inspect_message
+from accesspoint.flows.receiving import offline_checks
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.validation import CertificateValidator
@@ -99,7 +100,7 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
         checker = RevocationChecker(http_fetch)
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
-        report = inspect_message(iter(lambda: stream.read(1 << 16), b""), content_type,
+        report = inspect_message(iter(lambda: stream.read(1 << 16), b""), content_type, checks=offline_checks(),
                                  keys=keys, validator=validator, at=at, limits=InboundLimits())
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

@@ -25,7 +25,7 @@ from accesspoint.core.as4.errors import (
     OTHER,
     As4Error,
 )
-from accesspoint.core.as4.messaging import ErrorSignal, new_message_id
+from accesspoint.core.as4.messaging import ErrorSignal, UserMessage, new_message_id
 from accesspoint.core.as4.mime import BoundaryCollisionError
 from accesspoint.core.peppol.answers import (
     BadReceipt,
@@ -68,6 +68,7 @@ __all__ = [
     "Refused",
     "SignedReceipt",
     "SignerCheck",
+    "UserMessage",
     "build_message",
     "error_response",
     "human_lines",

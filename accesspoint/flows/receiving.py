@@ -59,6 +59,7 @@ from accesspoint.core import (
     InboundMessage,
     InboundRefusal,
     SignedReceipt,
+    UserMessage,
     error_response,
     open_message,
     repeat_difference,
@@ -99,18 +100,19 @@ class InboundResult:
 @dataclass
 class Accepting:
     """A message that passed the AS4 steps, on its way through the inbound checks; a check may note what it found
-    out for the store (the serving check notes the organisation)."""
+    out for the store (the serving check notes the organisation). `session` is a read transaction, None when
+    `inspect` runs the checks that need no database."""
 
-    message: InboundMessage
+    user_message: UserMessage
     sbdh: Sbdh
-    session: Session
+    session: Session | None
     organisation_id: int | None = None
 
 
 @dataclass(frozen=True)
 class InboundCheck:
     """One inbound check: returns nothing or raises the As4Error to answer. `needs_database` is False for a check
-    `inspect` can run too (it has no database)."""
+    `inspect` can run too (it has no database); such a check must not touch `Accepting.session`."""
 
     name: str
     run: Callable[[Accepting], None]
@@ -127,9 +129,10 @@ class PostReceiptAction:
 
 def _served(accepting: Accepting) -> None:
     """We must serve the final recipient for this document type and process, else NOT_SERVICED (EBMS:0004)."""
-    sbdh = accepting.sbdh
+    sbdh, session = accepting.sbdh, accepting.session
+    assert session is not None, "a database check"
     receiver = sbdh.receiver
-    participant = serving_participant(accepting.session, receiver.scheme, receiver.value, sbdh.document_type.uri,
+    participant = serving_participant(session, receiver.scheme, receiver.value, sbdh.document_type.uri,
                                       sbdh.process.uri)
     if participant is None:
         raise As4Error(OTHER, f"this access point does not receive {sbdh.document_type.uri} (process "
@@ -157,6 +160,14 @@ def _hand_over(session: Session, message: Message, sbdh: Sbdh) -> None:
 
 
 INBOUND_CHECKS: tuple[InboundCheck, ...] = (InboundCheck("served", _served),)
+
+
+def offline_checks() -> list[tuple[str, Callable[[UserMessage, Sbdh], None]]]:
+    """The inbound checks that need no database, in the form `inspect_message(checks=...)` runs them."""
+    def run(check: InboundCheck) -> Callable[[UserMessage, Sbdh], None]:
+        return lambda user_message, sbdh: check.run(Accepting(user_message, sbdh, None))
+
+    return [(check.name, run(check)) for check in INBOUND_CHECKS if not check.needs_database]
 POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (PostReceiptAction("hand-over", _hand_over),)
 
 
@@ -176,7 +187,7 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
                 earlier = inbound_by_as4_id(session, as4_message_id)
                 if earlier is not None:
                     return _repeat(earlier, inbound)
-                accepting = Accepting(inbound, inbound.sbdh, session)
+                accepting = Accepting(inbound.user_message, inbound.sbdh, session)
                 for check in INBOUND_CHECKS:
                     check.run(accepting)
             assert accepting.organisation_id is not None, "the served check names the organisation"

@@ -19,16 +19,25 @@ from accesspoint.core.as4.messaging import Participant
 from accesspoint.core.peppol.inspection import inspect_message
 from accesspoint.core.peppol.outbound import seal, user_message_for
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.flows.receiving import offline_checks
 from accesspoint.store.models import BIS_BILLING_CREDIT_NOTE
+from smp.identifiers import ParticipantId
 from tests.receiving.conftest import Receiver
 
 UPIS = "iso6523-actorid-upis"
 OTHER_PROCESS = "urn:fdc:peppol.eu:2017:poacc:selfbilling:01:1.0"
 
 
-def _verdicts(rx: Receiver, invoice: bytes, **changes: object) -> tuple[str | None, str | None]:
-    """(the receiver's answer, inspect's answer) for one signed message: None for a receipt, else the ebMS code."""
-    sbdh = sbdh_from_ubl(invoice, country_c1="NO")  # a fresh InstanceIdentifier: no duplicate between examples
+def _verdicts(rx: Receiver, invoice: bytes, *, country: str = "NO", sbdh_sender: ParticipantId | None = None,
+              **changes: object) -> tuple[str | None, str | None]:
+    """(the receiver's answer, inspect's answer) for one signed message: None for a receipt, else the ebMS code.
+
+    The SBDH is derived from the invoice (C1 `country`, sender `sbdh_sender` if given) and the ebMS header from the
+    SBDH; `changes` then alter the header. The SBDH receiver stays one the gateway serves: whether we serve a
+    participant needs the database, which `inspect` does not have."""
+    sbdh = sbdh_from_ubl(invoice, country_c1=country)  # a fresh InstanceIdentifier: no duplicate between examples
+    if sbdh_sender is not None:
+        sbdh = dataclasses.replace(sbdh, sender=sbdh_sender)
     sbd = build_sbd(sbdh, invoice)
     signer = rx.keys.sender
     user_message = user_message_for(sbdh, from_party=signer.subject_cn, to_party=rx.gateway.seat_id,
@@ -36,7 +45,8 @@ def _verdicts(rx: Receiver, invoice: bytes, **changes: object) -> tuple[str | No
     message = seal(dataclasses.replace(user_message, **changes), io.BytesIO(sbd), sbdh,
                    our_key=signer, recipient_cert=rx.certificate)
     body = b"".join(message.chunks())
-    report = inspect_message(body, message.content_type, keys=[rx.gateway.key], validator=rx.gateway.validator)
+    report = inspect_message(body, message.content_type, keys=[rx.gateway.key], validator=rx.gateway.validator,
+                             checks=offline_checks())
     inspected = report.ebms_error.code if report.ebms_error is not None else None
     assert report.valid == (inspected is None)
     response = rx.post(body, message.content_type)
@@ -76,13 +86,17 @@ _participants = st.sampled_from([
     service_type=st.sampled_from([None, "cenbii-procid-ubl", "other-procid"]),
     original_sender=_participants,
     final_recipient=_participants,
+    country=st.sampled_from(["NO", "SE", "GB"]),
+    sbdh_sender=st.sampled_from([None, ParticipantId(UPIS, "0007:5567321707"),
+                                 ParticipantId(UPIS, "0088:7300010000001")]),
 )
 def test_inspect_answers_what_the_receiver_answers(rx: Receiver, invoice: bytes, action: str | None,
                                                    service: str | None, service_type: str | None,
                                                    original_sender: Participant | None,
-                                                   final_recipient: Participant | None) -> None:
+                                                   final_recipient: Participant | None, country: str,
+                                                   sbdh_sender: ParticipantId | None) -> None:
     changes = {key: value for key, value in (("action", action), ("service", service), ("service_type", service_type),
                                              ("original_sender", original_sender),
                                              ("final_recipient", final_recipient)) if value is not None}
-    answered, inspected = _verdicts(rx, invoice, **changes)
-    assert answered == inspected, changes
+    answered, inspected = _verdicts(rx, invoice, country=country, sbdh_sender=sbdh_sender, **changes)
+    assert answered == inspected, (changes, country, sbdh_sender)
