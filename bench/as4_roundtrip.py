@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
@@ -57,7 +58,7 @@ def write_message(sbd: Path, sender: KeyMaterial, recipient: x509.Certificate, o
     `sbd`. Large payloads stay in temporary files.
     """
     with sbd.open("rb") as stream, build_message(sbd=stream, sbdh=header, our_key=sender, recipient_cert=recipient,
-                                                 spill_threshold=SPILL_THRESHOLD) as message:
+                                                 spill_threshold=SPILL_THRESHOLD, now=datetime.now(UTC)) as message:
         for chunk in message.chunks():
             out.write(chunk)
         return message.content_type, message.message_id

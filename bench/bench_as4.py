@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,7 +70,7 @@ class Case:
     def receive(self) -> None:
         with self.message.open("rb") as stream:
             report = inspect_message(iter(lambda: stream.read(1 << 16), b""),
-                                     self.content_type, keys=[self.key], validator=self.validator)
+                                     self.content_type, keys=[self.key], validator=self.validator, at=datetime.now(UTC))
         if not report.valid:
             raise SystemExit(f"{self.label}: the receive path failed: {[s.summary for s in report.steps]}")
 

@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,6 +43,8 @@ from accesspoint.core.peppol.outbound import build_message  # noqa: E402
 from accesspoint.core.sbdh import parse_sbdh  # noqa: E402
 from certs.keystore import load_pem  # noqa: E402
 from tests.e2e.gateway_process import GatewayProcess  # noqa: E402
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 TEMPLATE = ROOT.parent / "shared/vectors/as4/sbdh/good/phase4-base-sbdh.xml"
 RECEIVER = "9915:helger"
@@ -63,7 +66,8 @@ def build_messages(gateway: GatewayProcess, count: int) -> list[Built]:
     built = []
     for _ in range(count):
         sbd = template.replace(old_instance, f">{uuid.uuid4()}<".encode(), 1)
-        with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="bench.example") as message:
+        with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="bench.example",
+                           now=NOW) as message:
             built.append(Built(message.content_type, b"".join(message.chunks())))
     return built
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,7 +57,7 @@ def child(message: Path, content_type: str, p12: Path, password: str, anchors_di
     started = time.perf_counter()
     with message.open("rb") as stream:
         report = inspect_message(iter(lambda: stream.read(1 << 16), b""),
-                                 content_type, keys=[key], validator=validator, limits=limits)
+                                 content_type, keys=[key], validator=validator, limits=limits, at=datetime.now(UTC))
     seconds = time.perf_counter() - started
     peak = _status_kb("VmHWM")
     if not report.valid:

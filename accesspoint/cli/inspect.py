@@ -16,9 +16,10 @@ from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_p
 from certs.validation import CertificateValidator
 
 
-def _parse_time(value: str | None) -> datetime | None:
+def _parse_time(value: str | None) -> datetime:
+    """--at, or now: the core reads no clock, so the edge passes the time."""
     if value is None:
-        return None
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:

@@ -435,7 +435,8 @@ class Sender:
                 header = parse_sbdh(source)
                 source.seek(0)
                 outgoing = build_message(sbd=source, sbdh=header, our_key=gw.key, recipient_cert=endpoint.certificate,
-                                         message_id=as4_id, domain=gw.message_id_domain, spill_threshold=spill)
+                                         message_id=as4_id, domain=gw.message_id_domain, spill_threshold=spill,
+                                         now=utcnow())
             with outgoing:
                 ref = gw.blobs.put(chunk_stream(outgoing.chunks()))
         except (SbdhError, ValueError, BoundaryCollisionError) as exc:

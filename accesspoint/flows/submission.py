@@ -105,7 +105,7 @@ def prepare(document: bytes, *, receiver: str | None = None) -> Prepared:
                                      receiver=_strict(header.receiver, "receiver"))
         return Prepared(document, header, len(document))
     try:
-        header = sbdh_from_ubl(document)
+        header = sbdh_from_ubl(document, creation=utcnow())
     except SbdhError as exc:
         raise SubmissionError(_field_for(exc.code), str(exc), exc.code) from None
     if receiver is not None:

@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import io
 import uuid
+from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
 
@@ -97,6 +98,6 @@ def peppol_user_message_envelope(content_ids: list[str]) -> etree._Element:
                "urn:cen.eu:en16931:2017#compliant#urn:fdc:peppol.eu:2017:poacc:billing:3.0::2.1",
         original_sender=messaging.Participant("iso6523-actorid-upis", "0088:7315458756324"),
         final_recipient=messaging.Participant("iso6523-actorid-upis", "0088:5798000000001"),
-        parts=[messaging.PartInfo.attachment(content_id) for content_id in content_ids],
+        parts=[messaging.PartInfo.attachment(content_id) for content_id in content_ids], now=datetime.now(UTC),
     )
     return messaging.build_user_message(user_message)

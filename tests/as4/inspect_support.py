@@ -147,7 +147,7 @@ def write_unencrypted_message(sbd: Path, key: KeyMaterial, out: BinaryIO) -> str
     with sbd.open("rb") as stream:
         header = parse_sbdh(stream)
     user_message = user_message_for(header, from_party=key.subject_cn, to_party=key.subject_cn,
-                                    content_id=mime.new_content_id(), domain="test.example")
+                                    content_id=mime.new_content_id(), domain="test.example", now=datetime.now(UTC))
     content_id = user_message.parts[0].content_id
     assert content_id is not None
     compressed = gzip_bytes(sbd.read_bytes())

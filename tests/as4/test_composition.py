@@ -45,6 +45,8 @@ from certs.keystore import KeyMaterial, load_pem
 from certs.validation import CertificateValidator, Purpose, Verdict
 from smp.identifiers import ParticipantId, ProcessId
 
+NOW = datetime.now(UTC)  # the tests' time for what they build
+
 NSMAP = dict(ns.NSMAP)
 
 
@@ -74,7 +76,7 @@ def invoice(vectors: Path) -> bytes:
 
 @pytest.fixture(scope="module")
 def sbdh(invoice: bytes) -> Sbdh:
-    return sbdh_from_ubl(invoice)
+    return sbdh_from_ubl(invoice, creation=datetime.now(UTC))
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +86,7 @@ def sbd(sbdh: Sbdh, invoice: bytes) -> bytes:
 
 @pytest.fixture
 def message(aps: Aps, sbd: bytes) -> Iterator[OutgoingMessage]:
-    with build_message(sbd=sbd, our_key=aps.sender, recipient_cert=aps.receiver.certificate) as built:
+    with build_message(sbd=sbd, our_key=aps.sender, recipient_cert=aps.receiver.certificate, now=NOW) as built:
         yield built
 
 
@@ -104,7 +106,7 @@ def _refusal(aps: Aps, out: OutgoingMessage, **kwargs) -> InboundRefusal:
 def _sealed(aps: Aps, sbdh: Sbdh, sbd: bytes, signer: KeyMaterial | None = None, **changes) -> OutgoingMessage:
     """A message whose eb:UserMessage is changed after deriving it from the SBDH (then correctly signed)."""
     user_message = user_message_for(sbdh, from_party="POP000001", to_party="POP000002",
-                                    content_id=mime.new_content_id(), domain="test.example")
+                                    content_id=mime.new_content_id(), domain="test.example", now=datetime.now(UTC))
     user_message = dataclasses.replace(user_message, **changes)
     return seal(user_message, io.BytesIO(sbd), sbdh, our_key=signer or aps.sender,
                 recipient_cert=aps.receiver.certificate)
@@ -173,23 +175,23 @@ def test_sent_references_cover_messaging_body_and_attachment(message: OutgoingMe
 
 def test_explicit_message_id_and_conversation(aps: Aps, sbd: bytes) -> None:
     with build_message(sbd=io.BytesIO(sbd), our_key=aps.sender, recipient_cert=aps.receiver.certificate,
-                       message_id="resend-1@gw.example", conversation_id="conv-7@gw.example") as out:
+                       message_id="resend-1@gw.example", conversation_id="conv-7@gw.example", now=NOW) as out:
         assert out.message_id == "resend-1@gw.example"
         assert out.user_message.conversation_id == "conv-7@gw.example"
     with pytest.raises(ValueError, match="left@right"):
-        build_message(sbd=sbd, our_key=aps.sender, recipient_cert=aps.receiver.certificate, message_id="<x@y>")
+        build_message(sbd=sbd, our_key=aps.sender, recipient_cert=aps.receiver.certificate, message_id="<x@y>", now=NOW)
 
 
 def test_given_sbdh_and_to_party_are_used(aps: Aps, sbd: bytes, sbdh: Sbdh) -> None:
     with build_message(sbd=sbd, sbdh=sbdh, our_key=aps.sender, recipient_cert=aps.receiver.certificate,
-                       to_party="POP000042") as out:
+                       to_party="POP000042", now=datetime.now(UTC)) as out:
         assert out.sbdh is sbdh
         assert out.user_message.to_party == "POP000042"
 
 
 def test_invalid_sbd_is_refused_before_anything_is_built(aps: Aps, invoice: bytes) -> None:
     with pytest.raises(SbdhError):
-        build_message(sbd=invoice, our_key=aps.sender, recipient_cert=aps.receiver.certificate)
+        build_message(sbd=invoice, our_key=aps.sender, recipient_cert=aps.receiver.certificate, now=datetime.now(UTC))
 
 
 def test_unseekable_stream_is_refused(aps: Aps, sbd: bytes) -> None:
@@ -201,7 +203,7 @@ def test_unseekable_stream_is_refused(aps: Aps, sbd: bytes) -> None:
             return False
 
     with pytest.raises(ValueError, match="seekable"):
-        build_message(sbd=OneWay(), our_key=aps.sender, recipient_cert=aps.receiver.certificate)
+        build_message(sbd=OneWay(), our_key=aps.sender, recipient_cert=aps.receiver.certificate, now=datetime.now(UTC))
 
 
 def test_unseekable_stream_is_fine_with_a_given_sbdh(aps: Aps, sbd: bytes, sbdh: Sbdh) -> None:
@@ -219,7 +221,7 @@ def test_unseekable_stream_is_fine_with_a_given_sbdh(aps: Aps, sbd: bytes, sbdh:
             return self.data.readinto(buffer)
 
     with build_message(sbd=io.BufferedReader(OneWay()), sbdh=sbdh, our_key=aps.sender,
-                       recipient_cert=aps.receiver.certificate) as out, _open(aps, out) as inbound:
+                       recipient_cert=aps.receiver.certificate, now=NOW) as out, _open(aps, out) as inbound:
         assert inbound.payload is not None and inbound.payload.read() == sbd
 
 
@@ -261,7 +263,8 @@ def test_ping_is_accepted_without_payload(aps: Aps) -> None:
     participant = Participant("iso6523-actorid-upis", "0088:7300010000001")
     ping = messaging.new_user_message(
         domain="test.example", from_party="POP000001", to_party="POP000002", service=ns.TEST_SERVICE,
-        service_type=None, action=ns.TEST_ACTION, original_sender=participant, final_recipient=participant, parts=[])
+        service_type=None, action=ns.TEST_ACTION, original_sender=participant, final_recipient=participant, parts=[],
+        now=NOW)
     envelope = messaging.build_user_message(ping)
     wssec.sign(envelope, aps.sender, [])
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), [])
@@ -278,7 +281,7 @@ def _uncompressed(aps: Aps, sbdh: Sbdh, sbd: bytes) -> tuple[str, bytes]:
     """A message whose SBD travels without gzip (allowed by ebMS, accepted by phase4): signed as XML, encrypted."""
     content_id = mime.new_content_id()
     um = user_message_for(sbdh, from_party="POP000001", to_party="POP000002", content_id=content_id,
-                          domain="test.example")
+                          domain="test.example", now=datetime.now(UTC))
     um = dataclasses.replace(um, parts=(PartInfo.attachment(content_id, compression_type=None),))
     envelope = messaging.build_user_message(um)
     wssec.sign(envelope, aps.sender, [wssec.AttachmentContent(content_id, "application/xml", lambda: io.BytesIO(sbd))])
@@ -346,7 +349,7 @@ def test_tampered_header_is_ebms_0101(aps: Aps, message: OutgoingMessage) -> Non
 def test_unencrypted_attachment_is_ebms_0102(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     content_id = mime.new_content_id()
     um = user_message_for(sbdh, from_party="POP000001", to_party="POP000002", content_id=content_id,
-                          domain="test.example")
+                          domain="test.example", now=datetime.now(UTC))
     envelope = messaging.build_user_message(um)
     compressed = gzip.compress(sbd, mtime=0)
     wssec.sign(envelope, aps.sender, [wssec.AttachmentContent(content_id, "application/gzip",
@@ -402,7 +405,8 @@ def test_header_disagreeing_with_the_sbdh_is_ebms_0004(aps: Aps, sbdh: Sbdh, sbd
 
 
 def test_cross_check_accepts_what_build_derives(sbdh: Sbdh) -> None:
-    um = user_message_for(sbdh, from_party="POP000001", to_party="POP000002", content_id="a@cid", domain="x.example")
+    um = user_message_for(sbdh, from_party="POP000001", to_party="POP000002", content_id="a@cid", domain="x.example",
+                          now=NOW)
     cross_check(um, sbdh)
     other = dataclasses.replace(sbdh, process=ProcessId("cenbii-procid-ubl", "urn:other"),
                                 sender=ParticipantId.parse("0088:7300010000001"))

@@ -15,6 +15,7 @@ import dataclasses
 import os
 import re
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,8 @@ from certs.validation import (
     Verdict,
 )
 
+NOW = datetime.now(UTC)  # the tests' time for what they build
+
 EXAMPLES = int(os.environ.get("HOSTILE_EXAMPLES", "200"))
 _DER = serialization.Encoding.DER
 _AP_CA_NAME = b"LOCAL DEV PEPPOL ACCESS POINT CA"
@@ -70,8 +73,8 @@ def setup(tmp_path_factory: pytest.TempPathFactory, vectors: Path) -> Setup:
     leaf = issue_leaf(pki, cn="POP000002")
     sender, receiver = load_pem(pki.ap_key, pki.ap_cert), load_pem(leaf.key_pem, leaf.cert_pem)
     invoice = (vectors / "bis" / "base-example.xml").read_bytes()
-    sbd = build_sbd(sbdh_from_ubl(invoice), invoice)
-    with build_message(sbd=sbd, our_key=sender, recipient_cert=receiver.certificate) as message:
+    sbd = build_sbd(sbdh_from_ubl(invoice, creation=datetime.now(UTC)), invoice)
+    with build_message(sbd=sbd, our_key=sender, recipient_cert=receiver.certificate, now=datetime.now(UTC)) as message:
         body = b"".join(message.chunks())
         content_type = message.content_type
     return Setup(pki, sender, receiver, CertificateValidator(pki.anchors()), content_type, body)
@@ -88,7 +91,8 @@ def _receive(setup: Setup, body: bytes) -> InboundRefusal | None:
 
 
 def _inspect(setup: Setup, body: bytes) -> inspection.InspectionReport:
-    return inspection.inspect_message(body, setup.content_type, keys=[setup.receiver], validator=setup.validator)
+    return inspection.inspect_message(body, setup.content_type, keys=[setup.receiver], validator=setup.validator,
+                                      at=NOW)
 
 
 def _with_token(setup: Setup, whose: str, der: bytes) -> bytes:

@@ -16,6 +16,8 @@ from certs.keystore import load_certificates, load_pem
 from certs.validation import CertificateValidator
 from tests.as4.inspect_support import AT, EXPECTED, RoundTrip, check, make_round_trip, write_unencrypted_message
 
+NOW = datetime.now(UTC)  # the tests' time for what they build
+
 
 @pytest.fixture(scope="module")
 def round_trip(tmp_path_factory: pytest.TempPathFactory, vectors: Path) -> RoundTrip:
@@ -24,7 +26,7 @@ def round_trip(tmp_path_factory: pytest.TempPathFactory, vectors: Path) -> Round
 
 def _inspect_file(path: Path, **kwargs: object) -> InspectionReport:
     with path.open("rb") as stream:
-        return inspect_message(stream.read(), None, **kwargs)  # type: ignore[arg-type]
+        return inspect_message(stream.read(), None, **{"at": AT, **kwargs})  # type: ignore[arg-type]
 
 
 def _test_validator() -> CertificateValidator:
@@ -104,7 +106,7 @@ def test_unknown_signature_algorithm_is_rejected_before_any_crypto(vectors: Path
 def test_round_trip_decrypts_verifies_and_reads_the_sbdh(round_trip: RoundTrip) -> None:
     with round_trip.message.open("rb") as stream:
         report = inspect_message(stream.read(), round_trip.content_type, keys=[round_trip.key],
-                                 validator=CertificateValidator(round_trip.pki.anchors()))
+                                 validator=CertificateValidator(round_trip.pki.anchors()), at=datetime.now(UTC))
     assert report.valid, list(human_lines(report))
     assert report.message_id == round_trip.message_id
     assert report.decrypted is True and report.signature_complete
@@ -126,7 +128,7 @@ def test_round_trip_with_a_flipped_ciphertext_byte_fails_decryption(round_trip: 
     tampered = round_trip.tampered(tmp_path / "tampered.mime", offset_from_end=200)
     with tampered.open("rb") as stream:
         report = inspect_message(stream.read(), round_trip.content_type, keys=[round_trip.key],
-                                 validator=CertificateValidator(round_trip.pki.anchors()))
+                                 validator=CertificateValidator(round_trip.pki.anchors()), at=datetime.now(UTC))
     assert not report.valid
     assert _step(report, "decryption")[0] == "failed"
     assert "failed the AES-GCM integrity check" in _step(report, "decryption")[1]
@@ -139,7 +141,7 @@ def test_round_trip_with_a_changed_header_fails_the_signature(round_trip: RoundT
     changed = round_trip.with_soap_change(tmp_path / "changed.mime", b"9915:helger", b"9915:helgar")
     with changed.open("rb") as stream:
         report = inspect_message(stream.read(), round_trip.content_type, keys=[round_trip.key],
-                                 validator=CertificateValidator(round_trip.pki.anchors()))
+                                 validator=CertificateValidator(round_trip.pki.anchors()), at=datetime.now(UTC))
     status, summary = _step(report, "signature")
     assert status == "failed" and "digest of #" in summary and "does not match" in summary
     assert report.decrypted is True
@@ -153,7 +155,8 @@ def test_unencrypted_message_is_verified_read_and_rejected_for_peppol(round_trip
     with path.open("wb") as out:
         content_type = write_unencrypted_message(round_trip.sbd, round_trip.key, out)
     with path.open("rb") as stream:
-        report = inspect_message(stream.read(), content_type, validator=CertificateValidator(round_trip.pki.anchors()))
+        report = inspect_message(stream.read(), content_type, validator=CertificateValidator(round_trip.pki.anchors()),
+                                 at=NOW)
     status, summary = _step(report, "decryption")  # the receiver's words: one copy of the check
     assert status == "failed" and summary.startswith("the message is not encrypted: wsse:Security holds no "
                                                      "xenc:EncryptedKey")
@@ -175,7 +178,7 @@ def test_generated_multi_megabyte_sbd_round_trips_through_spilled_files(round_tr
         # spill_threshold 1: every part, the plaintext and the gunzipped SBD go through temporary files
         report = inspect_message(stream.read(), content_type, keys=[round_trip.key],
                                  validator=CertificateValidator(round_trip.pki.anchors()),
-                                 limits=InboundLimits(spill_threshold_bytes=1))
+                                 limits=InboundLimits(spill_threshold_bytes=1), at=datetime.now(UTC))
     assert report.valid, list(human_lines(report))
     assert report.payload_size == size
     assert report.payload_sha256 == hashlib.sha256(sbd.read_bytes()).hexdigest()

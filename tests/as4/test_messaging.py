@@ -71,7 +71,7 @@ def make_um(**changes: object) -> UserMessage:
         service_type="cenbii-procid-ubl", action=DOCTYPE,
         original_sender=Participant("iso6523-actorid-upis", "0088:7315458756324"),
         final_recipient=Participant("iso6523-actorid-upis", "9915:helger"),
-        parts=[PartInfo.attachment(CID)],
+        parts=[PartInfo.attachment(CID)], now=datetime.now(UTC),
     )
     return dataclasses.replace(um, **changes)  # type: ignore[arg-type]
 
@@ -384,11 +384,11 @@ def test_build_receipt_copies_references_verbatim(messages: Path) -> None:
 def test_build_receipt_rejects_unusable_input() -> None:
     ref = etree.Element(DS + "Reference")
     with pytest.raises(ValueError, match="RefToMessageId"):
-        build_receipt("", [ref])
+        build_receipt("", [ref], timestamp=datetime.now(UTC))
     with pytest.raises(ValueError, match="ds:Reference"):
-        build_receipt("m@x", [])
+        build_receipt("m@x", [], timestamp=datetime.now(UTC))
     with pytest.raises(ValueError, match="ds:Reference"):
-        build_receipt("m@x", [etree.Element("Reference")])
+        build_receipt("m@x", [etree.Element("Reference")], timestamp=datetime.now(UTC))
 
 
 def test_receipt_without_ref_to_message_id_is_invalid(messages: Path) -> None:
@@ -405,7 +405,7 @@ def test_nri_fragment_digest_ignores_whitespace(messages: Path) -> None:
     ref = first(fragment, "ebbp:MessagePartNRInformation/ds:Reference")
     assert first(ref, "ds:DigestValue").text != first(ref, "ds:DigestValue").text.strip()
     assert reference_digest(ref) == base64.b64decode("RIcni4sbaa+5g6cpTI00hCy9PBN9kzI4CZizkbsF5jI=")
-    receipt = parse_envelope(build_receipt("m@x", [ref])).receipt
+    receipt = parse_envelope(build_receipt("m@x", [ref], timestamp=datetime.now(UTC))).receipt
     assert receipt is not None and reference_digest(receipt.nri_references[0]) == reference_digest(ref)
     broken = copy.deepcopy(ref)
     first(broken, "ds:DigestValue").text = "not base64!"
@@ -505,11 +505,11 @@ def test_build_error_round_trip() -> None:
 
 
 def test_build_error_without_known_message() -> None:
-    envelope = build_error([As4Error(INVALID_HEADER, "eb:Messaging is missing")], None)
+    envelope = build_error([As4Error(INVALID_HEADER, "eb:Messaging is missing")], None, timestamp=datetime.now(UTC))
     assert envelope.find(".//eb:RefToMessageId", ns.NSMAP) is None
     assert first(envelope, ".//eb:Error").get("refToMessageInError") is None
     with pytest.raises(ValueError, match="at least one"):
-        build_error([], None)
+        build_error([], None, timestamp=datetime.now(UTC))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -632,7 +632,7 @@ def test_soap11_user_message_is_rejected() -> None:
 
 def test_signal_rejections() -> None:
     def signal_with(child: str) -> bytes:
-        envelope = build_error([As4Error(OTHER, "x")], "m@x")
+        envelope = build_error([As4Error(OTHER, "x")], "m@x", timestamp=datetime.now(UTC))
         signal = first(envelope, f"{MESSAGING}/eb:SignalMessage")
         for err in signal.findall("eb:Error", ns.NSMAP):
             signal.remove(err)
@@ -641,7 +641,7 @@ def test_signal_rejections() -> None:
         return wire(envelope)
     assert code_of(lambda: parse_envelope_bytes(signal_with("PullRequest"))) == PMODE_MISMATCH
     assert code_of(lambda: parse_envelope_bytes(signal_with(""))) == VALUE_INCONSISTENT
-    receipt = build_receipt("m@x", [etree.Element(DS + "Reference")])
+    receipt = build_receipt("m@x", [etree.Element(DS + "Reference")], timestamp=datetime.now(UTC))
     first(receipt, f"{MESSAGING}/eb:SignalMessage/eb:MessageInfo/eb:Timestamp").text = "soon"
     assert code_of(lambda: parse_envelope_bytes(wire(receipt))) == INVALID_HEADER
     remove(f"{MESSAGING}/eb:SignalMessage/eb:MessageInfo/eb:MessageId")(receipt)
@@ -775,8 +775,8 @@ def _nri_reference() -> etree._Element:
 
 VALID_WIRES = [
     wire(build_user_message(make_um())),
-    wire(build_receipt("m@x", [_nri_reference()])),
-    wire(build_error([As4Error(OTHER, "not served", detail=NOT_SERVICED)], "m@x")),
+    wire(build_receipt("m@x", [_nri_reference()], timestamp=datetime.now(UTC))),
+    wire(build_error([As4Error(OTHER, "not served", detail=NOT_SERVICED)], "m@x", timestamp=datetime.now(UTC))),
 ]
 
 

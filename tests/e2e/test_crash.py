@@ -17,6 +17,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ from accesspoint.gateway import build_gateway
 from accesspoint.store.models import Event, Message
 from certs.keystore import load_pem
 from tests.e2e.gateway_process import GatewayProcess
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +72,9 @@ def test_sigkill_during_a_burst_never_loses_a_receipted_message(tmp_path: Path, 
 
     prepared: list[Prepared] = []
     for _ in range(MESSAGES):
-        sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice)
-        with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example") as built:
+        sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC)), invoice)
+        with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example",
+                           now=NOW) as built:
             prepared.append(Prepared(built.message_id, built.content_type, b"".join(built.chunks()),
                                      hashlib.sha256(sbd).hexdigest(), built.sent_references))
 

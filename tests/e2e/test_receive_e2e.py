@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -23,6 +24,8 @@ from tests.e2e.gateway_process import GatewayProcess
 from tests.interop.as4peer.venv import ensure_as4_python
 from tests.interop.keys import PeerParty
 from tests.interop.peers import Parties, peer_send
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 pytestmark = pytest.mark.integration
 
@@ -80,9 +83,9 @@ def document_of(store: Gateway, message: Message) -> bytes:
 def test_our_core_sends_and_the_receipt_verifies(gateway_process: GatewayProcess, sender: KeyMaterial, store: Gateway,
                                                  token: str, vectors: Path, transfer: str) -> None:
     invoice = (vectors / "bis" / "base-example.xml").read_bytes()
-    sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice)
+    sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC)), invoice)
     recipient = load_pem(gateway_process.pki.ap_key, gateway_process.pki.ap_cert).certificate
-    with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example") as message:
+    with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example", now=NOW) as message:
         body = message.chunks() if transfer == "chunked" else b"".join(message.chunks())
         response = requests.post(gateway_process.as4_url, data=body, timeout=60,
                                  headers={"Content-Type": message.content_type})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -29,6 +30,8 @@ from smp.lookup import SmlLookup
 from smp.sml import SmlClient
 from tests.e2e.gateway_process import GatewayProcess
 from tests.smp.registry_support import LOCAL_ZONE, CaptureServer, LocalSmlProcess, local_sml_process
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 pytestmark = pytest.mark.integration
 
@@ -145,10 +148,10 @@ def test_admin_registers_and_another_gateway_finds_it_and_sends_to_it(
     invoice = (vectors / "bis" / "base-example.xml").read_bytes().replace(
         b'<cbc:EndpointID schemeID="0002">FR23342</cbc:EndpointID>',
         b'<cbc:EndpointID schemeID="0007">5567321707</cbc:EndpointID>')
-    sbdh = sbdh_from_ubl(invoice, country_c1="NO")
+    sbdh = sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC))
     assert sbdh.receiver == ACME
     message = build_message(sbd=build_sbd(sbdh, invoice), our_key=gateway_b.key, recipient_cert=found.certificate,
-                            domain=gateway_b.message_id_domain)
+                            domain=gateway_b.message_id_domain, now=datetime.now(UTC))
     response = requests.post(found.endpoint_url, data=b"".join(message.chunks()),
                              headers={"Content-Type": message.content_type}, timeout=60)
     assert response.status_code == 200, response.text[:500]
@@ -174,8 +177,9 @@ def test_admin_registers_and_another_gateway_finds_it_and_sends_to_it(
     with pytest.raises(ParticipantNotRegistered):
         gateway_b.discovery.find_endpoint(ACME, BIS3_INVOICE, BIS3_PROCESS, use_cache=False)
     # and a sender with a stale cache is told A no longer serves the participant
-    late = build_message(sbd=build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice), our_key=gateway_b.key,
-                         recipient_cert=found.certificate, domain=gateway_b.message_id_domain)
+    late = build_message(sbd=build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=NOW), invoice),
+                         our_key=gateway_b.key,
+                         recipient_cert=found.certificate, domain=gateway_b.message_id_domain, now=datetime.now(UTC))
     refused = requests.post(found.endpoint_url, data=b"".join(late.chunks()),
                             headers={"Content-Type": late.content_type}, timeout=60)
     assert b"PEPPOL:NOT_SERVICED" in refused.content

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,8 @@ from accesspoint.gateway import build_gateway
 from accesspoint.store.models import Message
 from certs.keystore import load_pem
 from tests.e2e.gateway_process import GatewayProcess
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 pytestmark = pytest.mark.integration
 
@@ -38,8 +41,9 @@ def test_two_workers_on_postgresql(database_url: str, tmp_path: Path, vectors: P
         assert len(process.worker_pids()) == 2
 
         def send(_: int) -> bool:
-            sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice)
-            with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example") as msg:
+            sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC)), invoice)
+            with build_message(sbd=sbd, our_key=sender, recipient_cert=recipient, domain="sender.example",
+                               now=NOW) as msg:
                 response = requests.post(process.as4_url, data=b"".join(msg.chunks()), timeout=60,
                                          headers={"Content-Type": msg.content_type})
                 return verify_receipt(response.content, sent_message_id=msg.message_id,

@@ -157,7 +157,7 @@ def test_as4_message_encrypted_for_another_ap_is_refused(
 
 
 def _our_sbd(document: Path, **changes: ParticipantId) -> bytes:
-    sbdh = dataclasses.replace(sbdh_from_ubl(document.read_bytes()), **changes)
+    sbdh = dataclasses.replace(sbdh_from_ubl(document.read_bytes(), creation=datetime.now(UTC)), **changes)
     return build_sbd(sbdh, document.read_bytes())
 
 
@@ -165,7 +165,8 @@ def test_our_message_is_accepted_by_as4_and_its_receipt_verifies(
     as4_receiver: As4Receiver, peer_pki: PeerPki, invoice: Path
 ) -> None:
     sbd = _our_sbd(invoice)
-    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate) as out:
+    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate,
+                       now=datetime.now(UTC)) as out:
         # A generator body goes out chunked, which Peppol receivers must accept.
         response = requests.post(as4_receiver.url, data=out.chunks(), headers={"Content-Type": out.content_type},
                                  timeout=60)
@@ -189,7 +190,7 @@ def test_our_message_with_content_length_is_accepted_by_as4(
 ) -> None:
     sbd = _our_sbd(vectors / "bis" / "Allowance-example.xml")
     with build_message(sbd=io.BytesIO(sbd), our_key=peer_pki.ours.material,
-                       recipient_cert=peer_pki.theirs.certificate) as out:
+                       recipient_cert=peer_pki.theirs.certificate, now=datetime.now(UTC)) as out:
         body = b"".join(out.chunks())
         assert len(body) == out.content_length
         response = requests.post(as4_receiver.url, data=body, headers={"Content-Type": out.content_type}, timeout=60)
@@ -204,7 +205,8 @@ def test_our_large_message_is_accepted_by_as4(
     as4_receiver: As4Receiver, peer_pki: PeerPki, large_invoice: Path
 ) -> None:
     sbd = _our_sbd(large_invoice)
-    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate) as out:
+    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate,
+                       now=datetime.now(UTC)) as out:
         response = requests.post(as4_receiver.url, data=out.chunks(), headers={"Content-Type": out.content_type},
                                  timeout=120)
         verdict = verify_receipt(response.content, sent_message_id=out.message_id,
@@ -218,7 +220,8 @@ def test_as4_not_serviced_error_reaches_our_sender_as_an_error(
     as4_receiver: As4Receiver, peer_pki: PeerPki, invoice: Path
 ) -> None:
     sbd = _our_sbd(invoice, receiver=ParticipantId.parse(NOT_SERVICED, strict=False))
-    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate) as out:
+    with build_message(sbd=sbd, our_key=peer_pki.ours.material, recipient_cert=peer_pki.theirs.certificate,
+                       now=datetime.now(UTC)) as out:
         response = requests.post(as4_receiver.url, data=out.chunks(), headers={"Content-Type": out.content_type},
                                  timeout=60)
         verdict = verify_receipt(response.content, sent_message_id=out.message_id,

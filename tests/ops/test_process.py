@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,8 @@ from accesspoint.gateway import build_gateway
 from accesspoint.store.models import Message
 from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.ops.helpers import value
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +40,7 @@ def process(tmp_path: Path) -> Iterator[GatewayProcess]:
 def test_metrics_over_http_and_worker_sweep(process: GatewayProcess, sbd: bytes) -> None:
     sender = process.sender()[0]
     certificate = x509.load_pem_x509_certificate(process.certificate_pem.read_bytes())
-    message = build_message(sbd=sbd, our_key=sender, recipient_cert=certificate, domain="sender.example")
+    message = build_message(sbd=sbd, our_key=sender, recipient_cert=certificate, domain="sender.example", now=NOW)
     with message:
         response = requests.post(process.as4_url, data=b"".join(message.chunks()),
                                  headers={"Content-Type": message.content_type}, timeout=60)

@@ -74,7 +74,7 @@ def invoice(vectors: Path) -> bytes:
 @pytest.fixture
 def sbdh(invoice: bytes) -> Sbdh:
     """A fresh SBDH (new InstanceIdentifier) for the example invoice: 0088:9482348239847239874 -> 0002:FR23342."""
-    return sbdh_from_ubl(invoice, country_c1="NO")
+    return sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC))
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ class Receiver:
 
     def build(self, sbd: bytes, *, sender: KeyMaterial | None = None, **kwargs: object) -> OutgoingMessage:
         return build_message(sbd=sbd, our_key=sender or self.keys.sender, recipient_cert=self.certificate,
-                             domain="sender.example", **kwargs)  # type: ignore[arg-type]
+                             domain="sender.example", **{"now": datetime.now(UTC), **kwargs})  # type: ignore[arg-type]
 
     def post(self, body: bytes, content_type: str | None, **headers: str):  # type: ignore[no-untyped-def]
         if content_type is not None:

@@ -3,6 +3,8 @@ those that need no database) and post-receipt actions (in the transaction that s
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy.orm import Session
 
@@ -31,11 +33,11 @@ def country_check(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.usefixtures("country_check")
 def test_an_inbound_check_refuses_before_anything_is_stored_and_inspect_agrees(rx: Receiver, invoice: bytes) -> None:
     for country, expected in (("NO", OTHER), ("SE", None)):
-        sbd = build_sbd(sbdh_from_ubl(invoice, country_c1=country), invoice)
+        sbd = build_sbd(sbdh_from_ubl(invoice, country_c1=country, creation=datetime.now(UTC)), invoice)
         with rx.build(sbd) as message:
             body, content_type = b"".join(message.chunks()), message.content_type
         report = inspect_message(body, content_type, keys=[rx.gateway.key], validator=rx.gateway.validator,
-                                 checks=offline_checks())
+                                 checks=offline_checks(), at=datetime.now(UTC))
         assert [s.status for s in report.steps if s.name == "country"] == ["failed" if expected else "ok"]
         assert (report.ebms_error.code if report.ebms_error else None) == expected
         response = rx.post(body, content_type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+from datetime import UTC, datetime
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,8 @@ from accesspoint.store.models import BIS_BILLING_CREDIT_NOTE
 from smp.identifiers import ParticipantId
 from tests.receiving.conftest import Receiver
 
+NOW = datetime.now(UTC)  # the tests' time for what they build
+
 UPIS = "iso6523-actorid-upis"
 OTHER_PROCESS = "urn:fdc:peppol.eu:2017:poacc:selfbilling:01:1.0"
 
@@ -35,18 +38,19 @@ def _verdicts(rx: Receiver, invoice: bytes, *, country: str = "NO", sbdh_sender:
     The SBDH is derived from the invoice (C1 `country`, sender `sbdh_sender` if given) and the ebMS header from the
     SBDH; `changes` then alter the header. The SBDH receiver stays one the gateway serves: whether we serve a
     participant needs the database, which `inspect` does not have."""
-    sbdh = sbdh_from_ubl(invoice, country_c1=country)  # a fresh InstanceIdentifier: no duplicate between examples
+    sbdh = sbdh_from_ubl(invoice, country_c1=country,
+                         creation=NOW)  # a fresh InstanceIdentifier: no duplicate between examples
     if sbdh_sender is not None:
         sbdh = dataclasses.replace(sbdh, sender=sbdh_sender)
     sbd = build_sbd(sbdh, invoice)
     signer = rx.keys.sender
     user_message = user_message_for(sbdh, from_party=signer.subject_cn, to_party=rx.gateway.seat_id,
-                                    content_id=mime.new_content_id(), domain="sender.example")
+                                    content_id=mime.new_content_id(), domain="sender.example", now=datetime.now(UTC))
     message = seal(dataclasses.replace(user_message, **changes), io.BytesIO(sbd), sbdh,
                    our_key=signer, recipient_cert=rx.certificate)
     body = b"".join(message.chunks())
     report = inspect_message(body, message.content_type, keys=[rx.gateway.key], validator=rx.gateway.validator,
-                             checks=offline_checks())
+                             checks=offline_checks(), at=datetime.now(UTC))
     inspected = report.ebms_error.code if report.ebms_error is not None else None
     assert report.valid == (inspected is None)
     response = rx.post(body, message.content_type)

@@ -12,6 +12,7 @@ import io
 import re
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -28,6 +29,8 @@ from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.store.models import Event, MessageState, WebhookDelivery, WebhookSubscription
 from certs.keystore import KeyMaterial
 from tests.receiving.conftest import CREDIT_NOTE_ONLY, Receiver, ReceiverFactory
+
+NOW = datetime.now(UTC)  # the tests' time for what they build
 
 
 def error_of(response) -> messaging.ErrorSignal:  # type: ignore[no-untyped-def]
@@ -51,7 +54,7 @@ def sealed(rx: Receiver, sbdh: Sbdh, sbd: bytes, signer: KeyMaterial | None = No
     """A correctly signed message whose eb:UserMessage is changed after deriving it from the SBDH."""
     signer = signer or rx.keys.sender
     user_message = user_message_for(sbdh, from_party=signer.subject_cn, to_party=rx.gateway.seat_id,
-                                    content_id=mime.new_content_id(), domain="sender.example")
+                                    content_id=mime.new_content_id(), domain="sender.example", now=datetime.now(UTC))
     user_message = dataclasses.replace(user_message, **changes)
     return seal(user_message, io.BytesIO(sbd), sbdh, our_key=signer, recipient_cert=rx.certificate)
 
@@ -122,7 +125,7 @@ def test_ping_gets_a_receipt_and_nothing_is_stored(rx: Receiver) -> None:
     ping = messaging.new_user_message(
         domain="sender.example", from_party="POP000002", to_party=rx.gateway.seat_id, service=ns.TEST_SERVICE,
         service_type=None, action=ns.TEST_ACTION, original_sender=participant, final_recipient=participant,
-        parts=[])
+        parts=[], now=datetime.now(UTC))
     envelope = messaging.build_user_message(ping)
     wssec.sign(envelope, rx.keys.sender, [])
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), [])
@@ -165,7 +168,7 @@ def test_reused_message_id_with_other_content_is_ebms_4001(rx: Receiver, sbd: by
     with rx.build(sbd) as message:
         original = b"".join(message.chunks())
         accepted = rx.post(original, message.content_type)
-    other_sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice)  # another InstanceIdentifier
+    other_sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=NOW), invoice)  # another InstanceIdentifier
     with rx.build(other_sbd, message_id=message.message_id) as reuse:
         response = rx.send(reuse)
     error = error_of(response)
@@ -251,7 +254,8 @@ def test_store_duplicates_and_races_on_sqlite_and_postgresql(make_receiver: Rece
         thread.join(60)
     assert len(answers) == 3 and len(set(answers)) == 1
     assert messaging.parse_envelope_bytes(answers[0]).kind == "receipt"
-    with rx.build(build_sbd(sbdh_from_ubl(invoice, country_c1="NO"), invoice), message_id=message.message_id) as reuse:
+    with rx.build(build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=NOW), invoice),
+                  message_id=message.message_id) as reuse:
         assert error_of(rx.send(reuse)).codes == ("EBMS:4001",)
     with rx.build(sbd) as same_instance:
         rx.send(same_instance)
@@ -349,14 +353,14 @@ def test_tampered_ciphertext_is_ebms_0102(rx: Receiver, sbd: bytes) -> None:
 
 def test_message_encrypted_for_another_ap_is_ebms_0102(rx: Receiver, sbd: bytes) -> None:
     with build_message(sbd=sbd, our_key=rx.keys.sender, recipient_cert=rx.keys.other_ap.certificate,
-                       to_party=rx.gateway.seat_id) as message:
+                       to_party=rx.gateway.seat_id, now=datetime.now(UTC)) as message:
         refused_with(rx, rx.send(message), "EBMS:0102")
 
 
 def test_unencrypted_attachment_is_ebms_0102(rx: Receiver, sbd: bytes, sbdh: Sbdh) -> None:
     content_id = mime.new_content_id()
     um = user_message_for(sbdh, from_party="POP000002", to_party=rx.gateway.seat_id, content_id=content_id,
-                          domain="sender.example")
+                          domain="sender.example", now=datetime.now(UTC))
     envelope = messaging.build_user_message(um)
     compressed = gzip.compress(sbd, mtime=0)
     wssec.sign(envelope, rx.keys.sender, [wssec.AttachmentContent(content_id, "application/gzip",

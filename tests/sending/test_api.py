@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -72,7 +73,7 @@ def test_submit_answers_202_with_the_derived_header(api: FlaskClient, net: Netwo
 
 
 def test_complete_sbd_is_accepted_unchanged(api: FlaskClient, net: Network, document: bytes) -> None:
-    sbd = build_sbd(sbdh_from_ubl(document, country_c1="SE"), document)
+    sbd = build_sbd(sbdh_from_ubl(document, country_c1="SE", creation=datetime.now(UTC)), document)
     response = post(api, net, sbd)
     assert response.status_code == 202
     body = response.get_json()

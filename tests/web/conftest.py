@@ -123,7 +123,7 @@ def inbound_store(gateway: Gateway, vectors: Path) -> StoreInbound:
               at: datetime | None = None, receipt: bool = True) -> Stored:
         n = next(counter)
         document = document if document is not None else (vectors / "bis" / "base-example.xml").read_bytes()
-        header = sbdh_from_ubl(document)
+        header = sbdh_from_ubl(document, creation=datetime.now(UTC))
         sbd = build_sbd(header, document)
         ref = gateway.blobs.put(io.BytesIO(sbd))
         received = at or START + timedelta(minutes=n)

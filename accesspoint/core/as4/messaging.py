@@ -431,12 +431,11 @@ def _part_info(parent: etree._Element, part: PartInfo) -> None:
 
 def new_user_message(*, domain: str, from_party: str, to_party: str, service: str, service_type: str | None,
                      action: str, original_sender: Participant, final_recipient: Participant,
-                     parts: Sequence[PartInfo], conversation_id: str | None = None,
-                     now: datetime | None = None) -> UserMessage:
+                     parts: Sequence[PartInfo], now: datetime, conversation_id: str | None = None) -> UserMessage:
     """A Peppol UserMessage with fresh MessageId, ConversationId, wsu:Ids and a millisecond UTC timestamp."""
-    if now is not None and (now.tzinfo is None or now.utcoffset() is None):
+    if now.tzinfo is None or now.utcoffset() is None:
         raise ValueError("now must be timezone-aware; a naive datetime has no defined UTC instant")
-    stamp = (now or datetime.now(UTC)).astimezone(UTC)
+    stamp = now.astimezone(UTC)
     return UserMessage(
         message_id=new_message_id(domain),
         timestamp=stamp.replace(microsecond=stamp.microsecond // 1000 * 1000),
@@ -447,16 +446,16 @@ def new_user_message(*, domain: str, from_party: str, to_party: str, service: st
     )
 
 
-def _signal_envelope(ref_to_message_id: str | None, message_id: str | None, timestamp: datetime | None,
+def _signal_envelope(ref_to_message_id: str | None, message_id: str | None, timestamp: datetime,
                      domain: str, nsmap: dict[str, str]) -> tuple[etree._Element, etree._Element]:
     envelope, messaging = _envelope(new_wsu_id("msg"), new_wsu_id("body"), nsmap)
     signal = _sub(messaging, ns.EB, "SignalMessage")
-    _message_info(signal, message_id or new_message_id(domain), timestamp or datetime.now(UTC), ref_to_message_id)
+    _message_info(signal, message_id or new_message_id(domain), timestamp, ref_to_message_id)
     return envelope, signal
 
 
-def build_receipt(ref_to_message_id: str, nri_references: Sequence[etree._Element], *, message_id: str | None = None,
-                  timestamp: datetime | None = None, domain: str = DEFAULT_MESSAGE_ID_DOMAIN) -> etree._Element:
+def build_receipt(ref_to_message_id: str, nri_references: Sequence[etree._Element], *, timestamp: datetime,
+                  message_id: str | None = None, domain: str = DEFAULT_MESSAGE_ID_DOMAIN) -> etree._Element:
     """Unsigned non-repudiation receipt for the UserMessage ``ref_to_message_id``.
 
     Every ds:Reference of the received SignedInfo is deep-copied verbatim (Transforms, InclusiveNamespaces,
@@ -481,8 +480,8 @@ def build_receipt(ref_to_message_id: str, nri_references: Sequence[etree._Elemen
     return envelope
 
 
-def build_error(errors: Sequence[As4Error], ref_to_message_id: str | None, *, message_id: str | None = None,
-                timestamp: datetime | None = None, domain: str = DEFAULT_MESSAGE_ID_DOMAIN) -> etree._Element:
+def build_error(errors: Sequence[As4Error], ref_to_message_id: str | None, *, timestamp: datetime,
+                message_id: str | None = None, domain: str = DEFAULT_MESSAGE_ID_DOMAIN) -> etree._Element:
     """Unsigned ebMS Error signal: lower-case severity, phase4's shortDescription table, eb:Description (English
     human text) and eb:ErrorDetail (``PEPPOL:NOT_SERVICED`` exactly, when that is the detail)."""
     if not errors:

@@ -184,7 +184,7 @@ def inspect_message(
     *,
     keys: Sequence[KeyMaterial] = (),
     validator: CertificateValidator | None = None,
-    at: datetime | None = None,
+    at: datetime,
     limits: InboundLimits | None = None,
     checks: Sequence[tuple[str, InboundCheck]] = (),
 ) -> InspectionReport:
@@ -192,8 +192,8 @@ def inspect_message(
 
     `source` is the HTTP body as byte chunks (or a whole `.as4in`-style dump or plain SOAP file when `content_type`
     is None: see `sniff_content_type`). `keys` are the keys to try for decryption; `validator` judges the signer
-    certificate (None: the certificate step is skipped and says so); `at` is the time for the certificate check
-    (None: the validator's now). `checks` are the receiver's inbound checks that need no database, by name.
+    certificate (None: the certificate step is skipped and says so) at the time `at`. `checks` are the receiver's
+    inbound checks that need no database, by name.
     """
     report = InspectionReport()
     stream = chunk_stream(source)

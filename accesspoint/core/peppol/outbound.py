@@ -106,8 +106,8 @@ def _stream(sbd: bytes | BinaryIO) -> BinaryIO:
     return io.BytesIO(bytes(sbd)) if isinstance(sbd, bytes | bytearray | memoryview) else sbd
 
 
-def user_message_for(sbdh: Sbdh, *, from_party: str, to_party: str, content_id: str, domain: str,
-                     conversation_id: str | None = None, now: datetime | None = None) -> UserMessage:
+def user_message_for(sbdh: Sbdh, *, from_party: str, to_party: str, content_id: str, domain: str, now: datetime,
+                     conversation_id: str | None = None) -> UserMessage:
     """The eb:UserMessage that carries an SBD with this header (as4.md section 2)."""
     return messaging.new_user_message(
         domain=domain,
@@ -134,8 +134,8 @@ def build_message(
     message_id: str | None = None,
     conversation_id: str | None = None,
     domain: str = messaging.DEFAULT_MESSAGE_ID_DOMAIN,
+    now: datetime,
     spill_threshold: int = 1 << 20,
-    now: datetime | None = None,
 ) -> OutgoingMessage:
     """Build the signed and encrypted AS4 message for one Standard Business Document.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from lxml import etree
 
@@ -90,14 +90,8 @@ def _ubl_header_fields(document: bytes) -> tuple[tuple[str, str], dict[str, etre
     return root_name, children
 
 
-def _now_milliseconds() -> datetime:
-    # phase4 writes millisecond precision; more digits only make the header longer
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
-
-
-def sbdh_from_ubl(document: bytes, *, country_c1: str | None = None, instance_identifier: str | None = None,
-                  creation: datetime | None = None) -> Sbdh:
+def sbdh_from_ubl(document: bytes, *, creation: datetime, country_c1: str | None = None,
+                  instance_identifier: str | None = None) -> Sbdh:
     """Derive the SBDH of a BIS (UBL 2.1) invoice or credit note from the document itself.
 
     Sender/receiver: EndpointID@schemeID of AccountingSupplierParty/AccountingCustomerParty (strict Peppol
@@ -140,6 +134,7 @@ def sbdh_from_ubl(document: bytes, *, country_c1: str | None = None, instance_id
     return Sbdh(
         sender=sender, receiver=receiver, document_type=document_type, process=process, country_c1=country_c1,
         instance_identifier=instance_identifier if instance_identifier is not None else str(uuid.uuid4()),
-        creation=creation if creation is not None else _now_milliseconds(),
+        # phase4 writes millisecond precision; more digits only make the header longer
+        creation=creation.replace(microsecond=creation.microsecond // 1000 * 1000),
         standard=namespace, type_version=UBL_VERSION, type=local_name,
     )
