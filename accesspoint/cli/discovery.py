@@ -127,7 +127,7 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
     from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
     cfg = _config(config_path)
-    env = env or cfg.data["environment"]
+    env = env or cfg.environment
     at = _parse_at(at_text)
     try:
         pid = ParticipantId.parse(participant)
@@ -271,7 +271,7 @@ def _inspect_metadata(data: bytes, config_path: str | None, env: str | None, tru
     endpoints = describe_endpoints(metadata.endpoints)
     if check.certificate is not None:
         cfg = _config(config_path)
-        env = env or cfg.data["environment"]
+        env = env or cfg.environment
         validator = _validator(cfg, env, _anchors(cfg, env, trust_files, ap_trust_files), revocation)
         from certs.validation import Purpose
 
