@@ -260,7 +260,7 @@ class SmpClientSection(_Section):
 
 
 class As4Section(_Section):
-    """Field names are those of accesspoint.core.as4.inbound.InboundLimits: `InboundLimits(**as4.model_dump())`."""
+    """Field names are those of accesspoint.core.peppol.inbound.InboundLimits: `InboundLimits(**as4.model_dump())`."""
 
     max_message_bytes: Count
     spill_threshold_bytes: Annotated[Int, Field(ge=0)]
