@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from ipaddress import IPv4Address
@@ -194,6 +194,10 @@ class StorageSection(_Section):
 
 class DatabaseSection(_Section):
     url: DatabaseUrl
+
+    def __repr_args__(self) -> Iterator[tuple[str, Any]]:
+        # a PostgreSQL URL may carry the password; a repr ends up in logs and tracebacks
+        yield "url", _without_password(self.url)
 
 
 class KeystoreSection(_Section):
