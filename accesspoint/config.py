@@ -53,6 +53,8 @@ from smp.lookup import SML_ZONES
 
 DEFAULT_FILE = Path(__file__).resolve().parent.parent / "conf" / "default.toml"
 ENV_PREFIX = "PEPPOL_AP_"
+# where a key sits: ("server", "port")
+KeyPath = tuple[str, ...]
 
 
 class ConfigError(ValueError):
@@ -72,8 +74,11 @@ _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False,
 
 
 def _int_from_text(value: Any) -> Any:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value)
+    if isinstance(value, str):
+        try:
+            return int(value)
+        except ValueError:
+            return value
     return value
 
 
@@ -164,7 +169,7 @@ Secret = Annotated[SecretStr, PlainSerializer(lambda s: "***" if s.get_secret_va
 DatabaseUrl = Annotated[str, AfterValidator(_database_url), PlainSerializer(_without_password, when_used="json")]
 
 
-def _raise_all(title: str, problems: list[tuple[tuple[str, ...], str]]) -> None:
+def _raise_all(title: str, problems: list[tuple[KeyPath, str]]) -> None:
     """Raise every failed rule between keys of one model at once, each at the key it blames."""
     if problems:
         raise ValidationError.from_exception_data(title, [
@@ -215,7 +220,7 @@ class KeystoreSection(_Section):
 
     @model_validator(mode="after")
     def _one_form(self) -> Self:
-        problems: list[tuple[tuple[str, ...], str]] = []
+        problems: list[tuple[KeyPath, str]] = []
         if self.pkcs12 and (self.key or self.certificate):
             problems.append((("pkcs12",), "set either pkcs12 or key + certificate, not both"))
         if self.key and not self.certificate:
@@ -287,7 +292,7 @@ class SendingSection(_Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
-        problems: list[tuple[tuple[str, ...], str]] = []
+        problems: list[tuple[KeyPath, str]] = []
         if self.retry_max_seconds < self.retry_initial_seconds:
             problems.append((("retry_max_seconds",), "must not be smaller than sending.retry_initial_seconds"))
         if self.lease_seconds <= self.connect_timeout_seconds + self.response_timeout_seconds:
@@ -324,7 +329,7 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _fits_environment(self) -> Self:
-        problems: list[tuple[tuple[str, ...], str]] = []
+        problems: list[tuple[KeyPath, str]] = []
         if self.environment != "local":
             # test and production trust the shipped Peppol CAs only
             problems += [(("trust", key), "only allowed in the local environment")
@@ -394,9 +399,6 @@ class SendingSettings:
 
 
 # --- loading ----------------------------------------------------------------------------------------------------
-
-# where a key sits: ("server", "port")
-KeyPath = tuple[str, ...]
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
