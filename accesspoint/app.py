@@ -19,7 +19,7 @@ from smp.server import smp_blueprint
 
 
 def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
-    """The WSGI app. Configuration problems raise ConfigError (one line) before anything listens."""
+    """The WSGI app. Configuration problems raise ConfigError (one line each) before anything listens."""
     gw = gateway or build_gateway(config or load_config())
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
