@@ -269,7 +269,7 @@ class SmpClientSection(_Section):
 
 
 class As4Section(_Section):
-    """Field names are those of accesspoint.core.peppol.inbound.InboundLimits: `InboundLimits(**as4.model_dump())`."""
+    """Field names are those of accesspoint.core.InboundLimits: `InboundLimits(**as4.model_dump())`."""
 
     max_message_bytes: Count
     spill_threshold_bytes: Annotated[Int, Field(ge=0)]
