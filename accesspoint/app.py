@@ -11,7 +11,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from accesspoint import __version__, metrics
 from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
-from accesspoint.flows.registrations import service_urls
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
 from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
@@ -20,9 +19,8 @@ from smp.server import smp_blueprint
 
 
 def create_app(config: Config | None = None, *, gateway: Gateway | None = None) -> Flask:
-    """The WSGI app. Configuration problems raise ConfigError (one line) before anything listens."""
+    """The WSGI app. Configuration problems raise ConfigError (one line each) before anything listens."""
     gw = gateway or build_gateway(config or load_config())
-    service_urls(gw.config)  # an unusable [sml]/[directory] URL stops start-up, as other configuration does
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
     register_problem_handlers(app)

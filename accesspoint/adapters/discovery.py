@@ -16,19 +16,16 @@ def build_discovery(cfg: Config, validator: Any, *, environment: str | None = No
                     dns_servers: list[str] | None = None, allow_sha1: bool = False) -> Discovery:
     """A Discovery for `environment` (default: the configured one). The configured sml.zone only
     applies to the configured environment; another environment gets its own Peppol zone."""
-    env = environment or cfg.data["environment"]
-    configured_zone = cfg.data["sml"]["zone"] if env == cfg.data["environment"] else ""
-    sml = SmlLookup(
-        zone or configured_zone or SML_ZONES[env],
-        dns_servers or list(cfg.data["sml"]["dns_servers"]) or None,
-        float(cfg.data["sml"]["timeout_seconds"]),
-    )
-    smp_cfg = cfg.data["smp_client"]
-    client = SmpClient(validator, timeout=float(smp_cfg["timeout_seconds"]),
-                       max_bytes=int(smp_cfg["max_response_bytes"]), allow_sha1=allow_sha1)
+    env = environment or cfg.environment
+    configured_zone = cfg.sml.zone if env == cfg.environment else ""
+    sml = SmlLookup(zone or configured_zone or SML_ZONES[env], dns_servers or list(cfg.sml.dns_servers) or None,
+                    cfg.sml.timeout_seconds)
+    smp_cfg = cfg.smp_client
+    client = SmpClient(validator, timeout=smp_cfg.timeout_seconds, max_bytes=smp_cfg.max_response_bytes,
+                       allow_sha1=allow_sha1)
     cache: DiscoveryCache[Any] = DiscoveryCache(
-        positive_ttl=smp_cfg["cache_minutes"] * 60.0,
-        negative_ttl=smp_cfg["negative_cache_minutes"] * 60.0,
+        positive_ttl=smp_cfg.cache_minutes * 60.0,
+        negative_ttl=smp_cfg.negative_cache_minutes * 60.0,
         negative_types=NEGATIVE_ERRORS,
     )
     return Discovery(sml, client, validator, cache)

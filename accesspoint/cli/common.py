@@ -7,6 +7,9 @@ from typing import NoReturn
 
 import click
 
+from accesspoint.config import ConfigError, load_config
+from accesspoint.gateway import Gateway, build_gateway
+
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
 )
@@ -18,12 +21,16 @@ def fail(message: str, code: int = 2) -> NoReturn:
     sys.exit(code)
 
 
-def load_gateway(config_path: str | None):  # type: ignore[no-untyped-def]
-    """The configured Gateway, or a one-line configuration error."""
-    from accesspoint.config import ConfigError, load_config
-    from accesspoint.gateway import build_gateway
+def fail_config(exc: ConfigError, what: str = "configuration error") -> NoReturn:
+    """Stop with every configuration problem on stderr, one line each."""
+    for problem in exc.problems:
+        click.echo(f"peppol-ap: {what}: {problem}", err=True)
+    sys.exit(2)
 
+
+def load_gateway(config_path: str | None) -> Gateway:
+    """The configured Gateway, or the configuration problems."""
     try:
         return build_gateway(load_config(config_path))
     except ConfigError as exc:
-        fail(f"configuration error: {exc}")
+        fail_config(exc)

@@ -5,22 +5,21 @@ from __future__ import annotations
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
-from accesspoint.cli.common import config_option, fail
+from accesspoint.cli.common import config_option, fail, fail_config
 from accesspoint.config import ConfigError, load_config
 from accesspoint.store.database import current_revision, display_url, head_revision, upgrade
 
 url_option = click.option("--url", help="Database URL (overrides database.url of the configuration).")
 
 
-def _database_url(config_path: str | None, url: str | None) -> str | None:
-    """The URL to work on, or None after reporting a configuration error."""
+def _database_url(config_path: str | None, url: str | None) -> str:
+    """The URL to work on (--url, else the configured one)."""
     if url:
         return url
     try:
         return load_config(config_path).database_url
     except ConfigError as exc:
-        fail(f"configuration error: {exc}")
-        return None
+        fail_config(exc)
 
 
 def _database_error(target: str, exc: SQLAlchemyError) -> None:
@@ -40,8 +39,6 @@ def db() -> None:
 def db_upgrade(config_path: str | None, url: str | None) -> None:
     """Migrate the database to the newest schema (creates it on an empty database)."""
     target = _database_url(config_path, url)
-    if target is None:
-        return
     try:
         upgrade(target)
         revision = current_revision(target)
@@ -57,8 +54,6 @@ def db_upgrade(config_path: str | None, url: str | None) -> None:
 def db_current(config_path: str | None, url: str | None) -> None:
     """Show the database's schema revision; exit status 1 when it needs `peppol-ap db upgrade`."""
     target = _database_url(config_path, url)
-    if target is None:
-        return
     try:
         revision = current_revision(target)
     except SQLAlchemyError as exc:

@@ -10,15 +10,29 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from accesspoint.config import Config, ConfigError, load_config
-
-config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
+from accesspoint.adapters.discovery import build_discovery
+from accesspoint.cli.common import config_option, fail, fail_config
+from accesspoint.config import Config, ConfigError, load_config, revocation_checker, trust_anchors
+from base.safexml import XmlError, parse_bytes
+from certs.anchors import TrustAnchors, peppol_anchors
+from certs.keystore import KeystoreError, load_certificates
+from certs.validation import CertificateValidator, Purpose
+from smp.errors import DiscoveryError
+from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, IdentifierError, ParticipantId, ProcessId
+from smp.servicemetadata import (
+    ServiceMetadataError,
+    XmlId,
+    describe_endpoints,
+    parse_service_group,
+    parse_service_metadata,
+    select_endpoint,
+    verify_signature,
 )
+
 env_option = click.option(
     "--env", type=click.Choice(["local", "test", "production"]),
     help="Peppol network (default: the configured environment).",
@@ -35,18 +49,13 @@ at_option = click.option("--at", "at_text", help="Judge validity at this ISO tim
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    click.echo(f"peppol-ap: {message}", err=True)
-    sys.exit(code)
-
-
 def _parse_at(text: str | None) -> datetime:
     if not text:
         return datetime.now(UTC)
     try:
         value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        _fail(f"--at: {text!r} is not an ISO date/time (e.g. 2026-11-21T12:00:00Z)")
+        fail(f"--at: {text!r} is not an ISO date/time (e.g. 2026-11-21T12:00:00Z)")
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -54,28 +63,23 @@ def _config(config_path: str | None) -> Config:
     try:
         return load_config(config_path)
     except ConfigError as exc:
-        _fail(f"configuration error: {exc}")
+        fail_config(exc)
 
 
 def _load_pems(files: tuple[str, ...]) -> tuple[list[Any], list[Any]]:
     """(self-signed roots, intermediate CAs) from PEM files."""
-    from certs.keystore import KeystoreError, load_certificates
-
     roots, cas = [], []
     for name in files:
         try:
             certs = load_certificates(name)
         except KeystoreError as exc:
-            _fail(f"{name}: {exc}")
+            fail(f"{name}: {exc}")
         for cert in certs:
             (roots if cert.subject == cert.issuer else cas).append(cert)
     return roots, cas
 
 
 def _anchors(cfg: Config, env: str, trust_files: tuple[str, ...], ap_trust_files: tuple[str, ...]) -> Any:
-    from accesspoint.config import trust_anchors
-    from certs.anchors import TrustAnchors, peppol_anchors
-
     if not trust_files and not ap_trust_files:
         return peppol_anchors(env) if env != "local" else trust_anchors(cfg)  # type: ignore[arg-type]
     smp_roots, smp_cas = _load_pems(trust_files)
@@ -86,9 +90,6 @@ def _anchors(cfg: Config, env: str, trust_files: tuple[str, ...], ap_trust_files
 
 def _validator(cfg: Config, env: str, anchors: Any, revocation: bool) -> Any:
     """The validator the gateway itself would use for `env` (no revocation in local), or none at all."""
-    from accesspoint.config import revocation_checker
-    from certs.validation import CertificateValidator
-
     return CertificateValidator(anchors, revocation_checker(cfg, env) if revocation else None)
 
 
@@ -122,25 +123,21 @@ def lookup(participant: str, doctype: str | None, process: str | None, env: str 
            no_revocation: bool, legacy_sha1: bool, at_text: str | None, as_json: bool,
            config_path: str | None) -> None:
     """Find PARTICIPANT's access point (SML NAPTR + SMP) and print every step."""
-    from accesspoint.adapters.discovery import build_discovery
-    from smp.errors import DiscoveryError
-    from smp.identifiers import BIS3_INVOICE, BIS3_PROCESS, DocumentTypeId, IdentifierError, ParticipantId, ProcessId
-
     cfg = _config(config_path)
-    env = env or cfg.data["environment"]
+    env = env or cfg.environment
     at = _parse_at(at_text)
     try:
         pid = ParticipantId.parse(participant)
         doc = DocumentTypeId.parse(doctype) if doctype else BIS3_INVOICE
         proc = ProcessId.parse(process) if process else BIS3_PROCESS
     except IdentifierError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     validator = _validator(cfg, env, _anchors(cfg, env, trust_files, ap_trust_files), not no_revocation)
     try:
         discovery = build_discovery(cfg, validator, environment=env, zone=zone,
                                     dns_servers=list(dns_servers) or None, allow_sha1=legacy_sha1)
     except ValueError as exc:
-        _fail(f"--dns-server: {exc}")
+        fail(f"--dns-server: {exc}")
     sml_zone = discovery.sml.zone
     request = {"participant": pid.uri, "document_type": doc.uri, "process": proc.uri, "zone": sml_zone,
                "environment": env, "at": at.isoformat(),
@@ -219,13 +216,10 @@ def smp_inspect(file: str, trust_files: tuple[str, ...], ap_trust_files: tuple[s
                 at_text: str | None, process: str | None, legacy_sha1: bool, no_revocation: bool, as_json: bool,
                 config_path: str | None) -> None:
     """Explain an SMP answer FILE (ServiceGroup or SignedServiceMetadata): signature, signer, endpoints."""
-    from base.safexml import XmlError, parse_bytes
-    from smp.servicemetadata import ServiceMetadataError
-
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
     except OSError as exc:
-        _fail(f"{file}: cannot read: {exc.strerror}")
+        fail(f"{file}: cannot read: {exc.strerror}")
     try:
         root = parse_bytes(data)
     except XmlError as exc:
@@ -246,8 +240,6 @@ def smp_inspect(file: str, trust_files: tuple[str, ...], ap_trust_files: tuple[s
 
 
 def _inspect_group(root: Any) -> dict[str, Any]:
-    from smp.servicemetadata import parse_service_group
-
     group = parse_service_group(root)
     return {
         "kind": "ServiceGroup", "dialect": group.dialect, "participant": group.participant.uri,
@@ -259,9 +251,6 @@ def _inspect_group(root: Any) -> dict[str, Any]:
 def _inspect_metadata(data: bytes, config_path: str | None, env: str | None, trust_files: tuple[str, ...],
                       ap_trust_files: tuple[str, ...], at: datetime, process: str | None, legacy_sha1: bool,
                       revocation: bool) -> dict[str, Any]:
-    from base.safexml import parse_bytes
-    from smp.servicemetadata import XmlId, describe_endpoints, parse_service_metadata, select_endpoint, verify_signature
-
     problems: list[str] = []
     check = verify_signature(data, allow_sha1=legacy_sha1)
     problems.extend(f"signature: {p}" for p in check.problems)
@@ -271,10 +260,8 @@ def _inspect_metadata(data: bytes, config_path: str | None, env: str | None, tru
     endpoints = describe_endpoints(metadata.endpoints)
     if check.certificate is not None:
         cfg = _config(config_path)
-        env = env or cfg.data["environment"]
+        env = env or cfg.environment
         validator = _validator(cfg, env, _anchors(cfg, env, trust_files, ap_trust_files), revocation)
-        from certs.validation import Purpose
-
         verdict = validator.validate(check.certificate, Purpose.SMP_SIGNING, at)
         certificate = _verdict_dict(verdict)
         certificate.setdefault("subject", check.subject)

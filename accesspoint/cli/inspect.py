@@ -8,11 +8,14 @@ from pathlib import Path
 
 import click
 
-from accesspoint.cli.common import fail
+from accesspoint.cli.common import fail, fail_config
+from accesspoint.config import ConfigError, load_config, trust_anchors
 from accesspoint.core import InboundLimits, human_lines, inspect_message
 from accesspoint.flows.receiving import offline_checks
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
+from certs.fetch import http_fetch
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
+from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
 
 
@@ -50,12 +53,13 @@ def _anchors(trust_files: tuple[Path, ...], environment: str | None, config_path
         fail(f"--trust: {exc}")
     if environment is not None:
         return peppol_anchors(environment)  # type: ignore[arg-type]
-    from accesspoint.config import ConfigError, load_config, trust_anchors
-
+    what = "configuration error (needed for the default trust anchors; or give --env/--trust)"
     try:
         return trust_anchors(load_config(config_path))
-    except (ConfigError, KeystoreError) as exc:
-        fail(f"configuration error (needed for the default trust anchors; or give --env/--trust): {exc}")
+    except ConfigError as exc:
+        fail_config(exc, what)
+    except KeystoreError as exc:
+        fail(f"{what}: {exc}")
 
 
 @click.command()
@@ -93,12 +97,7 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
     at = _parse_time(at_text)
     keys = [_load_key(path, key_password, cert_file) for path in key_file]
     anchors = _anchors(trust_files, environment, config_path)
-    checker = None
-    if revocation:
-        from certs.fetch import http_fetch
-        from certs.revocation import RevocationChecker
-
-        checker = RevocationChecker(http_fetch)
+    checker = RevocationChecker(http_fetch) if revocation else None
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
         report = inspect_message(iter(lambda: stream.read(1 << 16), b""), content_type, checks=offline_checks(),

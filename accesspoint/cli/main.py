@@ -1,4 +1,5 @@
-"""`peppol-ap`: the gateway's command line. Each area registers its commands here."""
+"""`peppol-ap`: the gateway's command line. Each area's commands live in their own module and are registered
+here; they share accesspoint.cli.common, never this module, so importing them at the top makes no cycle."""
 
 from __future__ import annotations
 
@@ -7,8 +8,11 @@ import json
 import click
 
 from accesspoint import __version__
-from accesspoint.cli.common import config_option, fail
+from accesspoint.cli import discovery, inspect, localsml, participants, pki, send, tokens, worker
+from accesspoint.cli.common import config_option, fail_config
+from accesspoint.cli.db import db
 from accesspoint.config import ConfigError, key_material, load_config
+from accesspoint.server import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -24,13 +28,11 @@ def cli() -> None:
 @click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
 def serve(config_path: str | None, host: str | None, port: int | None, workers: int) -> None:
     """Start the gateway (gunicorn) on the configured address."""
-    from accesspoint.server import run
-
     overrides = {"PEPPOL_AP_SERVER__HOST": host, "PEPPOL_AP_SERVER__PORT": str(port) if port else None}
     try:
         run(config_path, {k: v for k, v in overrides.items() if v}, workers)
     except ConfigError as exc:
-        fail(f"configuration error: {exc}")
+        fail_config(exc)
 
 
 @cli.group()
@@ -41,12 +43,13 @@ def config() -> None:
 @config.command("check")
 @config_option
 def config_check(config_path: str | None) -> None:
-    """Validate the configuration and our key material, then print a summary."""
+    """Validate the configuration and our key material, then print a summary; every problem is one line on
+    stderr naming the key, and the exit status is 2."""
     try:
         cfg = load_config(config_path)
         material = key_material(cfg)
     except ConfigError as exc:
-        fail(f"configuration error: {exc}")
+        fail_config(exc)
     click.echo(f"environment   {cfg.environment}")
     click.echo(f"sources       {', '.join(cfg.sources)}")
     click.echo(f"certificate   {material.certificate.subject.rfc4514_string()}")
@@ -62,27 +65,13 @@ def config_show(config_path: str | None) -> None:
     try:
         cfg = load_config(config_path)
     except ConfigError as exc:
-        fail(f"configuration error: {exc}")
+        fail_config(exc)
     click.echo(json.dumps(cfg.redacted(), indent=2))
 
 
-def _register() -> None:
-    from accesspoint.cli import discovery, inspect, localsml, participants, pki, send, tokens, worker
-    from accesspoint.cli.db import db
-
-    cli.add_command(pki.pki)
-    cli.add_command(inspect.inspect)
-    cli.add_command(discovery.lookup)
-    cli.add_command(discovery.smp)
-    cli.add_command(db)
-    cli.add_command(tokens.tokens)
-    cli.add_command(worker.worker)
-    cli.add_command(localsml.localsml)
-    cli.add_command(participants.participants)
-    cli.add_command(send.send)
-
-
-_register()
+for command in (pki.pki, inspect.inspect, discovery.lookup, discovery.smp, db, tokens.tokens, worker.worker,
+                localsml.localsml, participants.participants, send.send):
+    cli.add_command(command)
 
 
 def main() -> None:

@@ -5,20 +5,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
-from certs.anchors import anchors_from_certificates
-from certs.devpki import DEFAULT_PASSWORD, DevPki, DevPkiError, init_pki
-from certs.validation import Purpose
-
-
-def _fail(message: str) -> NoReturn:
-    from accesspoint.cli.common import fail
-
-    fail(message)
-    raise SystemExit(2)  # fail() exits; this tells type checkers so
+from accesspoint.cli.common import fail
+from certs.anchors import anchors_from_certificates, peppol_anchors
+from certs.devpki import DEFAULT_PASSWORD, DevPki, DevPkiError, init_pki, issue_leaf, load_pki
+from certs.fetch import http_fetch
+from certs.keystore import KeystoreError, load_certificates
+from certs.revocation import RevocationChecker
+from certs.validation import CertificateValidator, Purpose
 
 
 @click.group()
@@ -56,7 +52,7 @@ def init(out_dir: Path, seat_id: str, smp_seat_id: str, crl_url: str | None, ocs
         dev = init_pki(out_dir, ap_seat_id=seat_id, smp_seat_id=smp_seat_id, crl_url=crl_url, ocsp_url=ocsp_url,
                        password=password, days=days, force=force)
     except DevPkiError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     rows = [
         ("root CA", dev.root_ca, dev.root_ca_key),
         ("AP CA", dev.ap_ca, dev.ap_ca_key),
@@ -82,7 +78,7 @@ def _parse_time(value: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        _fail(f"--at: not an ISO 8601 time: {value!r} (e.g. 2026-06-01T12:00:00Z)")
+        fail(f"--at: not an ISO 8601 time: {value!r} (e.g. 2026-06-01T12:00:00Z)")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -106,12 +102,6 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
 
     Exit status 0 only when the certificate is valid for PURPOSE; 1 when it is not.
     """
-    from certs.anchors import peppol_anchors
-    from certs.fetch import http_fetch
-    from certs.keystore import KeystoreError, load_certificates
-    from certs.revocation import RevocationChecker
-    from certs.validation import CertificateValidator
-
     at = _parse_time(at_text)
     wanted = Purpose(purpose)
     try:
@@ -121,7 +111,7 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
         else:
             anchors = peppol_anchors(environment)  # type: ignore[arg-type]
     except KeystoreError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     checker = None if no_revocation else RevocationChecker(http_fetch)
     verdict = CertificateValidator(anchors, checker).validate(cert, wanted, at)
     if as_json:
@@ -146,12 +136,10 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
               help="Directory for the files (default: <pki>/leaves).")
 def issue(pki_dir: Path, role: str, cn: str, out_dir: Path | None) -> None:
     """Issue another Peppol-shaped certificate from a dev PKI, e.g. for a second local gateway."""
-    from certs.devpki import issue_leaf, load_pki
-
     try:
         leaf = issue_leaf(load_pki(pki_dir), role=role, cn=cn, out_dir=out_dir)  # type: ignore[arg-type]
     except (DevPkiError, ValueError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     click.echo(f"{role} certificate CN={cn}, valid until {leaf.certificate.not_valid_after_utc:%Y-%m-%d}")
     click.echo(f"  PKCS#12 (key + chain, password of the PKI): {leaf.p12}")
     click.echo(f"  key {leaf.key_pem}  certificate {leaf.cert_pem}")

@@ -9,6 +9,7 @@ import click
 
 from accesspoint.cli.common import config_option, load_gateway
 from accesspoint.logs import setup_logging
+from accesspoint.worker import run_worker
 
 
 @click.command()
@@ -16,8 +17,6 @@ from accesspoint.logs import setup_logging
 @click.option("--once", is_flag=True, help="Run every task once and exit (for cron and tests).")
 def worker(config_path: str | None, once: bool) -> None:
     """Process outbound messages and webhook deliveries until stopped (SIGINT/SIGTERM)."""
-    from accesspoint.worker import run_worker
-
     gateway = load_gateway(config_path)
     setup_logging(gateway.config.log.level, gateway.config.log.format)
     stop = threading.Event()

@@ -174,7 +174,7 @@ POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (PostReceiptAction("hand-o
 def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -> InboundResult:
     """Process one POST /as4 request body (de-chunked, as byte chunks) and return the answer to send."""
     now = datetime.now(UTC)
-    limits = InboundLimits(**vars(gateway.config.as4))
+    limits = InboundLimits(**gateway.config.as4.model_dump())
     as4_message_id: str | None = None
     try:
         with open_message(body, content_type, our_key=gateway.key, limits=limits,

@@ -108,24 +108,10 @@ class RegistrationState:
         }
 
 
-def _service_url(cfg: Config, section: str, key: str) -> str | None:
-    value = cfg.data[section][key].strip().rstrip("/")
-    if not value:
-        return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise RegistrationConfigError(f"{section}.{key}: {value!r} is not an http(s) URL")
-    if parts.scheme != "https" and cfg.data["environment"] != "local":
-        # the SML and the Directory know our SMP only by its certificate, presented over TLS
-        raise RegistrationConfigError(f"{section}.{key}: must be an https URL in the {cfg.data['environment']} "
-                                      "environment (our SMP certificate authenticates us over TLS)")
-    return value
-
-
 def service_urls(cfg: Config) -> tuple[str | None, str | None]:
-    """The SML management URL and the Directory URL (None = not configured); RegistrationConfigError, naming the
-    key, when one is unusable. The app checks this at start-up."""
-    return _service_url(cfg, "sml", "management_url"), _service_url(cfg, "directory", "url")
+    """The SML management URL and the Directory URL (None = not configured). Loading the configuration checked
+    them: http(s) URLs, https outside the local environment."""
+    return cfg.sml.management_url or None, cfg.directory.url or None
 
 
 class Registrar:
@@ -138,7 +124,7 @@ class Registrar:
         self.gateway = gateway
         self.timeout = timeout
         self.sml_url, self.directory_url = service_urls(cfg)
-        configured_id = cfg.data["sml"]["smp_id"].strip()
+        configured_id = cfg.sml.smp_id.strip()
         self.smp_id = configured_id or (gateway.smp_key.subject_cn if gateway.smp_key else "")
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -288,7 +274,7 @@ class Registrar:
         return self._sml().read_smp()
 
     def physical_address(self) -> str:
-        configured = self.gateway.config.data["sml"]["physical_address"].strip()
+        configured = self.gateway.config.sml.physical_address.strip()
         if configured:
             return configured
         host = urlsplit(self.gateway.public_url).hostname or ""

@@ -429,7 +429,7 @@ class Sender:
     def _build(self, blob_key: str, as4_id: str, endpoint: EndpointResult) -> Wire | Failure:
         """Build the AS4 message for the stored SBD and store its HTTP body durably."""
         gw = self.gateway
-        spill = int(gw.config.data["as4"]["spill_threshold_bytes"])
+        spill = gw.config.as4.spill_threshold_bytes
         try:
             with gw.blobs.open(blob_key) as source:
                 header = parse_sbdh(source)

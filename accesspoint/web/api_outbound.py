@@ -114,7 +114,7 @@ def _read_document() -> bytes:
     if media_type not in XML_TYPES:
         raise ProblemError(415, "Unsupported Media Type", f"send the document as application/xml, not "
                                                           f"{media_type or 'without a Content-Type'}")
-    limit = int(gateway().config.data["as4"]["max_payload_bytes"])
+    limit = gateway().config.as4.max_payload_bytes
     too_large = ProblemError(413, "Content Too Large", f"the document is larger than {limit} bytes "
                                                        "(as4.max_payload_bytes)")
     if request.content_length is not None and request.content_length > limit:

@@ -255,7 +255,7 @@ def test_participants_compare_case_insensitively(aps: Aps, sbdh: Sbdh, sbd: byte
 
 
 def test_limits_match_the_configuration_keys() -> None:
-    limits = InboundLimits(**vars(load_config(environ={}).as4))
+    limits = InboundLimits(**load_config(environ={}).as4.model_dump())
     assert limits == InboundLimits()
 
 

@@ -73,7 +73,7 @@ def test_inspection_reports_the_same_cap(rx: Receiver, sbd: bytes) -> None:
 
 
 def inbound_limits(environ: dict[str, str]) -> InboundLimits:
-    return InboundLimits(**vars(load_config(environ=environ).as4))
+    return InboundLimits(**load_config(environ=environ).as4.model_dump())
 
 
 def test_defaults_agree() -> None:

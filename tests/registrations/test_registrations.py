@@ -9,7 +9,7 @@ import pytest
 from lxml import etree
 
 from accesspoint.app import create_app
-from accesspoint.config import Config, ConfigError
+from accesspoint.config import ConfigError, load_config
 from accesspoint.flows import registrations
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import (
@@ -302,13 +302,14 @@ def test_worker_retries_unfinished_registrations_after_a_pause(tmp_path: Path, l
     assert [r.method for r in flaky.requests] == ["PUT"] * 3
 
 
-def test_unusable_service_urls_stop_start_up(tmp_path: Path) -> None:
+def test_unusable_service_urls_stop_start_up(tmp_path: Path, vectors: Path) -> None:
     with pytest.raises(ConfigError, match=r"sml.management_url: 'smp.example' is not an http\(s\) URL"):
-        create_app(gateway=make_gateway(tmp_path, sml__management_url="smp.example"))
-    local = make_gateway(tmp_path, directory__url="http://directory.example").config
-    test_environment = Config({**local.data, "environment": "test"}, local.sources)
+        make_gateway(tmp_path, sml__management_url="smp.example")
+    assert make_gateway(tmp_path, directory__url="http://directory.example").config.directory.url
+    p12 = vectors / "as4/keys/peppol-test-ap-POP000306-EXPIRED-pw-peppol.p12"
     with pytest.raises(ConfigError, match=r"directory\.url: must be an https URL in the test environment"):
-        registrations.service_urls(test_environment)
+        load_config(None, {"PEPPOL_AP_ENVIRONMENT": "test", "PEPPOL_AP_KEYSTORE__PKCS12": str(p12),
+                           "PEPPOL_AP_DIRECTORY__URL": "http://directory.example"})
 
 
 def test_directory_over_tls_gets_our_smp_certificate(tmp_path: Path, local_sml: RunningSml,
