@@ -254,7 +254,7 @@ class _Claimed:
 
 
 def _load(gateway: Gateway, delivery_id: int) -> _Claimed | None:
-    with gateway.sessions() as session:
+    with gateway.read() as session:
         row = session.execute(
             select(WebhookDelivery, Event, WebhookSubscription)
             .join(Event, Event.id == WebhookDelivery.event_id)
