@@ -33,7 +33,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(admin.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
-        source = StoreParticipantSource(gw.sessions)
+        source = StoreParticipantSource(gw.read)
         app.register_blueprint(smp_blueprint(source, gw.smp_key, gw.key.certificate, gw.as4_url,
                                              public_url=gw.smp_url), url_prefix="/smp")
     metrics.install(app, gw)

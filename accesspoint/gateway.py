@@ -6,10 +6,11 @@ reads the same validated configuration and nothing opens its own database or key
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -24,6 +25,8 @@ from certs.anchors import TrustAnchors
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator
 from smp.client import Discovery
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -76,6 +79,13 @@ class Gateway:
         back otherwise."""
         with self.sessions() as session, session.begin():
             yield session
+
+    def claim(self, claimer: Callable[[Session], T]) -> T:
+        """Run a queue claim (`claim_outbound`, `claim_deliveries`: both through `store.database.claim`, which opens
+        and commits its own short write transaction, so no row lock is held while the worker talks to the network)
+        on a fresh session."""
+        with self.sessions() as session:
+            return claimer(session)
 
     @contextmanager
     def write(self) -> Iterator[Session]:

@@ -7,10 +7,11 @@ visible at once (smp.server adds a short Cache-Control for clients and caches si
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload, sessionmaker
+from sqlalchemy.orm import Session, selectinload
 
 from accesspoint.store.models import Participant
 from smp.businesscard import BusinessCard, card_from_organisation
@@ -19,10 +20,11 @@ from smp.server import Registration
 
 
 class StoreParticipantSource:
-    """smp.server.ParticipantSource over the gateway's database."""
+    """smp.server.ParticipantSource over the gateway's database; `read` is `Gateway.read` (the gateway, built from
+    the adapters, cannot be imported here)."""
 
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
+    def __init__(self, read: Callable[[], AbstractContextManager[Session]]) -> None:
+        self.read = read
 
     def _serving(self, session: Session, participant: ParticipantId) -> Participant | None:
         return session.scalar(
@@ -36,7 +38,7 @@ class StoreParticipantSource:
         )
 
     def document_types(self, participant: ParticipantId) -> Sequence[Registration] | None:
-        with self.sessions() as session:
+        with self.read() as session:
             found = self._serving(session, participant)
             if found is None:
                 return None
@@ -46,7 +48,7 @@ class StoreParticipantSource:
         return [(DocumentTypeId.parse(doctype), processes) for doctype, processes in grouped.items()]
 
     def business_card(self, participant: ParticipantId) -> BusinessCard | None:
-        with self.sessions() as session:
+        with self.read() as session:
             found = self._serving(session, participant)
             if found is None:
                 return None

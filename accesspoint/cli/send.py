@@ -9,19 +9,19 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
-from accesspoint.config import SendingSettings
 from accesspoint.flows.sending import send_one
-from accesspoint.flows.submission import SubmissionError, enqueue, prepare, sender_organisation
+from accesspoint.flows.submission import SubmissionError, submit
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Message, MessageState
 from accesspoint.store.types import utcnow
+from smp.identifiers import DocumentTypeId, ParticipantId
 
 POLL_SECONDS = 0.5
 MAX_SLEEP_SECONDS = 5.0
 
 
 def _load(gateway: Gateway, message_id: str) -> Message:
-    with gateway.sessions() as session:
+    with gateway.read() as session:
         message = session.get(Message, message_id)
         assert message is not None
         _ = message.attempt_log  # loaded before the session closes
@@ -54,6 +54,13 @@ def _follow(gateway: Gateway, message_id: str) -> Message:
         time.sleep(wait)
 
 
+def _summary(message: Message) -> str:
+    """`sender -> receiver (document)`, the participants without their scheme."""
+    doctype = DocumentTypeId.parse(message.document_type)
+    return (f"{ParticipantId.parse(message.sender).value} -> {ParticipantId.parse(message.receiver).value} "
+            f"({doctype.local_name or doctype.value})")
+
+
 @click.command()
 @config_option
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
@@ -64,17 +71,11 @@ def send(config_path: str | None, file: Path, receiver: str | None, wait: bool) 
     """Queue FILE (a UBL invoice or credit note, or a complete SBD) for its Peppol receiver."""
     gateway = load_gateway(config_path)
     try:
-        prepared = prepare(file.read_bytes(), receiver=receiver)
-        with gateway.sessions() as session:
-            organisation_id = sender_organisation(session, prepared.sbdh, None)
+        with file.open("rb") as source:
+            message = submit(gateway, source, declared_size=file.stat().st_size, receiver=receiver).message
     except SubmissionError as exc:
         fail(f"{file}: {exc.field}: {exc.detail}", code=1)
-    deadline = SendingSettings.from_config(gateway.config).deadline
-    with gateway.sessions() as session:
-        message, _ = enqueue(session, gateway.blobs, prepared, organisation_id=organisation_id, deadline=deadline)
-    header = prepared.sbdh
-    click.echo(f"queued {message.id}: {header.sender.value} -> {header.receiver.value} "
-               f"({header.document_type.local_name or header.document_type.value})")
+    click.echo(f"queued {message.id}: {_summary(message)}")
     if not wait:
         click.echo("a running `peppol-ap worker` sends it; follow it with GET /api/v1/outbound/" + message.id)
         return

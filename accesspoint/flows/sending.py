@@ -60,7 +60,7 @@ from accesspoint.core import (
 from accesspoint.core.sbdh import SbdhError, parse_sbdh
 from accesspoint.flows import webhooks
 from accesspoint.gateway import Gateway
-from accesspoint.store.database import begin_write, claim_outbound
+from accesspoint.store.database import claim_outbound
 from accesspoint.store.models import (
     BIS_BILLING_CREDIT_NOTE,
     BIS_BILLING_INVOICE,
@@ -298,9 +298,8 @@ class Sender:
 
     def send_due(self) -> int:
         """Claim due messages and send each once; the number handled."""
-        with self.gateway.sessions() as session:
-            claimed = claim_outbound(session, self.worker_id, self.settings.batch_size, utcnow(), self.settings.lease)
-            ids = [m.id for m in claimed]
+        ids = self.gateway.claim(lambda session: [m.id for m in claim_outbound(
+            session, self.worker_id, self.settings.batch_size, utcnow(), self.settings.lease)])
         for message_id in ids:
             self.attempt_or_release(message_id)
         return len(ids)
@@ -338,11 +337,8 @@ class Sender:
             .values(state=MessageState.SENDING, locked_by=self.worker_id, locked_until=now + self.settings.lease)
             .execution_options(synchronize_session=False)
         )
-        with self.gateway.sessions() as session:
-            begin_write(session)
-            claimed = session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
-            session.commit()
-        return claimed
+        with self.gateway.write() as session:
+            return session.execute(statement).rowcount == 1  # type: ignore[attr-defined]
 
     def send_one(self, message_id: str) -> bool:
         """Claim and send one message now if it is due; False when it is not due or another worker has it."""

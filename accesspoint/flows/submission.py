@@ -1,27 +1,30 @@
-"""Accepting an outbound document: derive and check its Peppol header, then queue it. Shared by the network API
-(`POST /api/v1/outbound`) and `peppol-ap send`.
+"""The one door for outbound documents: `submit` takes a UBL document or a complete SBD from any door (the network
+API `POST /api/v1/outbound`, `peppol-ap send`, later the console and the folder connector), prepares it and
+queues it. A door only translates its input into `submit`'s arguments and its `Accepted` answer or
+`SubmissionError` into its own output.
 
 Everything that can be judged without the network is judged here, before anything is stored: a document the
-receiving AP would reject for its identifiers or header must be answered with a 422 naming the field, not queued
-to fail later. What needs the network (is the receiver registered, does it take this document type) is the
-sending pipeline's job (`accesspoint.flows.sending`).
+receiving AP would reject for its size, identifiers or header must be answered with an error naming the field,
+not queued to fail later. What needs the network (is the receiver registered, does it take this document type)
+is the sending pipeline's job (`accesspoint.flows.sending`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from typing import BinaryIO
 
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
-from accesspoint.adapters.blobs import BlobStore
+from accesspoint.config import SendingSettings
 from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, parse_sbdh, sbdh_from_ubl
-from accesspoint.store.database import begin_write
+from accesspoint.gateway import Gateway
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.store.queries import find_participant
 from accesspoint.store.types import utcnow
@@ -50,13 +53,40 @@ class SubmissionError(ValueError):
         self.code = code
 
 
+class DocumentTooLarge(SubmissionError):
+    """The document is larger than the gateway takes (as4.max_payload_bytes): the receiving AP, bound by the same
+    kind of limit, would refuse it, and the doors must not buffer more than that."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__("document", f"the document is larger than {limit} bytes (as4.max_payload_bytes)")
+        self.limit = limit
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A checked document: the complete SBD to send and its header."""
+    """A document ready to queue: the complete SBD to send, its header, and the organisation sending it."""
 
     sbd: bytes
     sbdh: Sbdh
     document_size: int
+    organisation_id: int
+
+
+OutboundCheck = Callable[[Prepared], None]
+"""Returns nothing when the document may be sent; raises SubmissionError (naming the field) to refuse it."""
+
+OUTBOUND_CHECKS: tuple[OutboundCheck, ...] = ()
+"""The outbound checks, in order, run at the single exit of `submit`'s preparation: after the SBDH is derived and
+the sender is known to be ours, before anything is stored. A new check (BIS validation goes first) is added
+here, never in a door, so the API, the CLI, the console and the folder connector all refuse the same documents."""
+
+
+@dataclass(frozen=True)
+class Accepted:
+    """`submit`'s answer: the queued message, or the earlier one when `replayed` (same Idempotency-Key)."""
+
+    message: Message
+    replayed: bool
 
 
 def _field_for(code: str) -> str:
@@ -85,11 +115,12 @@ def _strict(participant: ParticipantId, field_name: str) -> ParticipantId:
         raise SubmissionError(field_name, str(exc), f"invalid-{field_name}-value") from None
 
 
-def prepare(document: bytes, *, receiver: str | None = None) -> Prepared:
+def _wrap(document: bytes, receiver: str | None) -> tuple[bytes, Sbdh]:
     """Check a UBL invoice / credit note (the SBDH is derived from it) or a complete SBD (sent as it is).
 
     `receiver` overrides the receiver of a UBL document (e.g. to send to a test participant); a complete SBD
-    already names its receiver and is never rewritten. Raises SubmissionError.
+    already names its receiver and is never rewritten. Returns the SBD to send and its header; raises
+    SubmissionError.
     """
     if not document.strip():
         raise SubmissionError("document", "the request body is empty; send a UBL invoice or credit note, or an SBD")
@@ -103,7 +134,7 @@ def prepare(document: bytes, *, receiver: str | None = None) -> Prepared:
             raise SubmissionError(_field_for(exc.code), str(exc), exc.code) from None
         header = dataclasses.replace(header, sender=_strict(header.sender, "sender"),
                                      receiver=_strict(header.receiver, "receiver"))
-        return Prepared(document, header, len(document))
+        return document, header
     try:
         header = sbdh_from_ubl(document, creation=utcnow())
     except SbdhError as exc:
@@ -117,10 +148,22 @@ def prepare(document: bytes, *, receiver: str | None = None) -> Prepared:
         sbd = build_sbd(header, document)
     except SbdhError as exc:
         raise SubmissionError(_field_for(exc.code), str(exc), exc.code) from None
-    return Prepared(sbd, header, len(document))
+    return sbd, header
 
 
-def sender_organisation(session: Session, header: Sbdh, organisation_id: int | None) -> int:
+
+
+def _read(source: BinaryIO, declared_size: int | None, limit: int) -> bytes:
+    """At most `limit` bytes of the document; a declared size over the limit is refused before reading."""
+    if declared_size is not None and declared_size > limit:
+        raise DocumentTooLarge(limit)
+    data = source.read(limit + 1)
+    if len(data) > limit:
+        raise DocumentTooLarge(limit)
+    return data
+
+
+def _sender_organisation(session: Session, header: Sbdh, organisation_id: int | None) -> int:
     """The organisation sending: the sender must be one of our participants, of `organisation_id` when given."""
     participant = find_participant(session, header.sender.scheme, header.sender.value)
     if participant is None:
@@ -131,45 +174,74 @@ def sender_organisation(session: Session, header: Sbdh, organisation_id: int | N
     return participant.organisation_id
 
 
-def find_idempotent(session: Session, api_client_id: int, key: str) -> Message | None:
-    return session.scalar(select(Message).where(Message.api_client_id == api_client_id,
-                                                Message.idempotency_key == key))
+def _prepare(gateway: Gateway, document: bytes, receiver: str | None, organisation_id: int | None) -> Prepared:
+    """Derive and check the header, find the sending organisation; the outbound checks run at this one exit."""
+    sbd, header = _wrap(document, receiver)
+    with gateway.read() as session:
+        sender = _sender_organisation(session, header, organisation_id)
+    prepared = Prepared(sbd, header, len(document), sender)
+    for check in OUTBOUND_CHECKS:
+        check(prepared)
+    return prepared
 
 
-def enqueue(session: Session, blobs: BlobStore, prepared: Prepared, *, organisation_id: int,
-            deadline: timedelta, api_client_id: int | None = None, idempotency_key: str | None = None,
-            now: datetime | None = None) -> tuple[Message, bool]:
-    """Store the SBD and queue the message. Returns (message, created); created is False when an earlier
-    submission with the same Idempotency-Key won (then nothing new is stored).
+def _find_idempotent(session: Session, api_client_id: int, key: str) -> Message | None:
+    # the attempts are loaded with it: a door renders the message after the transaction has ended
+    return session.scalar(select(Message).options(selectinload(Message.attempt_log))
+                          .where(Message.api_client_id == api_client_id, Message.idempotency_key == key))
 
-    The session must have no transaction open: this commits.
-    """
-    now = now or utcnow()
-    ref = blobs.put(io.BytesIO(prepared.sbd))
+
+def _replay(gateway: Gateway, api_client_id: int | None, key: str | None) -> Message | None:
+    if api_client_id is None or key is None:
+        return None
+    with gateway.read() as session:
+        return _find_idempotent(session, api_client_id, key)
+
+
+def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, key: str | None) -> Accepted:
+    """Store the SBD and queue the message. When an earlier submission with the same Idempotency-Key won the race
+    (the unique constraint says so), nothing new is kept and the earlier message is the answer."""
+    now = utcnow()
+    ref = gateway.blobs.put(io.BytesIO(prepared.sbd))
     header = prepared.sbdh
     message = Message(
-        direction=Direction.OUTBOUND, organisation_id=organisation_id, state=MessageState.QUEUED,
+        direction=Direction.OUTBOUND, organisation_id=prepared.organisation_id, state=MessageState.QUEUED,
         sender=header.sender.uri, receiver=header.receiver.uri, document_type=header.document_type.uri,
         process=header.process.uri, country_c1=header.country_c1, sbdh_instance_id=header.instance_identifier,
         blob_key=ref.key, payload_size=ref.size, payload_sha256=ref.sha256, document_size=prepared.document_size,
-        next_attempt_at=now, deadline_at=now + deadline, created_at=now, updated_at=now,
-        api_client_id=api_client_id, idempotency_key=idempotency_key,
+        next_attempt_at=now, deadline_at=now + SendingSettings.from_config(gateway.config).deadline,
+        created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key, attempt_log=[],
     )
     try:
-        begin_write(session)
-        session.add(message)
-        session.commit()
+        with gateway.write() as session:
+            session.add(message)
     except IntegrityError:
-        session.rollback()
-        blobs.delete(ref.key)
-        if api_client_id is None or idempotency_key is None:
-            raise
-        earlier = find_idempotent(session, api_client_id, idempotency_key)
+        gateway.blobs.delete(ref.key)
+        earlier = _replay(gateway, api_client_id, key)
         if earlier is None:
             raise
-        return earlier, False
+        return Accepted(earlier, replayed=True)
     except BaseException:
-        session.rollback()
-        blobs.delete(ref.key)
+        gateway.blobs.delete(ref.key)
         raise
-    return message, True
+    return Accepted(message, replayed=False)
+
+
+def submit(gateway: Gateway, source: BinaryIO, *, declared_size: int | None = None, receiver: str | None = None,
+           organisation_id: int | None = None, api_client_id: int | None = None,
+           idempotency_key: str | None = None) -> Accepted:
+    """Check a UBL invoice / credit note (the SBDH is derived from it) or a complete SBD (sent as it is) read from
+    `source`, and queue it for its Peppol receiver. Raises SubmissionError (DocumentTooLarge for the size limit)
+    before anything is stored.
+
+    `declared_size` (e.g. Content-Length) refuses a document too large before it is read; `receiver` overrides
+    the receiver of a UBL document (a complete SBD is never rewritten); `organisation_id` restricts the sender to
+    that organisation's participants (None: any of ours, for an admin's CLI). `idempotency_key` is scoped to
+    `api_client_id`: a repeated key answers the earlier message, replayed, without reading `source` again.
+    """
+    earlier = _replay(gateway, api_client_id, idempotency_key)
+    if earlier is not None:
+        return Accepted(earlier, replayed=True)
+    document = _read(source, declared_size, gateway.config.as4.max_payload_bytes)
+    prepared = _prepare(gateway, document, receiver, organisation_id)
+    return _enqueue(gateway, prepared, api_client_id, idempotency_key)

@@ -254,7 +254,7 @@ class _Claimed:
 
 
 def _load(gateway: Gateway, delivery_id: int) -> _Claimed | None:
-    with gateway.sessions() as session:
+    with gateway.read() as session:
         row = session.execute(
             select(WebhookDelivery, Event, WebhookSubscription)
             .join(Event, Event.id == WebhookDelivery.event_id)
@@ -311,8 +311,7 @@ def _attempt(gateway: Gateway, delivery_id: int, http: requests.Session, clock: 
 def deliver_due(gateway: Gateway, *, clock: Callable[[], datetime] = utcnow, policy: RetryPolicy = DEFAULT_POLICY,
                 http: requests.Session | None = None, limit: int = BATCH, rng: random.Random | None = None) -> int:
     """Worker task: POST every due delivery once; returns how many were attempted."""
-    with gateway.sessions() as session:
-        ids = claim_deliveries(session, clock(), limit)
+    ids = gateway.claim(lambda session: claim_deliveries(session, clock(), limit))
     if not ids:
         return 0
     owned = http is None

@@ -54,7 +54,7 @@ def list_events() -> ResponseReturnValue:
         query = query.where(Event.created_at >= since)
     if position is not None:
         query = query.where(after(Event.created_at, Event.id, position, False))
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         events = list(session.scalars(query.order_by(Event.created_at, Event.id).limit(limit + 1)))
     page = events[:limit]
     next_cursor = encode_cursor(page[-1].created_at, page[-1].id, "oldest") if len(events) > limit else None

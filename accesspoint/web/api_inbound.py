@@ -20,7 +20,6 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
-from accesspoint.store.database import begin_write
 from accesspoint.store.models import INBOUND_STATES, Direction, Message, MessageState
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -143,7 +142,7 @@ def list_messages() -> ResponseReturnValue:
         query = query.order_by(Message.created_at.desc(), Message.id.desc())
     else:
         query = query.order_by(Message.created_at, Message.id)
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         messages = list(session.scalars(query.limit(limit + 1)))
         page = messages[:limit]
         items = [message_document(message) for message in page]
@@ -154,7 +153,7 @@ def list_messages() -> ResponseReturnValue:
 @blueprint.get("/<message_id>")
 @require_client()
 def get_message(message_id: str) -> ResponseReturnValue:
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         return jsonify(message_document(_own_message(session, message_id)))
 
 
@@ -186,7 +185,7 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 def document(message_id: str) -> ResponseReturnValue:
     """The business document (UTF-8, envelope removed) or, with `format=sbd`, the SBD exactly as received."""
     kind = _choice("format", FORMATS, "document")
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         message = _own_message(session, message_id)
     stream = _open_sbd(message)
     headers = {"Cache-Control": "private, no-store"}
@@ -216,7 +215,7 @@ def document(message_id: str) -> ResponseReturnValue:
 @require_client()
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt we returned to the sending access point, byte for byte (the evidence)."""
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         message = _own_message(session, message_id)
         if message.receipt is None:
             raise ProblemError(404, "Not Found", f"inbound message {message_id!r} has no stored receipt")
@@ -228,21 +227,14 @@ def receipt(message_id: str) -> ResponseReturnValue:
 @require_client()
 def ack(message_id: str) -> ResponseReturnValue:
     """Mark the message collected: state `acked` and the time; acking again changes nothing (idempotent)."""
-    gw = gateway()
-    with gw.sessions() as session:
-        begin_write(session)
-        try:
-            message = _own_message(session, message_id, for_update=True)
-            if message.state != MessageState.ACKED:
-                message.state = MessageState.ACKED
-                message.acked_at = datetime.now(UTC)
-                record_event(session, INBOUND_ACKED, current_client().organisation_id, message_id=message.id,
-                             data={"message_id": message.id, "acked_by": current_client().name})
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        return jsonify(message_document(message))
+    with gateway().write() as session:
+        message = _own_message(session, message_id, for_update=True)
+        if message.state != MessageState.ACKED:
+            message.state = MessageState.ACKED
+            message.acked_at = datetime.now(UTC)
+            record_event(session, INBOUND_ACKED, current_client().organisation_id, message_id=message.id,
+                         data={"message_id": message.id, "acked_by": current_client().name})
+        return jsonify(message_document(message))  # the receipt is loaded while the session is open
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------------

@@ -22,9 +22,9 @@ from flask.typing import ResponseReturnValue
 from sqlalchemy import select, tuple_
 
 from accesspoint.config import SendingSettings
+from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
-from accesspoint.flows.submission import SubmissionError, enqueue, find_idempotent, prepare, sender_organisation
-from accesspoint.store.database import begin_write
+from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
     BIS_BILLING_PROCESS,
@@ -109,20 +109,11 @@ def _invalid(field: str, detail: str, code: str | None = None) -> ProblemError:
     return ProblemError(422, "Unprocessable document", f"{field}: {detail}", **extra)
 
 
-def _read_document() -> bytes:
+def _media_type() -> None:
     media_type = (request.mimetype or "").lower()
     if media_type not in XML_TYPES:
         raise ProblemError(415, "Unsupported Media Type", f"send the document as application/xml, not "
                                                           f"{media_type or 'without a Content-Type'}")
-    limit = gateway().config.as4.max_payload_bytes
-    too_large = ProblemError(413, "Content Too Large", f"the document is larger than {limit} bytes "
-                                                       "(as4.max_payload_bytes)")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    data = request.stream.read(limit + 1)
-    if len(data) > limit:
-        raise too_large
-    return data
 
 
 def _idempotency_key() -> str | None:
@@ -148,27 +139,19 @@ def _accepted(message: Message, replayed: bool) -> Response:
 @blueprint.post("/api/v1/outbound")
 @require_client()
 def submit() -> ResponseReturnValue:
-    gw = gateway()
     client = current_client()
     key = _idempotency_key()
-    if key is not None:
-        with gw.sessions() as session:
-            earlier = find_idempotent(session, client.id, key)
-            if earlier is not None:
-                return _accepted(earlier, replayed=True)
-    document = _read_document()
-    receiver = request.args.get("receiver") or None
+    _media_type()
     try:
-        prepared = prepare(document, receiver=receiver)
-        with gw.sessions() as session:
-            organisation_id = sender_organisation(session, prepared.sbdh, client.organisation_id)
+        accepted = submission.submit(gateway(), request.stream, declared_size=request.content_length,
+                                     receiver=request.args.get("receiver") or None,
+                                     organisation_id=client.organisation_id, api_client_id=client.id,
+                                     idempotency_key=key)
+    except DocumentTooLarge as exc:
+        raise ProblemError(413, "Content Too Large", exc.detail) from None
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
-    deadline = SendingSettings.from_config(gw.config).deadline
-    with gw.sessions() as session:
-        message, created = enqueue(session, gw.blobs, prepared, organisation_id=organisation_id, deadline=deadline,
-                                   api_client_id=client.id, idempotency_key=key)
-        return _accepted(message, replayed=not created)
+    return _accepted(accepted.message, replayed=accepted.replayed)
 
 
 def _cursor(message: Message) -> str:
@@ -207,7 +190,7 @@ def list_messages() -> ResponseReturnValue:
         created, message_id = _parse_cursor(after)
         query = query.where(tuple_(Message.created_at, Message.id) < tuple_(created, message_id))
     query = query.order_by(Message.created_at.desc(), Message.id.desc()).limit(limit + 1)
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         rows = list(session.scalars(query))
         page = rows[:limit]
         body: dict[str, Any] = {"items": [message_json(m) for m in page]}
@@ -219,14 +202,14 @@ def list_messages() -> ResponseReturnValue:
 @blueprint.get("/api/v1/outbound/<message_id>")
 @require_client()
 def status(message_id: str) -> ResponseReturnValue:
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         return jsonify(message_json(_own_message(session, message_id)))
 
 
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
 @require_client()
 def receipt(message_id: str) -> ResponseReturnValue:
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         message = _own_message(session, message_id)
         if message.receipt is None:
             raise ProblemError(404, "Not Found", f"message {message_id} has no receipt: it is {message.state}",
@@ -242,15 +225,12 @@ def receipt(message_id: str) -> ResponseReturnValue:
 def retry(message_id: str) -> ResponseReturnValue:
     gw = gateway()
     deadline = SendingSettings.from_config(gw.config).deadline
-    with gw.sessions() as session:
-        begin_write(session)
+    with gw.write() as session:
         message = _own_message(session, message_id)
         if message.state != MessageState.FAILED:
-            session.rollback()
             raise ProblemError(409, "Conflict", f"only a failed message can be retried; message {message_id} is "
                                                 f"{message.state}", state=message.state)
         retry_failed(session, message, deadline)
-        session.commit()
         return _accepted(message, replayed=False)
 
 

@@ -78,7 +78,7 @@ def _own_subscription(session: Session, subscription_id: int) -> WebhookSubscrip
 @blueprint.get("")
 @require_client()
 def list_subscriptions() -> ResponseReturnValue:
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         subscriptions = session.scalars(
             select(WebhookSubscription)
             .where(WebhookSubscription.organisation_id == current_client().organisation_id)
@@ -148,7 +148,7 @@ def create_subscription() -> ResponseReturnValue:
 @blueprint.get("/<int:subscription_id>")
 @require_client()
 def get_subscription(subscription_id: int) -> ResponseReturnValue:
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         return jsonify(_subscription_document(_own_subscription(session, subscription_id)))
 
 
@@ -186,7 +186,7 @@ def deliveries(subscription_id: int) -> ResponseReturnValue:
         raise bad_request(f"state must be one of {', '.join(DeliveryState)}, not {state!r}", "state")
     limit = limit_parameter()
     position = cursor_parameter("newest", int)
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         _own_subscription(session, subscription_id)
         query = (select(WebhookDelivery, Event.type)
                  .join(Event, Event.id == WebhookDelivery.event_id)

@@ -23,7 +23,7 @@ def _authenticate() -> ApiClient:
     if scheme.lower() != "bearer" or not token.strip():
         raise ProblemError(401, "Unauthorized", "send the API token as 'Authorization: Bearer <token>'",
                            headers={"WWW-Authenticate": "Bearer"})
-    with gateway().sessions() as session:
+    with gateway().read() as session:
         client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token.strip())))
         if client is None or not client.active:
             raise ProblemError(401, "Unauthorized", "the API token is unknown or revoked",

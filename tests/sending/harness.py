@@ -8,7 +8,7 @@ import re
 import shutil
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -142,8 +142,10 @@ class Network:
         self.zone.set_records(naptr_name(participant, ZONE), [smp_record(self.smp.base)])
 
 
-def gateway_config(data_dir: Path, dns_port: int, **sending: int) -> dict[str, str]:
+def gateway_config(data_dir: Path, dns_port: int, extra: Mapping[str, str] | None = None,
+                   **sending: int) -> dict[str, str]:
     env = {
+        **(extra or {}),
         "PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir),
         "PEPPOL_AP_SML__ZONE": ZONE,
         "PEPPOL_AP_SML__DNS_SERVERS": f"127.0.0.1:{dns_port}",
@@ -171,7 +173,9 @@ def seed(gateway: Gateway, participant: ParticipantId = SENDER) -> tuple[int, st
 
 
 @contextmanager
-def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
+def network(tmp_path: Path, env: Mapping[str, str] | None = None, **sending: int) -> Iterator[Network]:
+    """A gateway serving SENDER, a fake receiving AP, its SMP and an SML zone; `env` adds configuration
+    (PEPPOL_AP_... variables) and `sending` sets [sending] values."""
     pki_dir = tmp_path / "pki"
     pki = ensure_dev_pki(pki_dir)
     leaf = issue_leaf(pki, role="ap", cn="POP000002")
@@ -182,14 +186,14 @@ def network(tmp_path: Path, **sending: int) -> Iterator[Network]:
     data_dir.mkdir()
     shutil.copytree(pki_dir, data_dir / "pki")
     try:
-        env = gateway_config(data_dir, dns.port, **sending)
-        cfg = load_config(environ=env)
+        settings = gateway_config(data_dir, dns.port, env, **sending)
+        cfg = load_config(environ=settings)
         gateway = build_gateway(cfg)
         fake = FakeAccessPoint(ap_key, CertificateValidator(pki.anchors()))
         organisation_id, token = seed(gateway)
         with serve_wsgi(fake) as base, SmpServer() as smp:
             yield Network(gateway, pki, fake, f"{base}/as4", smp, zone, token, organisation_id, ap_key,
-                          env)
+                          settings)
         gateway.engine.dispose()
     finally:
         dns.stop()
