@@ -45,9 +45,6 @@ BAD_SUBJECT = "bad-subject"
 REVOKED = "revoked"
 REVOCATION_UNKNOWN = "revocation-unknown"
 NO_CERTIFICATE = "no-certificate"
-REASONS = (EXPIRED, NOT_YET_VALID, UNSUPPORTED_ISSUER, BAD_SIGNATURE, BAD_KEY_USAGE, BAD_SUBJECT, REVOKED,
-           REVOCATION_UNKNOWN, NO_CERTIFICATE)
-
 
 class Purpose(StrEnum):
     AP_SIGNING = "ap-signing"

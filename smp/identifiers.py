@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
 from smp.participant_schemes import code_list, participant_scheme
 
@@ -331,19 +331,6 @@ Identifier = ParticipantId | DocumentTypeId | ProcessId
 def url_segment(identifier: Identifier) -> str:
     """`scheme::value` percent-encoded once as one URL path segment: everything but RFC 3986 unreserved chars."""
     return quote(identifier.uri, safe="", encoding="utf-8")
-
-
-def decode_url_segment(segment: str) -> str:
-    """Decode a received path segment exactly once (`%3A`, `%3a` and a raw `:` all give `:`)."""
-    try:
-        return unquote(segment, encoding="utf-8", errors="strict")
-    except UnicodeDecodeError:
-        raise IdentifierError("value", f"URL path segment {segment!r} does not percent-decode to UTF-8") from None
-
-
-def smp_service_group_path(pid: ParticipantId) -> str:
-    """Path of the ServiceGroup resource, relative to the SMP base URL: `/{participant}`."""
-    return f"/{url_segment(pid)}"
 
 
 def smp_service_metadata_path(pid: ParticipantId, doctype: DocumentTypeId) -> str:

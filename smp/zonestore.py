@@ -98,14 +98,6 @@ class ZoneStore:
         with self._lock, transaction(self._connection) as connection:
             yield connection
 
-    def set_records(self, name: str, records: Sequence[Mapping[str, Any]] | None) -> None:
-        with self.transaction() as connection:
-            put_records(connection, name, records)
-
-    def set_servfail(self, name: str, failing: bool = True) -> None:
-        with self.transaction() as connection:
-            put_servfail(connection, name, failing)
-
     def lookup(self, name: str) -> tuple[list[dict[str, Any]] | None, bool]:
         """(records or None when the name is not published, whether the name answers SERVFAIL)."""
         key = normalise(name)
@@ -113,11 +105,6 @@ class ZoneStore:
             row = self._connection.execute("SELECT records FROM naptr WHERE name = ?", (key,)).fetchone()
             failing = self._connection.execute("SELECT 1 FROM servfail WHERE name = ?", (key,)).fetchone()
         return (json.loads(row[0]) if row else None), failing is not None
-
-    def names(self) -> set[str]:
-        """Every published name (for tests and diagnostics; the DNS path never scans)."""
-        with self._lock:
-            return {row[0] for row in self._connection.execute("SELECT name FROM naptr")}
 
     def close(self) -> None:
         with self._lock:

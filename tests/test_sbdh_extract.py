@@ -8,16 +8,17 @@ import io
 import tracemalloc
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import pytest
 from lxml import etree
 
 from accesspoint.core.sbdh import (
     SBDH_NS,
+    DocumentSpan,
     SbdhError,
     build_sbd,
     document_length,
-    extract_business_document,
     iter_business_document,
     locate_business_document,
     sbdh_from_ubl,
@@ -26,6 +27,17 @@ from accesspoint.core.sbdh import (
 DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 HEADER = b"<sh:StandardBusinessDocumentHeader><sh:HeaderVersion>1.0</sh:HeaderVersion>" \
          b"</sh:StandardBusinessDocumentHeader>"
+
+
+def extract_business_document(sbd_stream: IO[bytes], out: IO[bytes]) -> DocumentSpan:
+    """The business document of a complete SBD (a seekable stream) to `out`, as the inbox serves it."""
+    origin = sbd_stream.tell()
+    span = locate_business_document(sbd_stream)
+    shifted = DocumentSpan(origin + span.start, origin + span.start_tag_end, origin + span.end, span.encoding,
+                           span.namespaces)
+    for chunk in iter_business_document(sbd_stream, shifted):
+        out.write(chunk)
+    return shifted
 
 
 def _extract(sbd: bytes) -> bytes:

@@ -95,11 +95,6 @@ class CircuitBreaker:
             if circuit.failures >= self.threshold:
                 circuit.open_until = self.clock() + self.open_seconds
 
-    def is_open(self, endpoint: str) -> bool:
-        with self._lock:
-            circuit = self._circuits.get(endpoint)
-            return circuit is not None and circuit.failures >= self.threshold and self.clock() < circuit.open_until
-
 
 class _SizedBody:
     """An iterable body with a known length: requests then sends Content-Length instead of chunked encoding."""

@@ -44,10 +44,10 @@ from certs.devpki import DevPki, init_pki, issue_leaf
 from certs.keystore import KeyMaterial, load_pem
 from certs.validation import CertificateValidator, Purpose, Verdict
 from smp.identifiers import ParticipantId, ProcessId
+from tests.as4.namespaces import NSMAP
 
 NOW = datetime.now(UTC)  # the tests' time for what they build
 
-NSMAP = dict(ns.NSMAP)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -44,10 +44,10 @@ from accesspoint.core.as4.messaging import (
     parse_envelope,
     parse_envelope_bytes,
     parse_timestamp,
-    reference_digest,
     security_header,
 )
 from accesspoint.core.peppol.profile import check_peppol_receipt, check_peppol_user_message
+from tests.as4.namespaces import NSMAP, PHASE4_INFO
 
 EB = f"{{{ns.EB}}}"
 DS = f"{{{ns.DS}}}"
@@ -63,6 +63,23 @@ PHASE4_CID = "phase4-att-ff0f8ad5-f982-48ba-b8e2-26997600f496@cid"
 
 # ---------------------------------------------------------------------------------------------------------------
 # helpers
+
+
+def reference_digest(ref_el: etree._Element) -> bytes:
+    """The decoded ds:DigestValue of a ds:Reference; whitespace and line breaks inside the base64 are ignored.
+
+    Raises ValueError when the DigestValue is missing or not base64 (callers map that to their own ebMS code).
+    """
+    values = [c for c in ref_el if c.tag == f"{{{ns.DS}}}DigestValue"]
+    if len(values) != 1:
+        raise ValueError(f"ds:Reference URI={ref_el.get('URI')!r} has {len(values)} ds:DigestValue elements")
+    text = "".join((values[0].text or "").split())
+    if not text:
+        raise ValueError(f"ds:Reference URI={ref_el.get('URI')!r} has an empty ds:DigestValue")
+    try:
+        return base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ValueError(f"ds:DigestValue of ds:Reference URI={ref_el.get('URI')!r} is not base64") from None
 
 
 def make_um(**changes: object) -> UserMessage:
@@ -104,7 +121,7 @@ def mutated(mutate: Callable[[etree._Element], None], um: UserMessage | None = N
 
 
 def first(envelope: etree._Element, path: str) -> etree._Element:
-    found = envelope.find(path, namespaces=ns.NSMAP)
+    found = envelope.find(path, namespaces=NSMAP)
     assert found is not None, path
     return found
 
@@ -262,7 +279,7 @@ def test_new_user_message_fills_ids_and_millisecond_utc_timestamp() -> None:
 
 def test_part_without_properties_gets_no_empty_part_properties() -> None:
     um = make_um(parts=(PartInfo(f"cid:{CID}", None, None, None),))
-    assert first(build_user_message(um), ".//eb:PartInfo").find("eb:PartProperties", ns.NSMAP) is None
+    assert first(build_user_message(um), ".//eb:PartInfo").find("eb:PartProperties", NSMAP) is None
     assert received(um).parts == um.parts
 
 
@@ -339,7 +356,7 @@ def test_phase4_receipts(messages: Path, expected: dict[str, dict[str, object]],
 def test_phase4_receipt_marker_is_tolerated(messages: Path) -> None:
     receipt = parse_envelope_bytes((messages / "receipt-phase4-4.0.1-PDE000576.xml").read_bytes()).receipt
     assert receipt is not None
-    assert [etree.QName(e).namespace for e in receipt.extra] == [ns.PHASE4_INFO]
+    assert [etree.QName(e).namespace for e in receipt.extra] == [PHASE4_INFO]
     assert receipt.timestamp == datetime(2025, 12, 5, 14, 3, 40, 878000, tzinfo=UTC)
 
 
@@ -356,7 +373,7 @@ def test_build_receipt_copies_references_verbatim(messages: Path) -> None:
     root, _ = split_mime((messages / "um-phase4-peppol-signed-encrypted.mime").read_bytes())
     incoming = parse_envelope_bytes(root)
     assert incoming.security is not None
-    refs = incoming.security.findall("ds:Signature/ds:SignedInfo/ds:Reference", ns.NSMAP)
+    refs = incoming.security.findall("ds:Signature/ds:SignedInfo/ds:Reference", NSMAP)
     assert len(refs) == 3
     stamp = datetime(2026, 1, 29, 15, 39, 4, 123000, tzinfo=UTC)
     envelope = build_receipt(PHASE4_UM_ID, refs, message_id="r-1@gw.example.com", timestamp=stamp)
@@ -375,7 +392,7 @@ def test_build_receipt_copies_references_verbatim(messages: Path) -> None:
         c14n = {"method": "c14n", "exclusive": True}
         assert etree.tostring(copied, **c14n) == etree.tostring(sent, **c14n)  # type: ignore[call-overload]
         assert reference_digest(copied) == reference_digest(sent)
-    prefix_list = receipt.nri_references[0].find("ds:Transforms/ds:Transform/ec:InclusiveNamespaces", ns.NSMAP)
+    prefix_list = receipt.nri_references[0].find("ds:Transforms/ds:Transform/ec:InclusiveNamespaces", NSMAP)
     assert prefix_list is not None and prefix_list.get("PrefixList") == "S12"
     check_peppol_receipt(receipt, PHASE4_UM_ID)
     assert refs[0].getparent() is not None and refs[0].getparent().tag == DS + "SignedInfo"  # originals untouched
@@ -483,7 +500,7 @@ def test_build_error_round_trip() -> None:
     envelope = build_error([As4Error(OTHER, "0088:1 is not served by this access point", detail=NOT_SERVICED),
                             As4Error(VALUE_INCONSISTENT, "CompressionType 'x' is not supported")],
                            "m-1@peer", message_id="e-1@gw.example.com", timestamp=stamp)
-    errors = envelope.findall(".//eb:SignalMessage/eb:Error", ns.NSMAP)
+    errors = envelope.findall(".//eb:SignalMessage/eb:Error", NSMAP)
     assert [e.get("severity") for e in errors] == ["failure", "failure"]
     assert [e.get("shortDescription") for e in errors] == ["Other", "ValueInconsistent"]
     assert [e.get("category") for e in errors] == ["Content", "Content"]
@@ -506,7 +523,7 @@ def test_build_error_round_trip() -> None:
 
 def test_build_error_without_known_message() -> None:
     envelope = build_error([As4Error(INVALID_HEADER, "eb:Messaging is missing")], None, timestamp=datetime.now(UTC))
-    assert envelope.find(".//eb:RefToMessageId", ns.NSMAP) is None
+    assert envelope.find(".//eb:RefToMessageId", NSMAP) is None
     assert first(envelope, ".//eb:Error").get("refToMessageInError") is None
     with pytest.raises(ValueError, match="at least one"):
         build_error([], None, timestamp=datetime.now(UTC))
@@ -561,7 +578,7 @@ def add_unknown_header(envelope: etree._Element) -> None:
 
 
 def empty_part_properties(envelope: etree._Element) -> None:
-    for prop in envelope.findall(f"{USER}/eb:PayloadInfo/eb:PartInfo/eb:PartProperties/eb:Property", ns.NSMAP):
+    for prop in envelope.findall(f"{USER}/eb:PayloadInfo/eb:PartInfo/eb:PartProperties/eb:Property", NSMAP):
         prop.getparent().remove(prop)
 
 
@@ -634,7 +651,7 @@ def test_signal_rejections() -> None:
     def signal_with(child: str) -> bytes:
         envelope = build_error([As4Error(OTHER, "x")], "m@x", timestamp=datetime.now(UTC))
         signal = first(envelope, f"{MESSAGING}/eb:SignalMessage")
-        for err in signal.findall("eb:Error", ns.NSMAP):
+        for err in signal.findall("eb:Error", NSMAP):
             signal.remove(err)
         if child:
             etree.SubElement(signal, EB + child)
@@ -722,7 +739,7 @@ def test_valid_character_set_and_case_insensitive_property_names() -> None:
     check_peppol_user_message(received(make_um(parts=(PartInfo.attachment(CID, charset="UTF-8"),))), [CID])
 
     def lower_names(envelope: etree._Element) -> None:
-        for prop in envelope.iterfind(".//eb:PartProperties/eb:Property", ns.NSMAP):
+        for prop in envelope.iterfind(".//eb:PartProperties/eb:Property", NSMAP):
             prop.set("name", prop.get("name").lower())
     um = parse_envelope_bytes(mutated(lower_names)).user_message
     assert um is not None and um.parts[0].compression_type == "application/gzip"

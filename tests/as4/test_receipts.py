@@ -26,8 +26,8 @@ from tests.as4._wssec_support import (
     make_key,
     peppol_user_message_envelope,
 )
+from tests.as4.namespaces import NSMAP
 
-NSMAP = dict(ns.NSMAP)
 NRI_PATH = "S12:Header/eb:Messaging/eb:SignalMessage/eb:Receipt/ebbp:NonRepudiationInformation"
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

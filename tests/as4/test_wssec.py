@@ -33,8 +33,9 @@ from tests.as4._wssec_support import (
     soap_part_of_mime,
     user_message_envelope,
 )
+from tests.as4.namespaces import NSMAP
 
-NSMAP = {**ns.NSMAP, "S11": ns.S11}
+NSMAP = {**NSMAP, "S11": ns.S11}
 
 
 def _vector_bytes(vectors: Path, name: str) -> bytes:

@@ -37,6 +37,7 @@ from smp.lookup import naptr_name
 from smp.zonestore import ZoneStore, smp_record
 from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
+from tests.smp.zones import set_records
 
 ZONE = "local.peppol.test"
 X = ParticipantId.parse("0007:5567321707")  # served by A: the sender
@@ -78,7 +79,7 @@ class SendWorld:
 
     def publish(self, participant: ParticipantId, smp_uri: str) -> None:
         """The SML's NAPTR record for `participant`, pointing at the SMP at `smp_uri`."""
-        self.zone.set_records(naptr_name(participant, ZONE), [smp_record(smp_uri)])
+        set_records(self.zone, naptr_name(participant, ZONE), [smp_record(smp_uri)])
 
     # ------------------------------------------------------------- workers of A
 

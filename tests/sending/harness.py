@@ -34,6 +34,7 @@ from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
 from smp.zonestore import ZoneStore, smp_record
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
+from tests.smp.zones import set_records
 
 ZONE = "local.peppol.test"
 STALL_SECONDS = 3
@@ -139,7 +140,7 @@ class Network:
         body = sign(service_information((participant.scheme, participant.value), doctype, [spec]),
                     load_pkcs12(self.pki.smp_p12, self.pki.password))
         self.smp.serve((participant.scheme, participant.value), doctype, body)
-        self.zone.set_records(naptr_name(participant, ZONE), [smp_record(self.smp.base)])
+        set_records(self.zone, naptr_name(participant, ZONE), [smp_record(self.smp.base)])
 
 
 def gateway_config(data_dir: Path, dns_port: int, extra: Mapping[str, str] | None = None,

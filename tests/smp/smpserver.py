@@ -24,6 +24,7 @@ from certs.keystore import KeyMaterial
 from smp.lookup import naptr_name
 from smp.servicemetadata import BUSDOX_IDS, BUSDOX_SMP, WSA, Identifier
 from smp.zonestore import ZoneStore, smp_record
+from tests.smp.zones import set_records, set_servfail
 
 ROOT = Path(__file__).resolve().parents[2]
 NSMAP = {None: BUSDOX_SMP, "ids": BUSDOX_IDS, "wsa": WSA}
@@ -195,10 +196,10 @@ class World:
         self.smp_b = smp_b
 
     def register(self, participant: Identifier, smp_uri: str) -> None:
-        self.store.set_records(naptr_name(participant, ZONE), [smp_record(smp_uri)])
+        set_records(self.store, naptr_name(participant, ZONE), [smp_record(smp_uri)])
 
     def fail_dns(self, participant: Identifier) -> None:
-        self.store.set_servfail(naptr_name(participant, ZONE))
+        set_servfail(self.store, naptr_name(participant, ZONE))
 
 
 @contextmanager

@@ -17,6 +17,8 @@ import pytest
 
 from smp.dnsserver import ZoneServer
 from smp.zonestore import ZoneStore, smp_record
+from tests.smp.zones import names as zone_names
+from tests.smp.zones import set_records, set_servfail
 
 ZONE = "local.peppol.test"
 NAME = f"abc.iso6523-actorid-upis.{ZONE}"
@@ -26,9 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ZoneServer]:
     store = ZoneStore(tmp_path_factory.mktemp("zone") / "zone.sqlite")
-    store.set_records(NAME + ".", [smp_record("https://smp.example.test"),
+    set_records(store, NAME + ".", [smp_record("https://smp.example.test"),
                                    smp_record("https://backup.example.test", order=200)])
-    store.set_servfail(f"broken.iso6523-actorid-upis.{ZONE}.")
+    set_servfail(store, f"broken.iso6523-actorid-upis.{ZONE}.")
     zone_server = ZoneServer(ZONE, store, ttl=30).start()
     yield zone_server
     zone_server.stop()
@@ -81,15 +83,15 @@ def test_changes_by_another_writer_are_answered_at_once(tmp_path: Path) -> None:
     writer = ZoneStore(tmp_path / "zone.sqlite")
     try:
         assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
-        writer.set_records(NAME, [smp_record("https://a.example.test")])
+        set_records(writer, NAME, [smp_record("https://a.example.test")])
         assert [rd.regexp for rd in ask(server, NAME, "NAPTR").answer[0]] == [b"!^.*$!https://a.example.test!"]
-        writer.set_records(NAME, [smp_record("https://b.example.test")])
+        set_records(writer, NAME, [smp_record("https://b.example.test")])
         assert [rd.regexp for rd in ask(server, NAME, "NAPTR").answer[0]] == [b"!^.*$!https://b.example.test!"]
-        writer.set_records(NAME, None)
+        set_records(writer, NAME, None)
         assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
-        writer.set_servfail(NAME)
+        set_servfail(writer, NAME)
         assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.SERVFAIL
-        writer.set_servfail(NAME, False)
+        set_servfail(writer, NAME, False)
         assert ask(server, NAME, "NAPTR").rcode() == dns.rcode.NXDOMAIN
     finally:
         server.stop()
@@ -99,8 +101,8 @@ def test_changes_by_another_writer_are_answered_at_once(tmp_path: Path) -> None:
 def test_store_names_are_case_insensitive_and_absolute(tmp_path: Path) -> None:
     store = ZoneStore(tmp_path / "zone.sqlite")
     try:
-        store.set_records(NAME.upper() + ".", [smp_record("https://a.example.test")])
-        assert store.names() == {NAME}
+        set_records(store, NAME.upper() + ".", [smp_record("https://a.example.test")])
+        assert zone_names(store) == {NAME}
         assert store.lookup(NAME)[0] == [smp_record("https://a.example.test")]
         assert store.lookup(f"other.{ZONE}") == (None, False)
     finally:

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 from hypothesis import given
@@ -26,10 +27,8 @@ from smp.identifiers import (
     IdentifierError,
     ParticipantId,
     ProcessId,
-    decode_url_segment,
     gln_valid,
     luhn_valid,
-    smp_service_group_path,
     smp_service_metadata_path,
     url_segment,
 )
@@ -44,6 +43,19 @@ CODE_LIST_XML = "smp/codelists/Peppol Code Lists - Participant identifier scheme
 def test_committed_json_is_what_the_generator_makes_from_the_vector(vectors: Path) -> None:
     committed = (ROOT / "smp/data/participant-schemes.json").read_text("utf-8")
     assert render((vectors / CODE_LIST_XML).read_bytes()) == committed
+
+
+def decode_url_segment(segment: str) -> str:
+    """Decode a received path segment exactly once (`%3A`, `%3a` and a raw `:` all give `:`)."""
+    try:
+        return unquote(segment, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError:
+        raise IdentifierError("value", f"URL path segment {segment!r} does not percent-decode to UTF-8") from None
+
+
+def smp_service_group_path(pid: ParticipantId) -> str:
+    """Path of the ServiceGroup resource, relative to the SMP base URL: `/{participant}`."""
+    return f"/{url_segment(pid)}"
 
 
 def test_generator_runs_as_a_script(vectors: Path) -> None:

@@ -58,6 +58,8 @@ from tests.smp.registry_support import (
     sml_schema,
     soap_action_of_vector,
 )
+from tests.smp.zones import names as zone_names
+from tests.smp.zones import set_records
 
 SOAP = SMP_VECTORS / "sml-soap"
 SMP_ID = "EXAMPLE-SMP-01"
@@ -456,7 +458,7 @@ def test_local_sml_smp_lifecycle_and_faults(tmp_path: Path) -> None:
         assert naptr(sml.dns_port, second)[1] == ["!^.*$!http://127.0.0.1:2222!"]
         zone = ZoneStore(sml.store)
         try:
-            assert zone.names() == {naptr_name(first, LOCAL_ZONE), naptr_name(second, LOCAL_ZONE)}
+            assert zone_names(zone) == {naptr_name(first, LOCAL_ZONE), naptr_name(second, LOCAL_ZONE)}
         finally:
             zone.close()
 
@@ -501,7 +503,7 @@ def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> Non
         assert len(first_page.participants) == 2 and first_page.next_page == "1"
         assert sorted(p.value for p in client.list_participants()) == sorted(p.value for p in participants)
     zone = ZoneStore(tmp_path / "sml.sqlite")
-    assert len(zone.names()) == 5
+    assert len(zone_names(zone)) == 5
     zone.close()
     reopened = LocalSml(tmp_path / "sml.sqlite", page_size=2)
     with in_process_sml(reopened) as url:
@@ -511,17 +513,17 @@ def test_list_reads_every_page_and_state_survives_restart(tmp_path: Path) -> Non
 def test_local_sml_keeps_the_names_of_other_writers(tmp_path: Path) -> None:
     zone = ZoneStore(tmp_path / "sml.sqlite")
     foreign = f"foreign.iso6523-actorid-upis.{LOCAL_ZONE}"
-    zone.set_records(foreign, [smp_record("http://other.example.test")])
+    set_records(zone, foreign, [smp_record("http://other.example.test")])
     participant = ParticipantId.parse("9915:mine")
     with in_process_sml(LocalSml(tmp_path / "sml.sqlite")) as url:
         client = SmlClient(url, "SMP-A", timeout=5)
         client.create_smp("http://127.0.0.1:1", "127.0.0.1")
         client.create_participant(participant)
-        assert zone.names() == {foreign, naptr_name(participant, LOCAL_ZONE)}
+        assert zone_names(zone) == {foreign, naptr_name(participant, LOCAL_ZONE)}
         client.update_smp("http://127.0.0.1:2", "127.0.0.1")
         assert zone.lookup(naptr_name(participant, LOCAL_ZONE))[0] == [smp_record("http://127.0.0.1:2")]
         client.delete_smp()
-    assert zone.names() == {foreign}
+    assert zone_names(zone) == {foreign}
     assert zone.lookup(foreign)[0] == [smp_record("http://other.example.test")]
     zone.close()
 

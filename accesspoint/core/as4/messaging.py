@@ -44,7 +44,6 @@ section 4 table), after the profile validator has already required one typed Par
 
 from __future__ import annotations
 
-import base64
 import copy
 import re
 import uuid
@@ -776,20 +775,3 @@ def _parse_part_info(el: etree._Element) -> PartInfo:
             known[name] = prop.value
     return PartInfo(href=href, mime_type=known.get(PART_MIME_TYPE), compression_type=known.get(PART_COMPRESSION_TYPE),
                     charset=known.get(PART_CHARACTER_SET), properties=tuple(others))
-
-
-def reference_digest(ref_el: etree._Element) -> bytes:
-    """The decoded ds:DigestValue of a ds:Reference; whitespace and line breaks inside the base64 are ignored.
-
-    Raises ValueError when the DigestValue is missing or not base64 (callers map that to their own ebMS code).
-    """
-    values = [c for c in ref_el if c.tag == _q(ns.DS, "DigestValue")]
-    if len(values) != 1:
-        raise ValueError(f"ds:Reference URI={ref_el.get('URI')!r} has {len(values)} ds:DigestValue elements")
-    text = "".join((values[0].text or "").split())
-    if not text:
-        raise ValueError(f"ds:Reference URI={ref_el.get('URI')!r} has an empty ds:DigestValue")
-    try:
-        return base64.b64decode(text, validate=True)
-    except ValueError:
-        raise ValueError(f"ds:DigestValue of ds:Reference URI={ref_el.get('URI')!r} is not base64") from None

@@ -11,10 +11,7 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 EC = "http://www.w3.org/2001/10/xml-exc-c14n#"
 XENC = "http://www.w3.org/2001/04/xmlenc#"
 XENC11 = "http://www.w3.org/2009/xmlenc11#"
-PHASE4_INFO = "urn:fdc:com.helger.phase4:ns:info"
 
-NSMAP = {"S12": S12, "eb": EB, "ebbp": EBBP, "wsse": WSSE, "wsse11": WSSE11, "wsu": WSU, "ds": DS,
-         "ec": EC, "xenc": XENC, "xenc11": XENC11}
 
 # Algorithms (the only ones we send; verification has its own allow-list)
 C14N_EXCL = "http://www.w3.org/2001/10/xml-exc-c14n#"
@@ -38,4 +35,3 @@ ROLE_RESPONDER = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/
 DEFAULT_MPC = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/defaultMPC"
 TEST_SERVICE = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/service"
 TEST_ACTION = "http://docs.oasis-open.org/ebxml-msg/ebms/v3.0/ns/core/200704/test"
-SOAP12_CONTENT_TYPE = "application/soap+xml"

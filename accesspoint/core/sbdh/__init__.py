@@ -9,7 +9,6 @@ out of a stored SBD, by byte offsets). This module is its public surface.
 from accesspoint.core.sbdh.extraction import (
     DocumentSpan,
     document_length,
-    extract_business_document,
     iter_business_document,
     locate_business_document,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "SbdhError",
     "build_sbd",
     "document_length",
-    "extract_business_document",
     "format_xs_datetime",
     "iter_business_document",
     "locate_business_document",

@@ -236,14 +236,3 @@ def document_length(span: DocumentSpan) -> int | None:
     if span.encoding not in _UTF8_CODECS:
         return None
     return len(_XML_DECLARATION_UTF8) + span.end - span.start + len(_declarations(span).encode("utf-8"))
-
-
-def extract_business_document(sbd_stream: IO[bytes], out: IO[bytes]) -> DocumentSpan:
-    """Write the business document of a complete SBD (a seekable binary stream) to `out`; see the two above."""
-    origin = sbd_stream.tell()
-    span = locate_business_document(sbd_stream)
-    shifted = DocumentSpan(origin + span.start, origin + span.start_tag_end, origin + span.end, span.encoding,
-                           span.namespaces)
-    for chunk in iter_business_document(sbd_stream, shifted):
-        out.write(chunk)
-    return shifted

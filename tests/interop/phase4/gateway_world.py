@@ -33,6 +33,7 @@ from smp.zonestore import ZoneStore, smp_record
 from tests.e2e.gateway_process import ROOT, GatewayProcess
 from tests.interop.phase4.harness import BIS3_CREDIT_NOTE, BIS3_INVOICE, BIS3_PROCESS
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
+from tests.smp.zones import set_records
 
 ZONE = "local.peppol.test"
 DOCTYPE_SCHEME = "busdox-docid-qns"
@@ -115,7 +116,7 @@ class GatewayWorld:
             spec = EndpointSpec(process=PROCESS, url=as4_url, certificate=certificate)
             body = sign(service_information((pid.scheme, pid.value), (DOCTYPE_SCHEME, doctype), [spec]), signer)
             self.smp.serve((pid.scheme, pid.value), (DOCTYPE_SCHEME, doctype), body)
-        self.zone.set_records(naptr_name(pid, ZONE), [smp_record(self.smp.base)])
+        set_records(self.zone, naptr_name(pid, ZONE), [smp_record(self.smp.base)])
 
     # ------------------------------------------------------------------ network API
 
