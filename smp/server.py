@@ -39,6 +39,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Blueprint, Flask, Response, request
 from lxml import etree
+from werkzeug.serving import make_server
 
 from certs.keystore import KeyMaterial, load_certificates, load_pkcs12
 from smp.businesscard import BusinessCard, business_card_xml
@@ -240,8 +241,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = any free port (printed on start)")
     args = parser.parse_args(argv)
-    from werkzeug.serving import make_server
-
     config_path = Path(args.config)
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
