@@ -43,11 +43,6 @@ from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, Proc
 blueprint = Blueprint("api_outbound", __name__)
 
 
-@blueprint.record_once
-def _check_settings(state: Any) -> None:
-    # a bad [sending] section stops the app at start-up (ConfigError), not at the first submission
-    SendingSettings.from_config(state.app.extensions["gateway"].config)
-
 XML_TYPES = ("application/xml", "text/xml")
 IDEMPOTENCY_KEY_MAX = 200
 DEFAULT_PAGE = 50
