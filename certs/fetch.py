@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import requests
 
+from base.bounded import TooLarge, read_bounded
 from certs.revocation import MAX_RESPONSE_BYTES, RevocationFetchError
 
 
@@ -27,14 +28,10 @@ def http_fetch(url: str, body: bytes | None, content_type: str | None, timeout: 
         with response:
             if response.status_code != 200:
                 raise RevocationFetchError(f"HTTP {response.status_code}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.iter_content(65536):
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise RevocationFetchError(f"response larger than {MAX_RESPONSE_BYTES} bytes")
-                chunks.append(chunk)
-            return b"".join(chunks)
+            try:
+                return read_bounded(response.iter_content(65536), MAX_RESPONSE_BYTES)
+            except TooLarge:
+                raise RevocationFetchError(f"response larger than {MAX_RESPONSE_BYTES} bytes") from None
     except requests.Timeout:
         raise RevocationFetchError(f"no answer within {timeout:g} s") from None
     except requests.ConnectionError as exc:

@@ -23,6 +23,7 @@ from urllib.parse import quote, unquote, urlsplit
 import requests
 from cryptography import x509
 
+from base.bounded import TooLarge, TooSlow, connection_reason, read_bounded
 from base.safexml import XmlError
 from certs.validation import REVOCATION_UNKNOWN, Purpose
 from smp.cache import DiscoveryCache
@@ -189,22 +190,18 @@ class SmpClient:
                     raise DiscoveryUntrusted(
                         f"{what}: SMP answer from {url} is {length} bytes, more than the {self.max_bytes} accepted"
                     )
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in response.iter_content(65536):
-                    size += len(chunk)
-                    if size > self.max_bytes:
-                        raise DiscoveryUntrusted(
-                            f"{what}: SMP answer from {url} exceeds the {self.max_bytes} bytes accepted"
-                        )
-                    if time.monotonic() > deadline:
-                        raise DiscoveryUnavailable(f"{what}: SMP {url} is too slow sending its answer")
-                    chunks.append(chunk)
-                return response.status_code, b"".join(chunks)
+                try:
+                    return response.status_code, read_bounded(response.iter_content(65536), self.max_bytes,
+                                                              deadline=deadline)
+                except TooLarge:
+                    raise DiscoveryUntrusted(
+                        f"{what}: SMP answer from {url} exceeds the {self.max_bytes} bytes accepted") from None
+                except TooSlow:
+                    raise DiscoveryUnavailable(f"{what}: SMP {url} is too slow sending its answer") from None
         except requests.Timeout:
             raise DiscoveryUnavailable(f"{what}: SMP {url} did not answer in time") from None
         except requests.ConnectionError as exc:
-            raise DiscoveryUnavailable(f"{what}: cannot connect to SMP {url} ({_reason(exc)})") from None
+            raise DiscoveryUnavailable(f"{what}: cannot connect to SMP {url} ({connection_reason(exc)})") from None
         except requests.RequestException as exc:
             raise DiscoveryUnavailable(f"{what}: request to SMP {url} failed ({exc})") from None
 
@@ -309,13 +306,6 @@ class SmpClient:
         steps.append(Step("identifiers", True, "answer matches the requested participant and document type"))
         return VerifiedMetadata(url, metadata, check, verdict, redirected_from, tuple(steps))
 
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 connection error, e.g. 'Connection refused'."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    text = str(exc)
-    return text.split("] ", 1)[-1] if "] " in text else text
 
 
 class Discovery:

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from base.bounded import TooLarge, TooSlow, connection_reason, read_bounded
+
 # A signal (receipt or error) is a few kB; anything near this cap is not an AS4 answer.
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 POOL_CONNECTIONS = 4
@@ -177,9 +179,9 @@ class Transport:
         except requests.ReadTimeout as exc:
             raise TransportError("timeout", f"{url} did not answer within {self.response_timeout:g} s") from exc
         except requests.ConnectionError as exc:
-            raise TransportError("connection", f"cannot reach {url}: {_reason(exc)}") from exc
+            raise TransportError("connection", f"cannot reach {url}: {connection_reason(exc)}") from exc
         except requests.RequestException as exc:
-            raise TransportError("connection", f"request to {url} failed: {_reason(exc)}") from exc
+            raise TransportError("connection", f"request to {url} failed: {connection_reason(exc)}") from exc
         try:
             body = self._read(response, url, started)
         finally:
@@ -188,21 +190,17 @@ class Transport:
                           time.monotonic() - started)
 
     def _read(self, response: requests.Response, url: str, started: float) -> bytes:
-        parts: list[bytes] = []
-        size = 0
         try:
-            for chunk in response.iter_content(64 * 1024):
-                size += len(chunk)
-                if size > self.max_response_bytes:
-                    raise TransportError("response", f"the answer of {url} exceeds {self.max_response_bytes} bytes; "
-                                                     "an AS4 receipt or error is a few kilobytes")
-                if time.monotonic() - started > self.response_timeout:
-                    raise TransportError("timeout", f"{url} did not finish its answer within "
-                                                    f"{self.response_timeout:g} s")
-                parts.append(chunk)
+            return read_bounded(response.iter_content(64 * 1024), self.max_response_bytes,
+                                deadline=started + self.response_timeout)
+        except TooLarge:
+            raise TransportError("response", f"the answer of {url} exceeds {self.max_response_bytes} bytes; an AS4 "
+                                             "receipt or error is a few kilobytes") from None
+        except TooSlow:
+            raise TransportError("timeout", f"{url} did not finish its answer within {self.response_timeout:g} s") \
+                from None
         except requests.RequestException as exc:
-            raise TransportError("response", f"the answer of {url} broke off: {_reason(exc)}") from exc
-        return b"".join(parts)
+            raise TransportError("response", f"the answer of {url} broke off: {connection_reason(exc)}") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -210,10 +208,3 @@ class Transport:
                 session.close()
             self._sessions.clear()
 
-
-def _reason(exc: BaseException) -> str:
-    """The innermost cause of a requests/urllib3 error, e.g. 'Connection refused'."""
-    while exc.__context__ is not None and exc.__context__ is not exc:
-        exc = exc.__context__
-    text = str(exc)
-    return text.split("] ", 1)[-1] if "] " in text else text
