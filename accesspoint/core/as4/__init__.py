@@ -1,1 +1,5 @@
-"""AS4 protocol core without I/O: MIME, eb:Messaging, WS-Security, receipts and errors."""
+"""Generic ebMS 3 / AS4 without I/O: MIME, eb:Messaging, WS-Security, XML Encryption, receipts and errors.
+
+The Peppol AS4 profile builds on this in `accesspoint.core.peppol`; code outside the core uses the recipes of
+`accesspoint.core`, not these modules.
+"""
