@@ -5,6 +5,8 @@ SQLite (WAL) is the embedded default, PostgreSQL the engine to scale out on; bot
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -28,6 +30,26 @@ SQLITE_BEGIN = "sqlite_begin"
 MIGRATION_LOCK = 0x706570706F6C6170
 
 
+# How long a new connection retries switching a fresh database file to WAL while another connection writes to it.
+WAL_SWITCH_SECONDS = 30.0
+
+
+def _enable_wal(cursor: Any) -> None:
+    """PRAGMA journal_mode=WAL, retried: on a file still in rollback-journal mode (a fresh data dir) the switch
+    needs the file to itself, and SQLite answers "database is locked" at once instead of waiting the busy timeout
+    when another connection is writing (several gateway processes migrating at start-up). Once one connection has
+    switched, the mode is stored in the file and the pragma is a no-op for the others."""
+    deadline = time.monotonic() + WAL_SWITCH_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -42,7 +64,7 @@ def make_engine(url: str) -> Engine:
             # (SQLAlchemy's documented pysqlite recipe) so a transaction spans reads and writes as written.
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _enable_wal(cursor)
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
