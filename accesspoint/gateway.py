@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from accesspoint.adapters.blobs import FilesystemBlobStore
 from accesspoint.adapters.discovery import build_discovery
 from accesspoint.config import Config, ConfigError, certificate_validator, key_material, smp_key_material, trust_anchors
+from accesspoint.core import InboundLimits
 from accesspoint.store.database import begin_write, display_url, make_engine, session_factory, upgrade
 from certs.anchors import TrustAnchors
 from certs.keystore import KeyMaterial
@@ -64,6 +65,11 @@ class Gateway:
     def message_id_domain(self) -> str:
         """Right-hand side of the AS4 MessageIds we create (`uuid@domain`, as4.md pitfall 10)."""
         return urlsplit(self.public_url).hostname or "peppol-ap"
+
+    @cached_property
+    def inbound_limits(self) -> InboundLimits:
+        """What one inbound message may cost, from the [as4] section (built once, not per request)."""
+        return InboundLimits(**self.config.as4.model_dump())
 
     @property
     def discovery(self) -> Discovery:

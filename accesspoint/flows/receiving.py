@@ -55,7 +55,6 @@ from accesspoint.core import (
     NOT_SERVICED,
     OTHER,
     As4Error,
-    InboundLimits,
     InboundMessage,
     InboundRefusal,
     SignedReceipt,
@@ -174,10 +173,9 @@ POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (PostReceiptAction("hand-o
 def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -> InboundResult:
     """Process one POST /as4 request body (de-chunked, as byte chunks) and return the answer to send."""
     now = datetime.now(UTC)
-    limits = InboundLimits(**gateway.config.as4.model_dump())
     as4_message_id: str | None = None
     try:
-        with open_message(body, content_type, our_key=gateway.key, limits=limits,
+        with open_message(body, content_type, our_key=gateway.key, limits=gateway.inbound_limits,
                           check_signer=lambda cert: gateway.validator.validate(cert, Purpose.AP_SIGNING, now),
                           ) as inbound:
             as4_message_id = inbound.message_id
@@ -193,7 +191,7 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
             assert accepting.organisation_id is not None, "the served check names the organisation"
             blob = gateway.blobs.put(inbound.payload)
             try:
-                receipt = _sign_receipt(gateway, inbound, now)
+                receipt = respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
                 stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob, receipt, now)
             except IntegrityError:
                 gateway.blobs.delete(blob.key)
@@ -216,14 +214,10 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
 
 
 def _ping_receipt(gateway: Gateway, inbound: InboundMessage, now: datetime) -> InboundResult:
-    receipt = _sign_receipt(gateway, inbound, now)
+    receipt = respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
     log.info("ebMS ping answered", extra={"as4_message_id": inbound.message_id,
                                           "peer_ap": inbound.user_message.from_party})
     return InboundResult(200, receipt.raw, SOAP_CONTENT_TYPE, None, Outcome.PING)
-
-
-def _sign_receipt(gateway: Gateway, inbound: InboundMessage, now: datetime) -> SignedReceipt:
-    return respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
 
 
 def _repeat(earlier: Message, inbound: InboundMessage) -> InboundResult:

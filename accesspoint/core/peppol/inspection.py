@@ -175,7 +175,8 @@ def sniff_content_type(stream: BinaryIO) -> tuple[str | None, BinaryIO]:
 
 # --------------------------------------------------------------------------- the analysis
 
-InboundCheck = Callable[[UserMessage, Sbdh], None]
+OfflineCheck = Callable[[UserMessage, Sbdh], None]
+"""An inbound check that needs no database, as `flows.receiving.offline_checks` hands them to `inspect`."""
 
 
 def inspect_message(
@@ -186,7 +187,7 @@ def inspect_message(
     validator: CertificateValidator | None = None,
     at: datetime,
     limits: InboundLimits | None = None,
-    checks: Sequence[tuple[str, InboundCheck]] = (),
+    checks: Sequence[tuple[str, OfflineCheck]] = (),
 ) -> InspectionReport:
     """Analyse one AS4 message, receipt or error signal; never raises for a bad message.
 
@@ -222,7 +223,7 @@ def inspect_message(
     return report
 
 
-def _check_step(check: InboundCheck) -> Callable[[Opening], str]:
+def _check_step(check: OfflineCheck) -> Callable[[Opening], str]:
     def run(o: Opening) -> str:
         assert o.user_message is not None and o.sbdh is not None
         check(o.user_message, o.sbdh)

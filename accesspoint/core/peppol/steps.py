@@ -290,17 +290,18 @@ def _decryption(o: Opening) -> str:
     if not attachments:
         o.clear = {}
         return Skipped("no attachment to decrypt")  # an ebMS ping (the profile lets only a ping come without)
-    o.clear = _in_the_clear(o)  # what can still be verified and read when decryption fails (inspect goes on)
     try:
         decrypted = encryption.decrypt_attachments(o.root, o.keys, {p.content_id or "": p.open() for p in attachments},
                                                    spill_threshold=o.limits.spill_threshold_bytes)
     except ValueError:
+        o.clear = _in_the_clear(o)  # what inspect can still verify and read
         if o.keys:
             raise
         # inspect without --key: the encryption header was judged, only the key is missing
         raise As4Error(FAILED_DECRYPTION, f"not possible: encrypted for {encrypted_for(o.root)}, and no key was "
                                           "given to decrypt with") from None
     except As4Error as exc:
+        o.clear = _in_the_clear(o)
         ours, targets = {key.certificate for key in o.keys}, recipients(o.root)
         if targets and not any(cert in ours for cert in targets if cert is not None):
             given = "; ".join(describe(key.certificate) for key in o.keys)
@@ -308,11 +309,13 @@ def _decryption(o: Opening) -> str:
                                      f"for our key: {given})") from None
         raise
     o.spooled += [item.body for item in decrypted.values()]
-    o.clear.update({cid: Clear(item.mime_type, item.body, item.size) for cid, item in decrypted.items()})
+    o.clear = {cid: Clear(item.mime_type, item.body, item.size) for cid, item in decrypted.items()}
     sizes = ", ".join(f"<{cid}> {item.size} bytes {item.mime_type}" for cid, item in decrypted.items())
-    plain = [part.content_id or "" for part in attachments if (part.content_id or "") not in decrypted]
+    plain = [part for part in attachments if (part.content_id or "") not in decrypted]
     if plain:
-        listed = ", ".join(f"<{cid}>" for cid in plain)
+        # decrypt_attachments returns only what an EncryptedData covers: the rest travelled in the clear
+        o.clear.update({part.content_id or "": Clear(part.content_type, part.body, part.size) for part in plain})
+        listed = ", ".join(f"<{part.content_id or ''}>" for part in plain)
         raise As4Error(FAILED_DECRYPTION, f"attachment {listed} is not encrypted; Peppol requires every payload to "
                                           "be encrypted for the receiving access point")
     return f"decrypted {len(decrypted)} attachment(s): {sizes}"
