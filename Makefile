@@ -15,9 +15,10 @@ install: $(BIN)/python
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 
-## Install everything and start the gateway on its embedded defaults (local environment).
+## Install everything and start the whole gateway on its embedded defaults (local environment): web server,
+## background worker and the local SML with its DNS server, in one process tree that Ctrl-C stops.
 run: install
-	$(BIN)/peppol-ap serve $(if $(PORT),--port $(PORT))
+	$(BIN)/peppol-ap run $(if $(PORT),--port $(PORT))
 
 ## Install what the tests need and run lint and the whole test suite; database tests run on SQLite and on a
 ## throwaway PostgreSQL that scripts/with-postgres.sh starts (needs `apt-get install postgresql`).

@@ -6,13 +6,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Flask, jsonify
-from sqlalchemy.exc import SQLAlchemyError
 
-from accesspoint import __version__, metrics
+from accesspoint import __version__, health, metrics
 from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.store.database import display_url, ping
 from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
@@ -39,33 +37,19 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     metrics.install(app, gw)
 
     @app.get("/health")
-    def health() -> Any:
+    def health_view() -> Any:
         cfg = gw.config
-        now = datetime.now(UTC)
-        cert = gw.key.certificate
-        try:
-            ping(gw.engine)
-            database = {"ok": True, "url": display_url(cfg.database_url)}
-        except SQLAlchemyError as exc:
-            database = {"ok": False, "url": display_url(cfg.database_url), "error": type(exc).__name__}
-        certificate = {
-            "subject": cert.subject.rfc4514_string(),
-            "issuer": cert.issuer.rfc4514_string(),
-            "not_after": cert.not_valid_after_utc.isoformat(),
-            "days_left": (cert.not_valid_after_utc - now).days,
-            "ok": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
-        }
-        ok = database["ok"] and certificate["ok"]
+        report = health.check(gw, datetime.now(UTC))
         body = {
-            "status": "ok" if ok else "degraded",
+            "status": report.status,
+            "reasons": report.down + report.degraded,
             "version": __version__,
             "environment": cfg.environment,
             "as4_url": gw.as4_url,
             "sml_zone": cfg.sml_zone,
             "trust_anchors": [c.subject.rfc4514_string() for c in gw.anchors.ap_cas],
-            "database": database,
-            "certificate": certificate,
+            **report.sections,
         }
-        return jsonify(body), 200 if ok else 503
+        return jsonify(body), report.http_status
 
     return app

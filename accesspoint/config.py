@@ -189,6 +189,20 @@ class ServerSection(_Section):
     host: Annotated[str, Field(min_length=1)]
     port: Port
     public_url: HttpUrlOrUnset
+    workers: Annotated[Int, Field(ge=0, le=64)]
+    threads: Annotated[Int, Field(ge=1, le=256)]
+    read_timeout_seconds: Positive
+    body_timeout_seconds: Positive
+
+    @property
+    def worker_processes(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+class HealthSection(_Section):
+    worker_stale_seconds: Positive
+    queue_stuck_seconds: Positive
+    certificate_warning_days: Annotated[Int, Field(ge=0)]
 
 
 class StorageSection(_Section):
@@ -257,6 +271,12 @@ class SmlSection(_Section):
     physical_address: Annotated[str, AfterValidator(_ipv4_address)]
 
 
+class LocalSmlSection(_Section):
+    port: Port
+    dns_port: Port
+    store: str
+
+
 class DirectorySection(_Section):
     url: HttpUrlOrUnset
 
@@ -312,6 +332,7 @@ class Config(_Section):
 
     environment: Environment
     server: ServerSection
+    health: HealthSection
     storage: StorageSection
     database: DatabaseSection
     keystore: KeystoreSection
@@ -319,6 +340,7 @@ class Config(_Section):
     trust: TrustSection
     revocation: RevocationSection
     sml: SmlSection
+    local_sml: LocalSmlSection
     directory: DirectorySection
     smp_client: SmpClientSection
     as4: As4Section
@@ -365,6 +387,20 @@ class Config(_Section):
     @property
     def sml_zone(self) -> str:
         return self.sml.zone or SML_ZONES[self.environment]
+
+    @property
+    def dns_servers(self) -> list[str]:
+        """The DNS servers SML lookups ask: the configured ones; in the local environment without any, the local
+        SML's (its zone exists nowhere else, and asking the system resolver would leak the lookups); else none
+        (the system resolver)."""
+        if self.sml.dns_servers or self.environment != "local":
+            return list(self.sml.dns_servers)
+        return [f"127.0.0.1:{self.local_sml.dns_port}"]
+
+    @property
+    def local_sml_store(self) -> Path:
+        return Path(self.local_sml.store).resolve() if self.local_sml.store else \
+            self.data_dir / "localsml" / "zone.sqlite"
 
     def redacted(self) -> dict[str, Any]:
         """The settings with secrets masked, for logs and `peppol-ap config show`."""

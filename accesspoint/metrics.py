@@ -21,6 +21,7 @@ the TLS-terminating proxy in front refuse `/metrics` from the internet.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from flask import Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
@@ -29,6 +30,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from accesspoint import health
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Attempt, Message, WebhookDelivery
 
@@ -47,6 +49,7 @@ class GatewayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         yield from self._database()
+        yield from self._health()
         yield from self._discovery()
         yield from self._revocation()
 
@@ -79,6 +82,30 @@ class GatewayCollector(Collector):
             return
         up.add_metric([], 1)
         yield from (up, messages, deliveries, attempts)
+
+    def _health(self) -> Iterator[Metric]:
+        """What /health judges, as numbers an alert rule can compare (see accesspoint/health.py)."""
+        report = health.check(self.gateway, datetime.now(UTC))
+        yield GaugeMetricFamily(f"{PREFIX}_health_status", "0 ok, 1 degraded (a person must act), 2 down",
+                                value={"ok": 0, "degraded": 1, "down": 2}[report.status])
+        days = GaugeMetricFamily(f"{PREFIX}_certificate_days_left", "Days until our certificate expires "
+                                 "(negative: expired)", labels=["role", "subject"])
+        for role, cert in report.certificates.items():
+            days.add_metric([role, cert.subject.rfc4514_string()], (cert.not_valid_after_utc - report.now).days)
+        yield days
+        found = report.background
+        if found is None:  # the database is down: _database() said so
+            return
+        yield GaugeMetricFamily(f"{PREFIX}_workers_live", "Background workers with a fresh heartbeat",
+                                value=found.live_workers)
+        if found.last_beat is not None:
+            yield GaugeMetricFamily(f"{PREFIX}_worker_heartbeat_age_seconds", "Seconds since the newest worker "
+                                    "heartbeat", value=(report.now - found.last_beat).total_seconds())
+        yield GaugeMetricFamily(f"{PREFIX}_queue_due", "Outbound messages and webhook deliveries whose time has "
+                                "come", value=found.due)
+        yield GaugeMetricFamily(f"{PREFIX}_queue_oldest_due_seconds", "Seconds the longest-waiting due item has "
+                                "waited (0: none)",
+                                value=(report.now - found.oldest_due).total_seconds() if found.oldest_due else 0)
 
     def _discovery(self) -> Iterator[Metric]:
         discovery = self.gateway._discovery  # the property would build it; a scrape only reports what exists

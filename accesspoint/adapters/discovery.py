@@ -17,9 +17,10 @@ def build_discovery(cfg: Config, validator: Any, *, environment: str | None = No
     """A Discovery for `environment` (default: the configured one). The configured sml.zone only
     applies to the configured environment; another environment gets its own Peppol zone."""
     env = environment or cfg.environment
-    configured_zone = cfg.sml.zone if env == cfg.environment else ""
-    sml = SmlLookup(zone or configured_zone or SML_ZONES[env], dns_servers or list(cfg.sml.dns_servers) or None,
-                    cfg.sml.timeout_seconds)
+    same = env == cfg.environment  # the configured zone and DNS servers belong to the configured environment
+    configured_zone = cfg.sml.zone if same else ""
+    servers = dns_servers or (cfg.dns_servers if same else list(cfg.sml.dns_servers))
+    sml = SmlLookup(zone or configured_zone or SML_ZONES[env], servers or None, cfg.sml.timeout_seconds)
     smp_cfg = cfg.smp_client
     client = SmpClient(validator, timeout=smp_cfg.timeout_seconds, max_bytes=smp_cfg.max_response_bytes,
                        allow_sha1=allow_sha1)

@@ -4,6 +4,7 @@ here; they share accesspoint.cli.common, never this module, so importing them at
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -13,6 +14,7 @@ from accesspoint.cli.common import config_option, fail_config
 from accesspoint.cli.db import db
 from accesspoint.config import ConfigError, key_material, load_config
 from accesspoint.server import run
+from accesspoint.supervisor import run_all
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,14 +27,30 @@ def cli() -> None:
 @config_option
 @click.option("--host", help="Address to listen on (overrides server.host).")
 @click.option("--port", type=int, help="TCP port (overrides server.port).")
-@click.option("--workers", type=int, default=1, show_default=True, help="gunicorn worker processes.")
-def serve(config_path: str | None, host: str | None, port: int | None, workers: int) -> None:
-    """Start the gateway (gunicorn) on the configured address."""
-    overrides = {"PEPPOL_AP_SERVER__HOST": host, "PEPPOL_AP_SERVER__PORT": str(port) if port else None}
+@click.option("--workers", type=int, help="gunicorn worker processes (overrides server.workers; 0: one per core).")
+def serve(config_path: str | None, host: str | None, port: int | None, workers: int | None) -> None:
+    """Start the web server alone (gunicorn) on the configured address: for production deployments, where
+    `peppol-ap worker` runs as its own service. `peppol-ap run` starts everything at once."""
+    overrides = {"PEPPOL_AP_SERVER__HOST": host, "PEPPOL_AP_SERVER__PORT": str(port) if port else None,
+                 "PEPPOL_AP_SERVER__WORKERS": None if workers is None else str(workers)}
     try:
-        run(config_path, {k: v for k, v in overrides.items() if v}, workers)
+        run(config_path, {k: v for k, v in overrides.items() if v})
     except ConfigError as exc:
         fail_config(exc)
+
+
+@cli.command("run")
+@config_option
+@click.option("--port", type=int, help="TCP port of the web server (overrides server.port).")
+def run_command(config_path: str | None, port: int | None) -> None:
+    """Start the whole gateway in one supervised process tree: the web server, the background worker and, in the
+    local environment, the local SML with its DNS server (our SMP registered in it). Ctrl-C stops all of it."""
+    overrides = {"PEPPOL_AP_SERVER__PORT": str(port)} if port else {}
+    try:
+        code = run_all(config_path, overrides)
+    except ConfigError as exc:
+        fail_config(exc)
+    sys.exit(code)
 
 
 @cli.group()

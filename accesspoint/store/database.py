@@ -89,11 +89,6 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def ping(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(text("SELECT 1"))
-
-
 def display_url(url: str) -> str:
     """The URL without its password, for health pages and logs."""
     return make_url(url).render_as_string(hide_password=True)

@@ -440,3 +440,13 @@ class WebhookDelivery(Base):
         CheckConstraint(_in("state", DeliveryState), name="state"),
         Index(None, "state", "next_attempt_at"),
     )
+
+
+class WorkerHeartbeat(Base):
+    """The last sign of life of one `peppol-ap worker` process, so /health can say when none is running."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<host>:<pid>"
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    beat_at: Mapped[datetime] = mapped_column(default=utcnow)

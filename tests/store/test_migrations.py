@@ -21,6 +21,7 @@ TABLES = {
     "api_clients",
     "messages",
     "attempts",
+    "worker_heartbeats",
     "receipts",
     "events",
     "webhook_subscriptions",
