@@ -23,7 +23,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 import requests
 
@@ -147,17 +147,20 @@ class Supervisor:
         print(f"peppol-ap: our SMP {record.smp_id} is registered in the local SML at {record.logical_address}",
               file=self.out, flush=True)
 
-    def _wait_for_web(self, child: Child, url: str) -> None:
+    def _wait_for(self, child: Child, url: str, ready: Callable[[dict[str, Any]], bool], what: str) -> None:
+        """Poll /health until `ready` says yes about its answer (or the child exits, or time runs out)."""
         deadline = time.monotonic() + START_SECONDS
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
-                raise StartError(f"the web server exited with status {child.process.returncode} (see above)")
+                raise StartError(f"the {child.name} process exited with status {child.process.returncode} "
+                                 "(see above)")
             try:
-                requests.get(f"{url}/health", timeout=2)
-                return
-            except requests.RequestException:
-                time.sleep(0.2)
-        raise StartError(f"the web server did not answer {url}/health within {START_SECONDS:.0f} s")
+                if ready(requests.get(f"{url}/health", timeout=2).json()):
+                    return
+            except (requests.RequestException, ValueError):
+                pass
+            time.sleep(0.2)
+        raise StartError(f"{what} within {START_SECONDS:.0f} s ({url}/health)")
 
     def start(self) -> Config:
         cfg = load_config(self.config_path, self.env)  # configuration errors before anything starts
@@ -166,9 +169,12 @@ class Supervisor:
             self._start_local_sml(cfg)
             self._register_smp()
             cfg = load_config(self.config_path, self.env)
+        url = f"http://{cfg.server.host}:{cfg.server.port}"
         web = self._spawn("web", self._cli("serve"))
-        self._wait_for_web(web, f"http://{cfg.server.host}:{cfg.server.port}")
-        self._spawn("worker", self._cli("worker"))
+        self._wait_for(web, url, lambda _: True, "the web server did not answer")
+        worker = self._spawn("worker", self._cli("worker"))
+        self._wait_for(worker, url, lambda health: health.get("worker", {}).get("live", 0) > 0,
+                       "the worker did not report its first heartbeat")
         return cfg
 
     # --- running and stopping -------------------------------------------------------------------------------
