@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from pydantic import BaseModel, ValidationError
 
+from accesspoint.adapters.discovery import build_discovery
 from accesspoint.cli.main import cli
 from accesspoint.config import DEFAULT_FILE, Config, ConfigError, key_material, load_config
 
@@ -48,6 +49,19 @@ def test_environment_variables_override_file_and_are_typed(tmp_path: Path) -> No
     assert cfg.server.port == 9100
     assert cfg.revocation.soft_fail is True
     assert cfg.sml.dns_servers == ["127.0.0.1:5353", "127.0.0.2"]
+
+
+def test_local_lookups_ask_the_local_smls_dns_server_never_the_system_resolver(tmp_path: Path, vectors: Path) -> None:
+    local = load_config(None, {"PEPPOL_AP_LOCAL_SML__DNS_PORT": "9553"})
+    assert local.dns_servers == ["127.0.0.1:9553"]
+    lookup = build_discovery(local, validator=None).sml
+    assert lookup.zone == "local.peppol.test"
+    assert [str(s) for s in lookup._resolver.nameservers] == ["Do53:127.0.0.1@9553"]  # dnspython's spelling
+    chosen = load_config(None, {"PEPPOL_AP_SML__DNS_SERVERS": "127.0.0.2:53"})
+    assert chosen.dns_servers == ["127.0.0.2:53"]
+    p12 = vectors / "as4/keys/peppol-test-ap-POP000306-EXPIRED-pw-peppol.p12"
+    peppol = load_config(None, {"PEPPOL_AP_ENVIRONMENT": "test", "PEPPOL_AP_KEYSTORE__PKCS12": str(p12)})
+    assert peppol.dns_servers == []  # the Peppol SML zones are public DNS: the system resolver asks them
 
 
 @pytest.mark.parametrize(("environment", "zone"), [("test", "participant.sml.test.tech.peppol.org"),
