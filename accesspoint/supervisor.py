@@ -2,7 +2,9 @@
 
 In the local environment: the local SML (its SOAP interface and NAPTR DNS server on loopback), then the web server,
 then the background worker, with the gateway pointed at that SML and DNS server and our SMP registered in it, so a
-fresh checkout can send to and receive from its own participants with nothing else started. In test and production:
+fresh checkout can send to and receive from its own participants with nothing else started. With `sml.management_url`
+set (a second local gateway joining the first one's SML, conf/local-network.toml) it starts no SML of its own and
+registers our SMP in that one. In test and production:
 the web server and the worker (systemd units or containers would rather run `serve` and `worker` apart).
 
 Each child runs in its own process group, so the supervisor decides the order of shutdown: Ctrl-C (SIGINT) or
@@ -166,7 +168,8 @@ class Supervisor:
         cfg = load_config(self.config_path, self.env)  # configuration errors before anything starts
         build_gateway(cfg).engine.dispose()  # key material, trust and the database migration, once, in order
         if cfg.environment == "local":
-            self._start_local_sml(cfg)
+            if not cfg.sml.management_url:  # a configured SML is another gateway's (conf/local-network.toml)
+                self._start_local_sml(cfg)
             self._register_smp()
             cfg = load_config(self.config_path, self.env)
         url = f"http://{cfg.server.host}:{cfg.server.port}"

@@ -9,6 +9,7 @@ import click
 
 from accesspoint.config import ConfigError, load_config
 from accesspoint.gateway import Gateway, build_gateway
+from accesspoint.store.database import display_url
 
 config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="TOML file layered on conf/default.toml."
@@ -29,8 +30,13 @@ def fail_config(exc: ConfigError, what: str = "configuration error") -> NoReturn
 
 
 def load_gateway(config_path: str | None) -> Gateway:
-    """The configured Gateway, or the configuration problems."""
+    """The configured Gateway, or the configuration problems. Says on stderr which gateway and database the
+    command acts on: with two local gateways side by side, the environment decides, and a token made in the
+    wrong database is a puzzle."""
     try:
-        return build_gateway(load_config(config_path))
+        gateway = build_gateway(load_config(config_path))
     except ConfigError as exc:
         fail_config(exc)
+    click.echo(f"peppol-ap: gateway {gateway.public_url}, database {display_url(gateway.config.database_url)}",
+               err=True)
+    return gateway
