@@ -29,14 +29,15 @@ def fail_config(exc: ConfigError, what: str = "configuration error") -> NoReturn
     sys.exit(2)
 
 
-def load_gateway(config_path: str | None) -> Gateway:
-    """The configured Gateway, or the configuration problems. Says on stderr which gateway and database the
-    command acts on: with two local gateways side by side, the environment decides, and a token made in the
-    wrong database is a puzzle."""
+def load_gateway(config_path: str | None, *, announce: bool = False) -> Gateway:
+    """The configured Gateway, or the configuration problems. With `announce`, says on stderr which gateway and
+    database the command acts on (commands that change what a gateway knows: with two local gateways side by
+    side the environment decides, and a token made in the other one's database is a puzzle)."""
     try:
         gateway = build_gateway(load_config(config_path))
     except ConfigError as exc:
         fail_config(exc)
-    click.echo(f"peppol-ap: gateway {gateway.public_url}, database {display_url(gateway.config.database_url)}",
-               err=True)
+    if announce:
+        click.echo(f"peppol-ap: gateway {gateway.public_url}, database {display_url(gateway.config.database_url)}",
+                   err=True)
     return gateway

@@ -25,7 +25,7 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
     """Create a token and print it once (only its hash is stored)."""
     if admin == (organisation_id is not None):
         fail("give either --org ORGANISATION_ID or --admin")
-    gateway = load_gateway(config_path)
+    gateway = load_gateway(config_path, announce=True)
     with gateway.read() as session:
         if organisation_id is not None and session.get(Organisation, organisation_id) is None:
             fail(f"organisation {organisation_id} does not exist")
@@ -42,7 +42,7 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
 @config_option
 def list_tokens(config_path: str | None) -> None:
     """List tokens (prefix, role, organisation, state)."""
-    gateway = load_gateway(config_path)
+    gateway = load_gateway(config_path, announce=True)
     with gateway.read() as session:
         for client in session.scalars(select(ApiClient).order_by(ApiClient.id)):
             state = "active" if client.active else f"revoked {client.revoked_at:%Y-%m-%d}"
@@ -56,7 +56,7 @@ def list_tokens(config_path: str | None) -> None:
 @click.argument("token_id", type=int)
 def revoke(config_path: str | None, token_id: int) -> None:
     """Revoke a token by its id (from `tokens list`)."""
-    gateway = load_gateway(config_path)
+    gateway = load_gateway(config_path, announce=True)
     with gateway.read() as session:
         client = session.get(ApiClient, token_id)
         if client is None:
