@@ -6,7 +6,6 @@ SQLite (WAL) is the embedded default, PostgreSQL the engine to scale out on; bot
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -30,10 +29,6 @@ SQLITE_BEGIN = "sqlite_begin"
 # PostgreSQL advisory lock key held while migrating (an arbitrary constant: "peppolap" in ASCII)
 MIGRATION_LOCK = 0x706570706F6C6170
 
-
-# How long a writer waits for another one before "database is locked".
-SQLITE_BUSY_SECONDS = 30.0
-_HOLDS_WRITER = "holds_sqlite_writer_lock"
 
 # How long a new connection retries switching a fresh database file to WAL while another connection writes to it.
 WAL_SWITCH_SECONDS = 30.0
@@ -60,8 +55,8 @@ def make_engine(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        # timeout is sqlite3's busy timeout: wait for another writer instead of failing at once
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        # timeout is sqlite3's busy timeout: wait up to 30 s for another writer instead of failing at once
+        engine = create_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -74,34 +69,12 @@ def make_engine(url: str) -> Engine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
-        # One writer per process at a time: SQLite admits one writer per file anyway, and threads that queue here
-        # are woken as soon as the writer commits, whereas in SQLite's busy handler they poll with sleeps of up to
-        # 100 ms (a request thread per connection made p99 ten times p50). Other processes still wait in SQLite.
-        writer = threading.Lock()
-
-        def _release(info: dict[str, Any]) -> None:
-            if info.pop(_HOLDS_WRITER, False):
-                writer.release()
-
         @event.listens_for(engine, "begin")
         def _sqlite_begin(connection: Connection) -> None:
             mode = connection.get_execution_options().get(SQLITE_BEGIN, "DEFERRED")
             if mode not in ("DEFERRED", "IMMEDIATE"):
                 raise ValueError(f"{SQLITE_BEGIN} must be DEFERRED or IMMEDIATE, not {mode!r}")
-            if mode == "IMMEDIATE":
-                if not writer.acquire(timeout=SQLITE_BUSY_SECONDS):
-                    raise sqlite3.OperationalError("database is locked (another thread of this process writes)")
-                connection.info[_HOLDS_WRITER] = True
-            try:
-                connection.exec_driver_sql(f"BEGIN {mode}")
-            except BaseException:
-                _release(connection.info)
-                raise
-
-        for name in ("commit", "rollback"):
-            event.listen(engine, name, lambda connection: _release(connection.info))
-        # a connection handed back to the pool without either (its owner died) must not keep the lock
-        event.listen(engine, "checkin", lambda _dbapi, record: _release(record.info))
+            connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
     connect_args: dict[str, Any] = {}
