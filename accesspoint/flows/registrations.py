@@ -295,7 +295,15 @@ def _write_client_cert(key: KeyMaterial, directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+# SML error ERR-100: our SMP itself is unknown to the SML, so no participant can be registered before it is
+SML_UNKNOWN_SMP = "ERR-100"
+SMP_REGISTRATION_REMEDY = ("Register our SMP in the SML with PUT /admin/api/sml, then re-sync the participant "
+                           "(POST /admin/api/participants/{id}/resync).")
+
+
 def _sml_message(exc: SmlError, action: str) -> str:
+    if isinstance(exc, SmlNotFound) and exc.code == SML_UNKNOWN_SMP:
+        return f"{exc.message} {SMP_REGISTRATION_REMEDY}"
     if exc.retryable:
         return f"{exc.message} (Could not {action} the participant in the SML; re-sync to try again.)"
     return exc.message
