@@ -13,7 +13,7 @@ from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
+from accesspoint.web import access_log, admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
 
@@ -24,6 +24,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
+    access_log.install(app)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)

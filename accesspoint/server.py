@@ -40,5 +40,6 @@ def run(config_path: str | None, overrides: Mapping[str, str], workers: int) -> 
 
     bind = f"{cfg.server.host}:{cfg.server.port}"
     print(f"peppol-ap {cfg.environment} environment listening on http://{bind}  (health: /health)", flush=True)
-    options = {"bind": bind, "workers": workers, "timeout": 300, "accesslog": "-", "post_fork": post_fork}
+    # no "accesslog": the app writes the access log itself, as JSON with the request id (web/access_log.py)
+    options = {"bind": bind, "workers": workers, "timeout": 300, "post_fork": post_fork}
     _Gunicorn(app, options).run()
