@@ -13,7 +13,17 @@ from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.database import display_url, ping
-from accesspoint.web import access_log, admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
+from accesspoint.web import (
+    access_log,
+    admin,
+    admin_audit,
+    api_events,
+    api_inbound,
+    api_outbound,
+    api_webhooks,
+    as4,
+    openapi,
+)
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
 
@@ -32,6 +42,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(api_events.blueprint)
     app.register_blueprint(as4.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(admin_audit.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
         source = StoreParticipantSource(gw.read)

@@ -8,7 +8,13 @@ import click
 from sqlalchemy import select
 
 from accesspoint.cli.common import config_option, fail, load_gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor, token_snapshot
 from accesspoint.store.models import ApiClient, ApiRole, Organisation
+
+# audit log actions (the admin API's token routes record the same)
+AUDIT_CREATE = "token.create"
+AUDIT_REVOKE = "token.revoke"
 
 
 @click.group()
@@ -34,6 +40,8 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
         session.add(client)
         session.flush()
         client_id = client.id
+        audit.record(session, Actor.command_line(), AUDIT_CREATE, audit.API_TOKEN, client_id,
+                     after=token_snapshot(client))
     click.echo(f"token {client_id} ({role}) created; store it now, it is not shown again:")
     click.echo(token)
 
@@ -62,5 +70,8 @@ def revoke(config_path: str | None, token_id: int) -> None:
         if client is None:
             fail(f"token {token_id} does not exist")
         if client.active:
+            before = token_snapshot(client)
             client.revoked_at = datetime.now(UTC)
+            audit.record(session, Actor.command_line(), AUDIT_REVOKE, audit.API_TOKEN, client.id, before=before,
+                         after=token_snapshot(client))
     click.echo(f"token {token_id} revoked")

@@ -440,3 +440,28 @@ class WebhookDelivery(Base):
         CheckConstraint(_in("state", DeliveryState), name="state"),
         Index(None, "state", "next_attempt_at"),
     )
+
+
+class AuditRecord(Base):
+    """One admin action (organisation, participant, token, SML, import, retry), written in the transaction of the
+    change it describes (accesspoint.store.audit). `before`/`after` are JSON snapshots without secrets; `actor` is
+    the token's name or `cli:<os user>`, `api_client_id` the token's id (no foreign key: the record outlives it)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    api_client_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        # the admin API pages by (created_at, id) and filters by action and target
+        Index(None, "created_at", "id"),
+        Index(None, "action", "created_at"),
+        Index(None, "target_type", "target_id"),
+    )

@@ -25,6 +25,7 @@ TABLES = {
     "events",
     "webhook_subscriptions",
     "webhook_deliveries",
+    "audit_log",
 }
 
 
