@@ -465,3 +465,14 @@ class AuditRecord(Base):
         Index(None, "action", "created_at"),
         Index(None, "target_type", "target_id"),
     )
+
+
+class RetentionCount(Base):
+    """How much retention (accesspoint.flows.retention) removed so far, by kind: counted in the transaction of the
+    removal, so the `/metrics` counter is the same whichever process serves the scrape and survives restarts."""
+
+    __tablename__ = "retention_counts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    removed: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -226,6 +226,9 @@ def retry(message_id: str) -> ResponseReturnValue:
         if message.state != MessageState.FAILED:
             raise ProblemError(409, "Conflict", f"only a failed message can be retried; message {message_id} is "
                                                 f"{message.state}", state=message.state)
+        if message.blob_key is None:
+            raise ProblemError(409, "Conflict", f"message {message_id} cannot be retried: its document was removed "
+                                                "after the retention period; submit it again", state=message.state)
         retry_failed(session, message, deadline, Actor.of_client(current_client()))
         return _accepted(message, replayed=False)
 

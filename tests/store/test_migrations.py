@@ -26,6 +26,7 @@ TABLES = {
     "webhook_subscriptions",
     "webhook_deliveries",
     "audit_log",
+    "retention_counts",
 }
 
 

@@ -1,4 +1,5 @@
-"""The audit log: one row per admin action, with who, what, when and before/after snapshots (store/audit.py).
+"""The audit log: one row per admin action, with who, what, when and before/after snapshots (store/audit.py);
+and the running totals of what retention removed, by kind, for /metrics (flows/retention.py).
 
 Revision ID: 0004_ops
 Revises: 0003
@@ -33,9 +34,17 @@ def upgrade() -> None:
     op.create_index("ix_audit_log_created_at_id", "audit_log", ["created_at", "id"])
     op.create_index("ix_audit_log_action_created_at", "audit_log", ["action", "created_at"])
     op.create_index("ix_audit_log_target_type_target_id", "audit_log", ["target_type", "target_id"])
+    op.create_table(
+        "retention_counts",
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("removed", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("kind", name="pk_retention_counts"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("retention_counts")
     op.drop_index("ix_audit_log_target_type_target_id", table_name="audit_log")
     op.drop_index("ix_audit_log_action_created_at", table_name="audit_log")
     op.drop_index("ix_audit_log_created_at_id", table_name="audit_log")
