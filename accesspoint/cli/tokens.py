@@ -12,10 +12,6 @@ from accesspoint.store import audit
 from accesspoint.store.audit import Actor, token_snapshot
 from accesspoint.store.models import ApiClient, ApiRole, Organisation
 
-# audit log actions (the admin API's token routes record the same)
-AUDIT_CREATE = "token.create"
-AUDIT_REVOKE = "token.revoke"
-
 
 @click.group()
 def tokens() -> None:
@@ -40,7 +36,7 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
         session.add(client)
         session.flush()
         client_id = client.id
-        audit.record(session, Actor.command_line(), AUDIT_CREATE, audit.API_TOKEN, client_id,
+        audit.record(session, Actor.command_line(), audit.TOKEN_CREATE, audit.API_TOKEN, client_id,
                      after=token_snapshot(client))
     click.echo(f"token {client_id} ({role}) created; store it now, it is not shown again:")
     click.echo(token)
@@ -72,6 +68,6 @@ def revoke(config_path: str | None, token_id: int) -> None:
         if client.active:
             before = token_snapshot(client)
             client.revoked_at = datetime.now(UTC)
-            audit.record(session, Actor.command_line(), AUDIT_REVOKE, audit.API_TOKEN, client.id, before=before,
+            audit.record(session, Actor.command_line(), audit.TOKEN_REVOKE, audit.API_TOKEN, client.id, before=before,
                          after=token_snapshot(client))
     click.echo(f"token {token_id} revoked")

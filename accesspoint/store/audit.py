@@ -24,6 +24,10 @@ SML = "sml"
 IMPORT = "import"
 MESSAGE = "message"
 
+# token actions, named here because two doors make them (the CLI and the admin API)
+TOKEN_CREATE = "token.create"  # noqa: S105 (an action name, no secret)
+TOKEN_REVOKE = "token.revoke"  # noqa: S105
+
 _ORGANISATION_COLUMNS = ("name", "country", "org_number", "vat_number", "contact_name", "contact_email",
                          "contact_phone")
 

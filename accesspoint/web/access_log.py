@@ -58,18 +58,35 @@ def _note_caller(response: Response) -> Response:
 
 class _Body:
     """The response body as the server iterates it, counting bytes. The log line is written once, when the last
-    chunk was sent or, for a body not sent to its end (the client went away), when the server closes it."""
+    chunk was sent or, for a body not sent to its end (the client went away), when the server closes it.
 
-    def __init__(self, body: Iterable[bytes], finished: Callable[[int], None]) -> None:
+    The request id is set around each step (the view's call, every chunk, the close) rather than for the whole
+    response, so it never outlives the request in the thread, even when a body is abandoned without a close."""
+
+    def __init__(self, request_id: str, body: Iterable[bytes], finished: Callable[[int], None]) -> None:
+        self._request_id = request_id
         self._body = body
+        self._chunks: Iterator[bytes] | None = None
         self._finished: Callable[[int], None] | None = finished
         self._size = 0
 
     def __iter__(self) -> Iterator[bytes]:
-        for chunk in self._body:
+        return self
+
+    def __next__(self) -> bytes:
+        token = logs.request_id.set(self._request_id)
+        try:
+            if self._chunks is None:
+                self._chunks = iter(self._body)
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                self._finish()
+                raise
             self._size += len(chunk)
-            yield chunk
-        self._finish()
+            return chunk
+        finally:
+            logs.request_id.reset(token)
 
     def _finish(self) -> None:
         finished, self._finished = self._finished, None
@@ -77,12 +94,16 @@ class _Body:
             finished(self._size)
 
     def close(self) -> None:
+        token = logs.request_id.set(self._request_id)
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
                 close()
         finally:
-            self._finish()
+            try:
+                self._finish()
+            finally:
+                logs.request_id.reset(token)
 
 
 class AccessLog:
@@ -94,7 +115,6 @@ class AccessLog:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         rid = request_id(environ.get("HTTP_X_REQUEST_ID"))
-        token = logs.request_id.set(rid)
         environ[_FIELDS] = {}
         status: list[int] = []
 
@@ -113,17 +133,17 @@ class AccessLog:
                 "remote_addr": environ.get("REMOTE_ADDR"),
                 **environ[_FIELDS],
             }
-            try:
-                log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
-            finally:
-                logs.request_id.reset(token)
+            log.info("%s %s %s", fields["method"], fields["path"], fields["status"], extra=fields)
 
+        token = logs.request_id.set(rid)
         try:
             body = self.app(environ, start)
         except BaseException:
             finished(0)
             raise
-        return _Body(body, finished)
+        finally:
+            logs.request_id.reset(token)
+        return _Body(rid, body, finished)
 
 
 def install(app: Flask) -> None:

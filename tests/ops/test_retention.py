@@ -33,6 +33,7 @@ from accesspoint.store.models import (
     WebhookSubscription,
 )
 from accesspoint.store.types import utcnow
+from accesspoint.worker import TASKS
 from tests.ops.helpers import value
 from tests.receiving.conftest import Receiver, ReceiverFactory
 
@@ -207,6 +208,7 @@ def test_metrics_count_removals_by_kind(world: World) -> None:
 
 
 def test_worker_task_honours_enabled_dry_run_and_interval(make_receiver: ReceiverFactory, database_url: str) -> None:
+    assert "accesspoint.flows.retention:apply_retention" in TASKS
     for settings, removes in (({"retention__enabled": "false"}, False), ({"retention__dry_run": "true"}, False),
                               ({}, True)):
         rx = make_receiver(database_url if not settings else None, **settings)

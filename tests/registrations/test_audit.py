@@ -172,7 +172,7 @@ def test_retry_of_a_failed_message_is_audited(gateway: Gateway) -> None:
         client, token = ApiClient.issue("acme erp", ApiRole.NETWORK, organisation.id)
         session.add(client)
         failed = Message(direction=Direction.OUTBOUND, organisation_id=organisation.id, state=MessageState.FAILED,
-                         error_code="PERMANENT", attempts=3)
+                         error_code="PERMANENT", attempts=3, blob_key="kept")
         sent = Message(direction=Direction.OUTBOUND, organisation_id=organisation.id, state=MessageState.SENT)
         session.add_all([failed, sent])
         session.flush()

@@ -110,6 +110,7 @@ def test_as4_outcome_and_application_lines_carry_the_request_id(client: FlaskCli
     assert access["status"] == response.status_code
     refused = [line for line in lines if line["msg"] == "inbound message refused"]
     assert refused and all(line["request_id"] == "peer-7" for line in refused)
-    # outside a request no id is set
+    # outside a request no id is set, also after a response whose body nobody read
+    client.get("/health", headers={"X-Request-Id": "abandoned"})
     logging.getLogger("accesspoint.test").info("after the request")
     assert "request_id" not in json.loads(_handler_output().splitlines()[-1])
