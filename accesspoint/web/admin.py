@@ -18,6 +18,9 @@ the answer is the registration state, whose per-step status and error say what h
     POST   /participants/{id}/receiving {enabled}   GET .../registration   POST .../resync   POST .../migrate {key}
     POST   /imports[?dry_run=true]      CSV body (text/csv) or multipart field "file" -> per-row report
     GET    /sml   our SMP's SML record;   PUT /sml   register our SMP (logical address = gateway.smp_url)
+
+Every change above writes one audit record in its transaction (store/audit.py); GET /audit lists them
+(web/admin_audit.py).
 """
 
 from __future__ import annotations
