@@ -24,7 +24,9 @@ from accesspoint.store.models import (
     MessageState,
     Organisation,
 )
-from tests.registrations.conftest import make_gateway
+from smp.identifiers import ParticipantId
+from smp.sml import new_migration_key
+from tests.registrations.conftest import RunningSml, make_gateway
 
 ACME = {"name": "Acme AB", "country": "SE", "org_number": "5567321707"}
 PARTICIPANT = "0007:5567321707"
@@ -225,3 +227,20 @@ def test_audit_api_filters_and_pages(gateway: Gateway, admin: FlaskClient) -> No
         session.add(network)
     plain = create_app(gateway=gateway).test_client()
     assert plain.get("/admin/api/audit", headers={"Authorization": f"Bearer {token}"}).status_code == 403
+
+
+def test_migration_is_audited_without_the_key(gateway: Gateway, admin: FlaskClient, local_sml: RunningSml) -> None:
+    other = local_sml.other_provider()
+    other.create_participant(ParticipantId.parse(PARTICIPANT))
+    key = new_migration_key()
+    other.prepare_to_migrate(ParticipantId.parse(PARTICIPANT), key)
+    org_id = admin.post("/admin/api/organisations", json=ACME).get_json()["id"]
+    participant_id = admin.post(f"/admin/api/organisations/{org_id}/participants",
+                                json={"identifier": PARTICIPANT}).get_json()["id"]
+    seen = count(gateway)
+    response = admin.post(f"/admin/api/participants/{participant_id}/migrate", json={"key": key})
+    assert response.status_code == 200 and response.get_json()["sml"]["status"] == "registered"
+    [record] = new(gateway, seen)
+    assert record.action == "participant.migrate" and record.target_id == str(participant_id)
+    assert (record.before["receiving_enabled"], record.after["receiving_enabled"]) == (False, True)
+    assert key not in json.dumps([record.before, record.after])
