@@ -11,7 +11,17 @@ from accesspoint import __version__, health, metrics
 from accesspoint.adapters.participant_source import StoreParticipantSource
 from accesspoint.config import Config, load_config
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.web import admin, api_events, api_inbound, api_outbound, api_webhooks, as4, openapi
+from accesspoint.web import (
+    access_log,
+    admin,
+    admin_audit,
+    api_events,
+    api_inbound,
+    api_outbound,
+    api_webhooks,
+    as4,
+    openapi,
+)
 from accesspoint.web.problems import register_problem_handlers
 from smp.server import smp_blueprint
 
@@ -22,6 +32,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app = Flask("accesspoint")
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
+    access_log.install(app)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)
@@ -29,6 +40,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(api_events.blueprint)
     app.register_blueprint(as4.blueprint)
     app.register_blueprint(admin.blueprint)
+    app.register_blueprint(admin_audit.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
         source = StoreParticipantSource(gw.read)

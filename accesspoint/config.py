@@ -322,6 +322,32 @@ class SendingSection(_Section):
         return self
 
 
+Days = Annotated[Int, Field(ge=1)]
+
+
+class RetentionSection(_Section):
+    enabled: Bool
+    dry_run: Bool
+    interval_minutes: Count
+    batch_size: Count
+    inbound_acked_payload_days: Days
+    outbound_sent_payload_days: Days
+    outbound_failed_payload_days: Days
+    duplicate_window_days: Days
+    metadata_days: Days
+
+    @model_validator(mode="after")
+    def _metadata_outlives_payloads(self) -> Self:
+        # a message's row is what says its payload was removed, and the duplicate checks read it
+        problems: list[tuple[KeyPath, str]] = []
+        for key in ("inbound_acked_payload_days", "outbound_sent_payload_days", "outbound_failed_payload_days",
+                    "duplicate_window_days"):
+            if self.metadata_days < getattr(self, key):
+                problems.append((("metadata_days",), f"must not be smaller than retention.{key}"))
+        _raise_all("retention", problems)
+        return self
+
+
 class LogSection(_Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
     format: Literal["json", "text"]
@@ -346,6 +372,7 @@ class Config(_Section):
     as4: As4Section
     sending: SendingSection
     log: LogSection
+    retention: RetentionSection
     # the files read, for `config check`; not a setting
     _sources: tuple[str, ...] = PrivateAttr(default=())
 

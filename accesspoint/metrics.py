@@ -32,7 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from accesspoint import health
 from accesspoint.gateway import Gateway
-from accesspoint.store.models import Attempt, Message, WebhookDelivery
+from accesspoint.store.models import Attempt, Message, RetentionCount, WebhookDelivery
 
 PREFIX = "peppol_ap"
 # AS4 requests range from a ping (tens of ms) to a 200 MB payload (tens of seconds).
@@ -63,6 +63,11 @@ class GatewayCollector(Collector):
         # read as a reset
         attempts = GaugeMetricFamily(f"{PREFIX}_outbound_attempts", "Recorded outbound delivery attempts by "
                                      "outcome (in_progress: not finished yet)", labels=["outcome"])
+        # kept in the database by the worker that removed them (flows/retention.py): any process can serve it
+        retention = CounterMetricFamily(f"{PREFIX}_retention_removed", "Messages whose data retention removed, by "
+                                        "kind (inbound_payload, outbound_payload, failed_payload: the payload; "
+                                        "inbound_metadata, outbound_metadata: the whole message)",
+                                        labels=["kind"])
         try:
             with self.gateway.read() as session:
                 for direction, state, count in session.execute(
@@ -75,13 +80,15 @@ class GatewayCollector(Collector):
                 for outcome, count in session.execute(
                         select(Attempt.outcome, func.count()).group_by(Attempt.outcome)):
                     attempts.add_metric([outcome or "in_progress"], count)
+                for kind, removed in session.execute(select(RetentionCount.kind, RetentionCount.removed)):
+                    retention.add_metric([kind], removed)
         except SQLAlchemyError:
             # a scrape must still answer (with database_up 0) when the database is down: that is when it matters
             up.add_metric([], 0)
             yield up
             return
         up.add_metric([], 1)
-        yield from (up, messages, deliveries, attempts)
+        yield from (up, messages, deliveries, attempts, retention)
 
     def _health(self) -> Iterator[Metric]:
         """What /health judges, as numbers an alert rule can compare (see accesspoint/health.py)."""

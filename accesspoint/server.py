@@ -118,7 +118,7 @@ def gunicorn_options(cfg: Config, post_fork: Callable[..., None]) -> dict[str, A
         # watches worker processes (a gthread worker's main loop beats while its threads work), not requests
         "timeout": 120,
         "graceful_timeout": 20,
-        "accesslog": "-",
+        # no "accesslog": the app writes the access log itself, as JSON with the request id (web/access_log.py)
         # gunicorn's runtime control socket is one path per user ($HOME/.gunicorn/gunicorn.ctl): a second gateway
         # on the same host would take it over from the first; we manage processes with signals instead
         "control_socket_disable": True,

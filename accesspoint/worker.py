@@ -29,6 +29,7 @@ TASKS: tuple[str, ...] = (
     "accesspoint.flows.webhooks:deliver_due",
     "accesspoint.flows.registrations:retry_due",
     "accesspoint.flows.maintenance:sweep_blobs",
+    "accesspoint.flows.retention:apply_retention",
 )
 
 

@@ -29,6 +29,7 @@ from accesspoint.config import load_config  # noqa: E402
 from accesspoint.flows.importer import run_import  # noqa: E402
 from accesspoint.flows.registrations import Registrar  # noqa: E402
 from accesspoint.gateway import build_gateway  # noqa: E402
+from accesspoint.store.audit import Actor  # noqa: E402
 from smp.identifiers import ParticipantId  # noqa: E402
 from smp.lookup import SmlLookup  # noqa: E402
 from smp.sml import SmlClient  # noqa: E402
@@ -89,10 +90,12 @@ def main() -> int:
                 registrar.register_smp()
 
             with csv_file.open(encoding="utf-8", newline="") as fh:
-                dry = run_import(gateway, fh, dry_run=True, batch_size=args.batch_size)
+                dry = run_import(gateway, fh, dry_run=True, batch_size=args.batch_size,
+                                 actor=Actor.command_line())
             with csv_file.open(encoding="utf-8", newline="") as fh:
                 started = time.perf_counter()
-                report = run_import(gateway, fh, batch_size=args.batch_size, workers=args.workers)
+                report = run_import(gateway, fh, batch_size=args.batch_size, workers=args.workers,
+                                    actor=Actor.command_line())
                 seconds = time.perf_counter() - started
             ours = SmlClient(sml_url, registrar.smp_id, timeout=60)
             listed = ours.list_participants()

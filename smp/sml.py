@@ -291,8 +291,9 @@ class SmlClient:
 
     def _not_found_message(self, call: SoapCall, fault: SoapFault, who: str, said: str) -> str:
         if fault.code == "ERR-100":
-            return (f"Our SMP ID {self.smp_id} is not registered in this SML (SML said: {said}). Register the SMP "
-                    "first (create_smp), and check that the SML address belongs to the right network.")
+            # what to do about it is the caller's to say (the gateway names its own admin route)
+            return (f"Our SMP ID {self.smp_id} is not registered in this SML (SML said: {said}); check also that "
+                    "the SML address belongs to the right network.")
         if call.operation == "migrateIn" or fault.code == "ERR-111":
             return (f"The SML has no migration prepared for {who} with this key (SML said: {said}). Ask the "
                     "current provider to run PrepareToMigrate again and to send the exact key they used.")

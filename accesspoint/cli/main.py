@@ -9,7 +9,7 @@ import sys
 import click
 
 from accesspoint import __version__
-from accesspoint.cli import discovery, inspect, localsml, participants, pki, send, tokens, worker
+from accesspoint.cli import discovery, inspect, localsml, participants, pki, retention, send, tokens, worker
 from accesspoint.cli.common import config_option, fail_config
 from accesspoint.cli.db import db
 from accesspoint.config import ConfigError, key_material, load_config
@@ -88,7 +88,7 @@ def config_show(config_path: str | None) -> None:
 
 
 for command in (pki.pki, inspect.inspect, discovery.lookup, discovery.smp, db, tokens.tokens, worker.worker,
-                localsml.localsml, participants.participants, send.send):
+                localsml.localsml, participants.participants, send.send, retention.retention):
     cli.add_command(command)
 
 

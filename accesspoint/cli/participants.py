@@ -9,6 +9,7 @@ import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
 from accesspoint.flows.importer import BATCH_SIZE, WORKERS, ImportFileError, Outcome, run_import
+from accesspoint.store.audit import Actor
 
 ATTENTION = (Outcome.INVALID, Outcome.FAILED, Outcome.REGISTERED_ELSEWHERE)
 
@@ -48,8 +49,8 @@ def import_file(config_path: str | None, file: Path, dry_run: bool, report_path:
             length=_data_rows(file), label="dry run" if dry_run else "importing", show_pos=True,
             show_eta=True) as bar:
         try:
-            report = run_import(gateway, fh, dry_run=dry_run, batch_size=batch_size, workers=workers,
-                                progress=bar.update)
+            report = run_import(gateway, fh, actor=Actor.command_line(), dry_run=dry_run, batch_size=batch_size,
+                                workers=workers, progress=bar.update)
         except ImportFileError as exc:
             fail(f"{file}: {exc}")
         except UnicodeDecodeError as exc:

@@ -8,6 +8,8 @@ import click
 from sqlalchemy import select
 
 from accesspoint.cli.common import config_option, fail, load_gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor, token_snapshot
 from accesspoint.store.models import ApiClient, ApiRole, Organisation
 
 
@@ -34,6 +36,8 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
         session.add(client)
         session.flush()
         client_id = client.id
+        audit.record(session, Actor.command_line(), audit.TOKEN_CREATE, audit.API_TOKEN, client_id,
+                     after=token_snapshot(client))
     click.echo(f"token {client_id} ({role}) created; store it now, it is not shown again:")
     click.echo(token)
 
@@ -62,5 +66,8 @@ def revoke(config_path: str | None, token_id: int) -> None:
         if client is None:
             fail(f"token {token_id} does not exist")
         if client.active:
+            before = token_snapshot(client)
             client.revoked_at = datetime.now(UTC)
+            audit.record(session, Actor.command_line(), audit.TOKEN_REVOKE, audit.API_TOKEN, client.id, before=before,
+                         after=token_snapshot(client))
     click.echo(f"token {token_id} revoked")

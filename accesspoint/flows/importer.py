@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import csv
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,6 +38,8 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.flows.organisations import FieldError, clean_organisation, parse_participant
 from accesspoint.flows.registrations import Registrar, RegistrationState, enable_many, republish
 from accesspoint.gateway import Gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor
 from accesspoint.store.models import Organisation, Participant, RegistrationStatus
 from smp.identifiers import ParticipantId
 
@@ -47,6 +50,8 @@ _YES = {"yes", "y", "true", "1", "ja", "x"}
 _NO = {"no", "n", "false", "0", "nej", ""}
 BATCH_SIZE = 500
 WORKERS = 8
+# the audit log action of one stored batch (a dry run stores nothing and records nothing)
+AUDIT_IMPORT = "participants.import"
 
 
 class ImportFileError(ValueError):
@@ -195,11 +200,14 @@ def read_rows(lines: Iterable[str]) -> Iterator[ImportRow | RowResult]:
 # --- applying (database, SML, Directory) -----------------------------------------------------------------
 
 
-def run_import(gateway: Gateway, lines: Iterable[str], *, dry_run: bool = False, batch_size: int = BATCH_SIZE,
-               workers: int = WORKERS, progress: Callable[[int], None] | None = None) -> ImportReport:
+def run_import(gateway: Gateway, lines: Iterable[str], *, actor: Actor, dry_run: bool = False,
+               batch_size: int = BATCH_SIZE, workers: int = WORKERS,
+               progress: Callable[[int], None] | None = None) -> ImportReport:
     """Import a CSV register (see the module docstring); ImportFileError when the header is unusable.
-    `progress(n)` is called after every batch with the number of rows it handled."""
+    `progress(n)` is called after every batch with the number of rows it handled. Each stored batch writes one
+    audit record for `actor` (target: this import's id), each receiving switched on one more."""
     started = time.perf_counter()
+    import_id = uuid.uuid4().hex
     report = ImportReport(dry_run)
     rows = read_rows(lines)
     with Registrar(gateway) as registrar:
@@ -209,7 +217,7 @@ def run_import(gateway: Gateway, lines: Iterable[str], *, dry_run: bool = False,
             if dry_run:
                 decided.update(_check_batch(gateway, valid))
             else:
-                decided.update(_apply_batch(gateway, registrar, valid, workers))
+                decided.update(_apply_batch(gateway, registrar, valid, workers, actor, import_id))
             report.results.extend(decided[line] for line in sorted(decided))
             if progress is not None:
                 progress(len(batch))
@@ -258,11 +266,13 @@ def _check_batch(gateway: Gateway, rows: list[ImportRow]) -> dict[int, RowResult
     return results
 
 
-def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
-                 workers: int) -> dict[int, RowResult]:
+def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow], workers: int, actor: Actor,
+                 import_id: str) -> dict[int, RowResult]:
     results: dict[int, RowResult] = {}
     to_enable: dict[int, ImportRow] = {}
     changed_organisations: set[int] = set()
+    created_organisations: list[Organisation] = []
+    created_participants: list[str] = []
     try:
         with gateway.write() as session:
             organisations, participants = _existing(session, rows)
@@ -277,6 +287,7 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
                     organisation = Organisation(**row.organisation)
                     session.add(organisation)
                     organisations[row.org_number] = organisation
+                    created_organisations.append(organisation)
                 elif _update(organisation, row.organisation):
                     changed_organisations.add(organisation.id)
                 if existing is not None:
@@ -293,7 +304,15 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
                 participant.add_default_document_types()
                 session.add(participant)
                 participants[row.participant] = participant
+                created_participants.append(row.participant.uri)
             session.flush()
+            if rows:
+                audit.record(session, actor, AUDIT_IMPORT, audit.IMPORT, import_id, after={
+                    "lines": [rows[0].line, rows[-1].line],
+                    "created_organisations": [o.id for o in created_organisations],
+                    "updated_organisations": sorted(changed_organisations),
+                    "created_participants": created_participants,
+                })
             for row in rows:
                 if row.line in results:
                     continue
@@ -311,7 +330,7 @@ def _apply_batch(gateway: Gateway, registrar: Registrar, rows: list[ImportRow],
                                   f"not stored: the batch clashed with a concurrent change ({reason}); import the "
                                   "file again") for r in rows}
     if to_enable:
-        states = enable_many(gateway, list(to_enable), registrar=registrar, workers=workers)
+        states = enable_many(gateway, list(to_enable), registrar=registrar, workers=workers, actor=actor)
         for participant_id, row in to_enable.items():
             results[row.line] = _registration_result(row, states[participant_id])
     if changed_organisations:

@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -64,7 +65,7 @@ from accesspoint.core import (
     repeat_difference,
     respond,
 )
-from accesspoint.core.sbdh import Sbdh
+from accesspoint.core.sbdh import Sbdh, SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Direction, Message, MessageState, Receipt
@@ -191,8 +192,10 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
             assert accepting.organisation_id is not None, "the served check names the organisation"
             blob = gateway.blobs.put(inbound.payload)
             try:
+                document_size = _document_size(inbound.payload)
                 receipt = respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
-                stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob, receipt, now)
+                stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob, document_size,
+                                receipt, now)
             except IntegrityError:
                 gateway.blobs.delete(blob.key)
                 # two requests with this MessageId raced past the duplicate check; the first commit won
@@ -248,8 +251,22 @@ def _earlier_instance(session: Session, sbdh: Sbdh) -> str | None:
     )
 
 
+def _document_size(sbd: BinaryIO) -> int | None:
+    """Bytes of the business document the inbox serves (`GET .../document`), for the message's metadata: from the
+    offsets when the SBD is UTF-8, else by converting it once. None when the document cannot be located (the inbox
+    then answers that the SBD must be fetched whole): a size figure is no reason to refuse a verified message."""
+    sbd.seek(0)
+    try:
+        span = locate_business_document(sbd)
+    except SbdhError as exc:
+        log.warning("business document not located in a received SBD", extra={"reason": str(exc)})
+        return None
+    length = document_length(span)
+    return length if length is not None else sum(len(chunk) for chunk in iter_business_document(sbd, span))
+
+
 def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_id: int, blob: BlobRef,
-           receipt: SignedReceipt, now: datetime) -> Message:
+           document_size: int | None, receipt: SignedReceipt, now: datetime) -> Message:
     """One transaction: Message, Receipt and the post-receipt actions' work; committed before the receipt is sent."""
     um = inbound.user_message
     # write(): the write lock first, so the instance check and the insert see one state of the database
@@ -274,6 +291,7 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
             payload_size=blob.size,
             payload_sha256=blob.sha256,
             blob_key=blob.key,
+            document_size=document_size,
             state=MessageState.NEW,
             sbdh_instance_reused=duplicate_of is not None,
             duplicate_of=duplicate_of,

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,8 @@ from sqlalchemy.orm import Session
 
 from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor, participant_snapshot
 from accesspoint.store.models import Participant, RegistrationStatus
 from certs.keystore import KeyMaterial
 from smp.directory import DirectoryClient, DirectoryError
@@ -51,6 +53,11 @@ _SML_MAY_HOLD = (Status.REGISTERED, Status.PENDING, Status.FAILED)
 # The worker repeats unfinished registrations this long after the last attempt, this many per round.
 RETRY_AFTER = timedelta(minutes=10)
 RETRY_BATCH = 20
+# audit log actions (store/audit.py); the worker's own retries are not admin actions and are not recorded
+AUDIT_RECEIVING = "participant.receiving"
+AUDIT_MIGRATE = "participant.migrate"
+AUDIT_RESYNC = "participant.resync"
+AUDIT_SML_REGISTER = "sml.register"
 
 
 class ParticipantNotFound(LookupError):
@@ -295,7 +302,15 @@ def _write_client_cert(key: KeyMaterial, directory: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+# SML error ERR-100: our SMP itself is unknown to the SML, so no participant can be registered before it is
+SML_UNKNOWN_SMP = "ERR-100"
+SMP_REGISTRATION_REMEDY = ("Register our SMP in the SML with PUT /admin/api/sml, then re-sync the participant "
+                           "(POST /admin/api/participants/{id}/resync).")
+
+
 def _sml_message(exc: SmlError, action: str) -> str:
+    if isinstance(exc, SmlNotFound) and exc.code == SML_UNKNOWN_SMP:
+        return f"{exc.message} {SMP_REGISTRATION_REMEDY}"
     if exc.retryable:
         return f"{exc.message} (Could not {action} the participant in the SML; re-sync to try again.)"
     return exc.message
@@ -349,35 +364,54 @@ def state(gateway: Gateway, participant_id: int) -> RegistrationState:
         return RegistrationState.of(_load(session, participant_id))
 
 
-def enable_receiving(gateway: Gateway, participant_id: int, *, registrar: Registrar | None = None) -> RegistrationState:
-    """Switch receiving on: our SMP serves the participant, the SML points at our SMP, the Directory lists it."""
-    return _apply(gateway, [participant_id], enabled=True, registrar=registrar)[participant_id]
+def enable_receiving(gateway: Gateway, participant_id: int, *, registrar: Registrar | None = None,
+                     actor: Actor | None = None) -> RegistrationState:
+    """Switch receiving on: our SMP serves the participant, the SML points at our SMP, the Directory lists it.
+    With an `actor` the change is written to the audit log (so is every admin action below)."""
+    return _apply(gateway, [participant_id], enabled=True, registrar=registrar, actor=actor)[participant_id]
 
 
-def disable_receiving(gateway: Gateway, participant_id: int, *,
-                      registrar: Registrar | None = None) -> RegistrationState:
+def disable_receiving(gateway: Gateway, participant_id: int, *, registrar: Registrar | None = None,
+                      actor: Actor | None = None) -> RegistrationState:
     """Switch receiving off: our SMP stops serving it (404), the Directory drops it, the SML record is deleted."""
-    return _apply(gateway, [participant_id], enabled=False, registrar=registrar)[participant_id]
+    return _apply(gateway, [participant_id], enabled=False, registrar=registrar, actor=actor)[participant_id]
 
 
-def resync(gateway: Gateway, participant_id: int, *, registrar: Registrar | None = None) -> RegistrationState:
+def resync(gateway: Gateway, participant_id: int, *, registrar: Registrar | None = None,
+           actor: Actor | None = None) -> RegistrationState:
     """Repeat every step for the participant's current intent (after a failure, or to verify the SML)."""
-    return _apply(gateway, [participant_id], enabled=None, registrar=registrar, force=True)[participant_id]
+    return _apply(gateway, [participant_id], enabled=None, registrar=registrar, force=True,
+                  actor=actor)[participant_id]
 
 
-def migrate_in(gateway: Gateway, participant_id: int, key: str, *, registrar: Registrar | None = None
-               ) -> RegistrationState:
+def migrate_in(gateway: Gateway, participant_id: int, key: str, *, registrar: Registrar | None = None,
+               actor: Actor | None = None) -> RegistrationState:
     """Take over a participant another provider registered, with the migration key the customer got from them
     (their SMP ran PrepareToMigrate). Enables receiving: once the SML points at us we must serve it."""
     return _apply(gateway, [participant_id], enabled=True, registrar=registrar,
-                  migration_key=key.strip())[participant_id]
+                  migration_key=key.strip(), actor=actor)[participant_id]
 
 
 def enable_many(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Registrar,
-                workers: int = 8) -> dict[int, RegistrationState]:
+                workers: int = 8, actor: Actor | None = None) -> dict[int, RegistrationState]:
     """enable_receiving for many participants (the bulk import): one transaction before and one after, and the
     SML and Directory calls `workers` at a time, since a remote SML answers in tens of milliseconds each."""
-    return _apply(gateway, participant_ids, enabled=True, registrar=registrar, workers=workers)
+    return _apply(gateway, participant_ids, enabled=True, registrar=registrar, workers=workers, actor=actor)
+
+
+def register_smp(gateway: Gateway, registrar: Registrar, actor: Actor) -> SmpRecord:
+    """`Registrar.register_smp`, written to the audit log with the SML's record before and after. The change is
+    the SML's, not our database's, so the record is written once the SML has taken it: a refused registration
+    raises (SmlError, RegistrationConfigError) and leaves none."""
+    try:
+        before: SmpRecord | None = registrar.read_smp()
+    except SmlNotFound:
+        before = None
+    after = registrar.register_smp()
+    with gateway.read() as session:
+        audit.record(session, actor, AUDIT_SML_REGISTER, audit.SML, after.smp_id,
+                     before=asdict(before) if before is not None else None, after=asdict(after))
+    return after
 
 
 def republish(gateway: Gateway, participant_ids: Sequence[int], *, registrar: Registrar | None = None) -> None:
@@ -444,11 +478,19 @@ class _Plan:
 
 
 def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | None, registrar: Registrar | None,
-           force: bool = False, migration_key: str | None = None, workers: int = 1) -> dict[int, RegistrationState]:
+           force: bool = False, migration_key: str | None = None, workers: int = 1,
+           actor: Actor | None = None) -> dict[int, RegistrationState]:
+    """The steps for each participant. With an `actor`, one audit record per participant: a change of intent
+    (receiving on/off, migration) in the first transaction, which makes it; a resync, whose change is the
+    recorded outcome of the steps, in the last, with the state before the steps as `before`."""
+    action = AUDIT_MIGRATE if migration_key is not None else AUDIT_RESYNC if enabled is None else AUDIT_RECEIVING
     with _registrar(gateway, registrar) as active:
         plans: list[_Plan] = []
+        before: dict[int, dict[str, Any]] = {}
         with gateway.write() as session:
             for participant in _load_many(session, participant_ids):
+                if actor is not None:
+                    before[participant.id] = participant_snapshot(participant)
                 if enabled is not None:
                     participant.receiving_enabled = enabled
                 wanted = participant.receiving_enabled
@@ -456,6 +498,9 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
                 plans.append(_Plan(participant.id, _identifier(participant), wanted, smp,
                                    Status(participant.sml_status), Status(participant.directory_status)))
                 _record(participant, smp=smp)
+                if actor is not None and action != AUDIT_RESYNC:
+                    audit.record(session, actor, action, audit.PARTICIPANT, participant.id,
+                                 before=before[participant.id], after=participant_snapshot(participant))
 
         def remote(plan: _Plan) -> tuple[StepResult, StepResult]:
             if plan.wanted:
@@ -476,6 +521,9 @@ def _apply(gateway: Gateway, participant_ids: Sequence[int], *, enabled: bool | 
                     _record(participant, sml=sml, directory=directory)
                     # the attempt's time, even when nothing changed: retry_due counts from it
                     participant.updated_at = datetime.now(UTC)
+                if actor is not None and action == AUDIT_RESYNC:
+                    audit.record(session, actor, action, audit.PARTICIPANT, participant.id,
+                                 before=before[participant.id], after=participant_snapshot(participant))
                 states[plan.participant_id] = RegistrationState.of(participant)
         return states
 

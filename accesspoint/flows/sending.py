@@ -60,6 +60,8 @@ from accesspoint.core import (
 from accesspoint.core.sbdh import SbdhError, parse_sbdh
 from accesspoint.flows import webhooks
 from accesspoint.gateway import Gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor, message_snapshot
 from accesspoint.store.database import claim_outbound
 from accesspoint.store.models import (
     BIS_BILLING_CREDIT_NOTE,
@@ -86,6 +88,8 @@ log = logging.getLogger(__name__)
 EVENT_SENT = "outbound.sent"
 EVENT_RETRYING = "outbound.retrying"
 EVENT_FAILED = "outbound.failed"
+# the audit log action of POST .../retry
+AUDIT_RETRY = "message.retry"
 
 # Attempt error codes of tries that never reached the receiving AP: they say nothing about the MessageId.
 NOT_POSTED = frozenset({"circuit-open", "build-error"})
@@ -541,10 +545,14 @@ def send_one(gateway: Gateway, message_id: str) -> bool:
     return sender_for(gateway).send_one(message_id)
 
 
-def retry_failed(session: Session, message: Message, deadline: timedelta) -> None:
-    """Put a failed message back in the queue (POST .../retry); the sender picks the MessageId rule."""
+def retry_failed(session: Session, message: Message, deadline: timedelta, actor: Actor) -> None:
+    """Put a failed message back in the queue (POST .../retry), written to the audit log for `actor`; the sender
+    picks the MessageId rule."""
     if message.state != MessageState.FAILED:
         raise ValueError(f"only a failed message can be retried; this one is {message.state}")
+    before = message_snapshot(message)
     now = utcnow()
     message.state, message.next_attempt_at, message.deadline_at = MessageState.QUEUED, now, now + deadline
     message.error_code = message.error_reason = message.error_hint = None
+    audit.record(session, actor, AUDIT_RETRY, audit.MESSAGE, message.id, before=before,
+                 after=message_snapshot(message))

@@ -450,3 +450,39 @@ class WorkerHeartbeat(Base):
     worker: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<host>:<pid>"
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     beat_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AuditRecord(Base):
+    """One admin action (organisation, participant, token, SML, import, retry), written in the transaction of the
+    change it describes (accesspoint.store.audit). `before`/`after` are JSON snapshots without secrets; `actor` is
+    the token's name or `cli:<os user>`, `api_client_id` the token's id (no foreign key: the record outlives it)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))
+    api_client_id: Mapped[int | None] = mapped_column(Integer)
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str | None] = mapped_column(String(64))
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (
+        # the admin API pages by (created_at, id) and filters by action and target
+        Index(None, "created_at", "id"),
+        Index(None, "action", "created_at"),
+        Index(None, "target_type", "target_id"),
+    )
+
+
+class RetentionCount(Base):
+    """How much retention (accesspoint.flows.retention) removed so far, by kind: counted in the transaction of the
+    removal, so the `/metrics` counter is the same whichever process serves the scrape and survives restarts."""
+
+    __tablename__ = "retention_counts"
+
+    kind: Mapped[str] = mapped_column(String(32), primary_key=True)
+    removed: Mapped[int] = mapped_column(BigInteger, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

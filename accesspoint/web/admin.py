@@ -18,6 +18,9 @@ the answer is the registration state, whose per-step status and error say what h
     POST   /participants/{id}/receiving {enabled}   GET .../registration   POST .../resync   POST .../migrate {key}
     POST   /imports[?dry_run=true]      CSV body (text/csv) or multipart field "file" -> per-row report
     GET    /sml   our SMP's SML record;   PUT /sml   register our SMP (logical address = gateway.smp_url)
+
+Every change above writes one audit record in its transaction (store/audit.py); GET /audit lists them
+(web/admin_audit.py).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from accesspoint.flows.organisations import (
 )
 from accesspoint.flows.registrations import Registrar, RegistrationConfigError, RegistrationState
 from accesspoint.gateway import Gateway
+from accesspoint.store import audit
+from accesspoint.store.audit import Actor, organisation_snapshot, participant_snapshot
 from accesspoint.store.models import (
     ApiRole,
     Organisation,
@@ -50,7 +55,7 @@ from accesspoint.store.models import (
     RegistrationStatus,
 )
 from accesspoint.store.queries import find_participant
-from accesspoint.web.auth import require_client
+from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError
 from smp.identifiers import ParticipantId
@@ -58,6 +63,13 @@ from smp.sml import SmlError, SmlNotFound, migration_key_problem
 
 PREFIX = "/admin/api"
 MAX_PAGE = 1000
+# audit log actions of the routes below (those of receiving, resync, migrate, SML and import: in their flows)
+AUDIT_ORGANISATION_CREATE = "organisation.create"
+AUDIT_ORGANISATION_UPDATE = "organisation.update"
+AUDIT_ORGANISATION_DELETE = "organisation.delete"
+AUDIT_PARTICIPANT_CREATE = "participant.create"
+AUDIT_PARTICIPANT_DELETE = "participant.delete"
+AUDIT_DOCUMENT_TYPES = "participant.document_types"
 
 blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 
@@ -69,6 +81,11 @@ def _admins_only() -> None:
 
 
 # --- request and response helpers ----------------------------------------------------------------------
+
+
+def _actor() -> Actor:
+    """The admin token of the request, as the audit log names it."""
+    return Actor.of_client(current_client())
 
 
 def _json_object() -> dict[str, Any]:
@@ -193,7 +210,7 @@ def _enable(gw: Gateway, participant_ids: list[int]) -> None:
     if participant_ids:
         with Registrar(gw) as registrar:
             for participant_id in participant_ids:
-                registrations.enable_receiving(gw, participant_id, registrar=registrar)
+                registrations.enable_receiving(gw, participant_id, registrar=registrar, actor=_actor())
 
 
 def _deregister(gw: Gateway, participants: list[Participant]) -> list[RegistrationState]:
@@ -205,7 +222,7 @@ def _deregister(gw: Gateway, participants: list[Participant]) -> list[Registrati
     failed = []
     with Registrar(gw) as registrar:
         for participant_id in to_clear:
-            state = registrations.disable_receiving(gw, participant_id, registrar=registrar)
+            state = registrations.disable_receiving(gw, participant_id, registrar=registrar, actor=_actor())
             if RegistrationStatus.FAILED in (state.sml.status, state.directory.status):
                 failed.append(state)
     return failed
@@ -275,6 +292,8 @@ def create_organisation() -> tuple[Response, int, dict[str, str]]:
                        for _, (identifier, doctypes, receiving) in specs]
             session.flush()
             organisation_id = organisation.id
+            audit.record(session, _actor(), AUDIT_ORGANISATION_CREATE, audit.ORGANISATION, organisation_id,
+                         after=organisation_snapshot(organisation))
             to_enable = [p.id for p, receiving in created if receiving]
     except IntegrityError:
         raise ProblemError(409, "Conflict", "the organisation or one of its identifiers was created by someone else "
@@ -307,11 +326,15 @@ def update_organisation(organisation_id: int) -> Response:
             if number and number != organisation.org_number and session.scalar(
                     select(Organisation.id).where(Organisation.org_number == number)) is not None:
                 raise ProblemError(409, "Conflict", f"org_number: an organisation with number {number} exists already")
+            before = organisation_snapshot(organisation)
             changed = False
             for name, value in fields.items():
                 if getattr(organisation, name) != value:
                     setattr(organisation, name, value)
                     changed = True
+            if changed:
+                audit.record(session, _actor(), AUDIT_ORGANISATION_UPDATE, audit.ORGANISATION, organisation_id,
+                             before=before, after=organisation_snapshot(organisation))
             listed = [p.id for p in organisation.participants if p.receiving_enabled]
     except IntegrityError:
         raise ProblemError(409, "Conflict", "the organisation was changed by someone else at the same moment; "
@@ -332,7 +355,10 @@ def delete_organisation(organisation_id: int) -> tuple[str, int]:
     if failed and request.args.get("force") != "true":
         raise _deregistration_failed(failed)
     with gw.read() as session:
-        session.delete(_organisation(session, organisation_id))
+        organisation = _organisation(session, organisation_id)
+        audit.record(session, _actor(), AUDIT_ORGANISATION_DELETE, audit.ORGANISATION, organisation_id,
+                     before=organisation_snapshot(organisation))
+        session.delete(organisation)
     return "", 204
 
 
@@ -363,6 +389,8 @@ def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, s
             participant = _new_participant(session, organisation, identifier, document_types)
             session.flush()
             participant_id = participant.id
+            audit.record(session, _actor(), AUDIT_PARTICIPANT_CREATE, audit.PARTICIPANT, participant_id,
+                         after=participant_snapshot(participant))
     except IntegrityError:
         raise ProblemError(409, "Conflict", f"identifier: {identifier.uri} was created by someone else at the same "
                                             "moment") from None
@@ -402,7 +430,10 @@ def delete_participant(participant_id: int) -> tuple[str, int]:
     if failed and request.args.get("force") != "true":
         raise _deregistration_failed(failed)
     with gw.read() as session:
-        session.delete(_participant(session, participant_id))
+        participant = _participant(session, participant_id)
+        audit.record(session, _actor(), AUDIT_PARTICIPANT_DELETE, audit.PARTICIPANT, participant_id,
+                     before=participant_snapshot(participant))
+        session.delete(participant)
     return "", 204
 
 
@@ -426,6 +457,7 @@ def put_document_types(participant_id: int) -> Response:
     gw = gateway()
     with gw.read() as session:
         participant = _participant(session, participant_id)
+        before = participant_snapshot(participant)
         have = {(d.document_type, d.process): d for d in participant.document_types}
         for key, entry in have.items():
             if key not in wanted:
@@ -436,6 +468,9 @@ def put_document_types(participant_id: int) -> Response:
                                                                           process=process))
         changed = set(have) != set(wanted)
         listed = participant.receiving_enabled
+        if changed:
+            audit.record(session, _actor(), AUDIT_DOCUMENT_TYPES, audit.PARTICIPANT, participant_id, before=before,
+                         after=participant_snapshot(participant))
     if changed and listed:
         registrations.republish(gw, [participant_id])
     return get_document_types(participant_id)
@@ -445,9 +480,9 @@ def _state_response(state: RegistrationState) -> Response:
     return jsonify(state.to_dict())
 
 
-def _registration_call(action: Any, participant_id: int, *args: Any) -> Response:
+def _registration_call(action: Any, participant_id: int, *args: Any, **kwargs: Any) -> Response:
     try:
-        return _state_response(action(gateway(), participant_id, *args))
+        return _state_response(action(gateway(), participant_id, *args, **kwargs))
     except registrations.ParticipantNotFound as exc:
         raise ProblemError(404, "Not Found", str(exc)) from None
 
@@ -462,7 +497,7 @@ def set_receiving(participant_id: int) -> Response:
     if errors:
         raise _invalid(errors)
     action = registrations.enable_receiving if enabled else registrations.disable_receiving
-    return _registration_call(action, participant_id)
+    return _registration_call(action, participant_id, actor=_actor())
 
 
 @blueprint.get("/participants/<int:participant_id>/registration")
@@ -472,7 +507,7 @@ def get_registration(participant_id: int) -> Response:
 
 @blueprint.post("/participants/<int:participant_id>/resync")
 def resync(participant_id: int) -> Response:
-    return _registration_call(registrations.resync, participant_id)
+    return _registration_call(registrations.resync, participant_id, actor=_actor())
 
 
 @blueprint.post("/participants/<int:participant_id>/migrate")
@@ -487,7 +522,7 @@ def migrate(participant_id: int) -> Response:
         errors.append(FieldError("key", f"is not a migration key the SML accepts: it {problem}"))
     if errors:
         raise _invalid(errors)
-    return _registration_call(registrations.migrate_in, participant_id, key)
+    return _registration_call(registrations.migrate_in, participant_id, key, actor=_actor())
 
 
 # --- bulk import ------------------------------------------------------------------------------------------
@@ -525,7 +560,7 @@ def import_register() -> Response:
     """Import a CSV customer register (columns in accesspoint.flows.importer); answers the per-row report."""
     dry_run = request.args.get("dry_run", "false").lower() in ("true", "1", "yes")
     try:
-        report = run_import(gateway(), _csv_lines(), dry_run=dry_run)
+        report = run_import(gateway(), _csv_lines(), actor=_actor(), dry_run=dry_run)
     except ImportFileError as exc:
         raise ProblemError(422, "Invalid file", str(exc)) from None
     except UnicodeDecodeError:
@@ -542,7 +577,7 @@ def _smp_call(register: bool) -> Response:
     gw = gateway()
     try:
         with Registrar(gw) as registrar:
-            record = registrar.register_smp() if register else registrar.read_smp()
+            record = registrations.register_smp(gw, registrar, _actor()) if register else registrar.read_smp()
     except RegistrationConfigError as exc:
         raise ProblemError(409, "SML not configured", str(exc)) from None
     except SmlError as exc:

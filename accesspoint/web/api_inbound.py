@@ -158,6 +158,9 @@ def get_message(message_id: str) -> ResponseReturnValue:
 
 
 def _open_sbd(message: Message) -> IO[bytes]:
+    if not message.blob_key and message.state == MessageState.ACKED:
+        raise ProblemError(410, "Gone", f"the document of inbound message {message.id} was removed after the "
+                                        "retention period; its metadata and receipt are kept")
     if not message.blob_key:
         raise ProblemError(500, "Internal Server Error", f"inbound message {message.id} has no stored document; "
                                                          "the operator has to look into it")

@@ -25,6 +25,7 @@ from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
 from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
+from accesspoint.store.audit import Actor
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
     BIS_BILLING_PROCESS,
@@ -225,7 +226,10 @@ def retry(message_id: str) -> ResponseReturnValue:
         if message.state != MessageState.FAILED:
             raise ProblemError(409, "Conflict", f"only a failed message can be retried; message {message_id} is "
                                                 f"{message.state}", state=message.state)
-        retry_failed(session, message, deadline)
+        if message.blob_key is None:
+            raise ProblemError(409, "Conflict", f"message {message_id} cannot be retried: its document was removed "
+                                                "after the retention period; submit it again", state=message.state)
+        retry_failed(session, message, deadline, Actor.of_client(current_client()))
         return _accepted(message, replayed=False)
 
 

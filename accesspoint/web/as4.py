@@ -18,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from accesspoint.core import MIME_INCONSISTENCY
 from accesspoint.flows.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.metrics import metrics
+from accesspoint.web import access_log
 from accesspoint.web.context import gateway
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,7 @@ def as4_post() -> Response:
     started = time.perf_counter()
     response, outcome, error_code = _handle()
     metrics().observe_as4(outcome, error_code, time.perf_counter() - started)
+    access_log.note(as4_outcome=outcome, ebms_code=error_code)
     return response
 
 

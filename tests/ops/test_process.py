@@ -4,6 +4,7 @@ orphaned blob next to a stored message."""
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -71,3 +72,21 @@ def test_metrics_over_http_and_worker_sweep(process: GatewayProcess, sbd: bytes)
             assert blob.read() == sbd
     finally:
         store.engine.dispose()
+
+
+def test_access_log_under_gunicorn_is_the_apps_json(process: GatewayProcess) -> None:
+    response = requests.get(f"{process.url}/health", headers={"X-Request-Id": "probe-1"}, timeout=10)
+    assert response.headers["X-Request-Id"] == "probe-1"
+    deadline = time.monotonic() + 10
+    while True:
+        tail = process.log_tail()
+        lines = [json.loads(line) for line in tail.splitlines() if line.startswith("{")]
+        access = [line for line in lines if line.get("logger") == "accesspoint.access"
+                  and line.get("request_id") == "probe-1"]
+        if access or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    [line] = access
+    assert line["method"] == "GET" and line["path"] == "/health" and line["status"] == response.status_code
+    assert line["size"] == len(response.content) and line["remote_addr"] == "127.0.0.1"
+    assert "GET /health HTTP/1.1" not in tail  # gunicorn's own access log is off

@@ -23,7 +23,7 @@ from accesspoint.core.as4 import messaging, mime, ns, wssec
 from accesspoint.core.as4.messaging import Participant
 from accesspoint.core.as4.receipts import verify_receipt
 from accesspoint.core.peppol.outbound import OutgoingMessage, build_message, seal, user_message_for
-from accesspoint.core.sbdh import Sbdh, build_sbd, sbdh_from_ubl
+from accesspoint.core.sbdh import Sbdh, build_sbd, iter_business_document, locate_business_document, sbdh_from_ubl
 from accesspoint.flows import receiving
 from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.store.models import Event, MessageState, WebhookDelivery, WebhookSubscription
@@ -80,6 +80,11 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
     assert stored.peer_ap_cn == "POP000002" and stored.country_c1 == "NO"
     assert stored.sbdh_instance_id == sbdh.instance_identifier and not stored.sbdh_instance_reused
     assert stored.payload_size == len(sbd) and stored.payload_sha256 == hashlib.sha256(sbd).hexdigest()
+    # filled at receive time: the size of what the inbox serves as the document
+    with rx.gateway.blobs.open(stored.blob_key) as blob:
+        span = locate_business_document(blob)
+        served = b"".join(iter_business_document(blob, span))
+    assert stored.document_size == len(served) > 0
     with rx.gateway.blobs.open(stored.blob_key) as blob:
         assert blob.read() == sbd
     with rx.gateway.read() as session:

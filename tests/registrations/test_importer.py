@@ -14,11 +14,14 @@ from sqlalchemy import func, select
 from accesspoint.cli.main import cli
 from accesspoint.flows.importer import ImportFileError, ImportRow, Outcome, RowResult, read_rows, run_import
 from accesspoint.gateway import Gateway
+from accesspoint.store.audit import Actor
 from accesspoint.store.models import Organisation, Participant
 from smp.identifiers import ParticipantId
 from tests.registrations.conftest import RunningSml
 from tests.registrations.generated_register import HEADER, generate
 from tests.smp.registry_support import CaptureServer
+
+ACTOR = Actor("import test")
 
 
 def rows(text: str) -> list[ImportRow | RowResult]:
@@ -66,14 +69,14 @@ def test_import_500_generated_rows(gateway: Gateway, local_sml: RunningSml, our_
     for participant in register.elsewhere:
         other.create_participant(participant)
 
-    dry = run_import(gateway, register.lines, dry_run=True)
+    dry = run_import(gateway, register.lines, dry_run=True, actor=ACTOR)
     assert dry.counts() == {"valid": 500 - register.expected["invalid"], "unchanged": 0,
                             "invalid": register.expected["invalid"]}
     with gateway.read() as session:
         assert session.scalar(select(func.count()).select_from(Participant)) == 0
 
     started = time.perf_counter()
-    report = run_import(gateway, register.lines, batch_size=200)
+    report = run_import(gateway, register.lines, batch_size=200, actor=ACTOR)
     elapsed = time.perf_counter() - started
     print(f"\nimported 500 rows in {elapsed:.1f} s: {report.counts()}")
     assert Counter({k: v for k, v in report.counts().items() if v}) == register.expected
@@ -86,7 +89,7 @@ def test_import_500_generated_rows(gateway: Gateway, local_sml: RunningSml, our_
     with gateway.read() as session:
         assert session.scalar(select(func.count()).select_from(Organisation)) == 500 - register.expected["invalid"]
 
-    again = run_import(gateway, register.lines)
+    again = run_import(gateway, register.lines, actor=ACTOR)
     assert again.counts()["unchanged"] == register.expected["registered"] + register.expected["created"]
     assert again.counts()["registered-elsewhere"] == register.expected["registered-elsewhere"]
     assert len(local_sml.registered(our_smp_id)) == register.expected["registered"]
@@ -94,12 +97,14 @@ def test_import_500_generated_rows(gateway: Gateway, local_sml: RunningSml, our_
 
 def test_import_respects_owners_and_republishes_changed_organisations(
         gateway: Gateway, directory: CaptureServer) -> None:
-    first = run_import(gateway, [HEADER, "5567321707,Acme AB,SE,,,0007:5567321707,yes\n"])
+    first = run_import(gateway, [HEADER, "5567321707,Acme AB,SE,,,0007:5567321707,yes\n"], actor=ACTOR)
     assert first.results[0].outcome == Outcome.REGISTERED
     assert [r.method for r in directory.requests] == ["PUT"]
-    (unchanged,) = run_import(gateway, [HEADER, "5567321707,Acme Group AB,SE,,,0007:5567321707,no\n"]).results
+    (unchanged,) = run_import(gateway, [HEADER, "5567321707,Acme Group AB,SE,,,0007:5567321707,no\n"],
+                              actor=ACTOR).results
     assert unchanged.outcome == Outcome.UNCHANGED and "receiving on" in (unchanged.message or "")
-    (stolen,) = run_import(gateway, [HEADER, "5560000001,Thief AB,SE,,,0007:5567321707,yes\n"]).results
+    (stolen,) = run_import(gateway, [HEADER, "5560000001,Thief AB,SE,,,0007:5567321707,yes\n"],
+                           actor=ACTOR).results
     assert stolen.outcome == Outcome.INVALID
     assert "already belongs to organisation 'Acme Group AB' (org number 5567321707" in (stolen.message or "")
     # the name changed: the Directory re-reads the card; receive=no never switches receiving off

@@ -145,6 +145,9 @@ def test_smp_not_registered_in_the_sml_is_named(tmp_path: Path, local_sml: Runni
     state = registrations.enable_receiving(gateway, participant_id)
     assert state.sml.status == RegistrationStatus.FAILED
     assert f"Our SMP ID {gateway.smp_key.subject_cn} is not registered in this SML" in (state.sml.error or "")
+    # the remedy is the gateway's own route, not the SML SOAP operation
+    assert "PUT /admin/api/sml" in (state.sml.error or "") and "/resync" in (state.sml.error or "")
+    assert "create_smp" not in (state.sml.error or "")
     assert state.directory.status == RegistrationStatus.PENDING
     # Our SMP still serves it: receiving is on, only the SML step is missing; resync after the fix completes it.
     assert smp_get(gateway, quote(ACME.uri, safe=""))[0] == 200

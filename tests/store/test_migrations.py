@@ -26,6 +26,8 @@ TABLES = {
     "events",
     "webhook_subscriptions",
     "webhook_deliveries",
+    "audit_log",
+    "retention_counts",
 }
 
 
