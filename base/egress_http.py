@@ -82,13 +82,20 @@ class EgressAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+class _NoRedirects(requests.Session):
+    """A 3xx is the answer: following it would reach a URL nobody chose (the caller reports it as a failure)."""
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
+        return super().send(request, **kwargs)
+
+
 def egress_session(policy: EgressPolicy, *, plain_http: bool = False, pool_maxsize: int = 10) -> requests.Session:
     """A Session for URLs someone else chose: only what `policy` allows, no redirects, no environment proxies."""
-    session = requests.Session()
+    session = _NoRedirects()
     session.trust_env = False
     # the CA bundle an operator names in the environment still counts (requests reads it only with trust_env)
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    session.max_redirects = 0
     adapter = EgressAdapter(policy, plain_http=plain_http, pool_connections=1, pool_maxsize=pool_maxsize)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
