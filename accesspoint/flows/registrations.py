@@ -36,7 +36,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from accesspoint.config import Config, ConfigError, egress_policy
+from accesspoint.config import Config, ConfigError
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Participant, RegistrationStatus
 from certs.keystore import KeyMaterial
@@ -174,7 +174,7 @@ class Registrar:
         client: DirectoryClient | None = getattr(self._local, "directory", None)
         if client is None:
             assert self.directory_url is not None
-            client = DirectoryClient(self.directory_url, egress=egress_policy(self.gateway.config),
+            client = DirectoryClient(self.directory_url, egress=self.gateway.egress,
                                      client_cert=self._client_cert(self.directory_url), timeout=self.timeout)
             self._local.directory = client
         return client

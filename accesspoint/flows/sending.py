@@ -40,7 +40,7 @@ from sqlalchemy.orm import Session
 
 from accesspoint.adapters.blobs import CHUNK, BlobNotFoundError
 from accesspoint.adapters.transport import CircuitBreaker, HttpAnswer, Transport, TransportError
-from accesspoint.config import SendingSettings, egress_policy
+from accesspoint.config import SendingSettings
 from accesspoint.core import (
     DUPLICATE_DETECTED,
     INVALID_RECEIPT,
@@ -294,7 +294,7 @@ class Sender:
         self.settings = settings or SendingSettings.from_config(gateway.config)
         self.rng = rng or random.Random()  # noqa: S311  # jitter, not secrecy
         self.transport = Transport(
-            egress_policy(gateway.config), connect_timeout=self.settings.connect_timeout,
+            gateway.egress, connect_timeout=self.settings.connect_timeout,
             response_timeout=self.settings.response_timeout,
             breaker=CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open),
         )
