@@ -133,7 +133,9 @@ def _secret(body: dict[str, Any]) -> str:
     try:
         if not isinstance(secret, str) or len(secret) > MAX_SECRET_LENGTH:
             raise ValueError(f"at most {MAX_SECRET_LENGTH} characters")
-        secret_key(secret)
+        size = len(secret_key(secret))
+        if not MIN_KEY_BYTES <= size <= MAX_KEY_BYTES:
+            raise ValueError(f"the key is {size} bytes")
     except ValueError as exc:
         raise bad_request(f"secret must be whsec_ followed by the base64 of a {MIN_KEY_BYTES} to {MAX_KEY_BYTES} "
                           f"byte key, as Standard Webhooks has it ({exc}); leave it out to have one generated",

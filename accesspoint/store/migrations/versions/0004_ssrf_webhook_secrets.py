@@ -2,16 +2,17 @@
 
 Deliveries are signed by the Standard Webhooks convention from now on: the secret is `whsec_<base64>` and the HMAC
 key is the decoded part. Before, the HMAC key was the secret's own UTF-8 bytes (`Peppol-AP-Signature`). Every secret
-stored so far is rewritten to `whsec_` + base64 of those bytes, so each subscription keeps its key: a subscriber
-verifies with `standardwebhooks.Webhook(old_secret.encode())` (bytes are taken as the key) or with the rewritten
-string, which it can compute itself (README: webhooks). The column grows to hold the rewritten form of the longest
-secret the API accepted before (200 characters).
+stored so far is rewritten to `whsec_` + base64 of that key, so each subscription keeps its key and a subscriber
+may go on verifying with the secret it has: `standardwebhooks.Webhook(old_secret.encode())` takes bytes as the key
+(README: webhooks). A key longer than SHA-256's 64-byte block is stored as its SHA-256 digest: HMAC hashes such a
+key before use (RFC 2104 section 2), so the signatures are the same, and the rewritten secret fits the column.
 
 `last_error` used to end with the first bytes of the consumer's answer; an organisation could read what an internal
-server said through it. Those excerpts are dropped: the status stays.
+server said through it. Those excerpts are dropped: the status stays (`HTTP 500`).
 
-The downgrade turns the rewritten secrets back into the old text; a secret made after the upgrade (random key bytes,
-no text) stays as it is and needs a new subscription under the old code. The excerpts cannot come back.
+The downgrade turns rewritten secrets back into their old text where the key is text (the hashed long keys and the
+random keys of secrets made after the upgrade are not; those subscriptions need a new secret under the old code).
+The excerpts cannot come back.
 
 Revision ID: 0004_ssrf
 Revises: 0003
@@ -19,6 +20,7 @@ Create Date: 2026-12-03
 """
 
 import base64
+import hashlib
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -30,19 +32,21 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 PREFIX = "whsec_"
+HMAC_BLOCK = 64  # bytes, SHA-256
 _subscriptions = sa.table("webhook_subscriptions", sa.column("id", sa.Integer), sa.column("secret", sa.String))
 _deliveries = sa.table("webhook_deliveries", sa.column("last_status", sa.Integer), sa.column("last_error", sa.Text))
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("webhook_subscriptions") as batch:
-        batch.alter_column("secret", existing_type=sa.String(length=200), type_=sa.String(length=300),
-                           existing_nullable=False)
     connection = op.get_bind()
     for row in connection.execute(sa.select(_subscriptions.c.id, _subscriptions.c.secret)).all():
-        rewritten = PREFIX + base64.b64encode(row.secret.encode("utf-8")).decode("ascii")
+        key = row.secret.encode("utf-8")
+        if len(key) > HMAC_BLOCK:
+            key = hashlib.sha256(key).digest()
+        rewritten = PREFIX + base64.b64encode(key).decode("ascii")
         connection.execute(_subscriptions.update().where(_subscriptions.c.id == row.id).values(secret=rewritten))
-    connection.execute(_deliveries.update().where(_deliveries.c.last_status.is_not(None))
+    connection.execute(_deliveries.update().where(_deliveries.c.last_status.is_not(None),
+                                                  _deliveries.c.last_error.is_not(None))
                        .values(last_error=sa.literal("HTTP ") + sa.cast(_deliveries.c.last_status, sa.String)))
 
 
@@ -50,10 +54,8 @@ def downgrade() -> None:
     connection = op.get_bind()
     for row in connection.execute(sa.select(_subscriptions.c.id, _subscriptions.c.secret)).all():
         try:
-            original = base64.b64decode(row.secret[len(PREFIX):]).decode("utf-8")
-        except (ValueError, UnicodeDecodeError):
+            original = base64.b64decode(row.secret[len(PREFIX):], validate=True).decode("utf-8")
+        except ValueError:  # binascii.Error and UnicodeDecodeError: not a key that was text
             continue
-        connection.execute(_subscriptions.update().where(_subscriptions.c.id == row.id).values(secret=original))
-    with op.batch_alter_table("webhook_subscriptions") as batch:
-        batch.alter_column("secret", existing_type=sa.String(length=300), type_=sa.String(length=200),
-                           existing_nullable=False)
+        if original.isprintable():
+            connection.execute(_subscriptions.update().where(_subscriptions.c.id == row.id).values(secret=original))
