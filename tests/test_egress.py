@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from accesspoint.config import ConfigError, egress_policy, load_config
 from base.egress import EgressPolicy, EgressRefused, address_problem, parse_allow
 from base.egress_http import egress_session
 
@@ -163,6 +164,19 @@ def test_the_allow_list_lets_chosen_networks_and_names_through() -> None:
 def test_allow_list_entries_must_be_networks_or_names(entry: str) -> None:
     with pytest.raises(ValueError, match="neither a CIDR network"):
         parse_allow([entry])
+
+
+def test_the_allow_list_setting_is_checked_at_start_up() -> None:
+    with pytest.raises(ConfigError, match=r"^egress\.allow: '10\.0\.0\.0/33' is neither a CIDR network .*"
+                                          r"\(in PEPPOL_AP_EGRESS__ALLOW\)$"):
+        load_config(None, {"PEPPOL_AP_EGRESS__ALLOW": "10.0.0.0/33"})
+    cfg = load_config(None, {"PEPPOL_AP_EGRESS__ALLOW": "10.20.0.0/16, hooks.corp.example"})
+    local = egress_policy(cfg)
+    assert local.loopback and local.plain_http and local.allow_hosts == {"hooks.corp.example"}
+    assert local.allow_networks == (ipaddress.ip_network("10.20.0.0/16"),)
+    # the same settings looked at for another environment (the CLI's --env) permit no loopback
+    production = egress_policy(cfg, "production")
+    assert not production.loopback and not production.plain_http and production.allow_hosts == local.allow_hosts
 
 
 def test_address_problem_covers_what_ipaddress_misses() -> None:

@@ -244,6 +244,31 @@ def test_retries_with_backoff_until_delivered_and_the_event_id_is_stable(
     assert item["next_attempt_at"] is None and item["delivered_at"]
 
 
+def test_a_consumer_verifies_deliveries_with_the_standardwebhooks_library(
+        gateway: Gateway, client: FlaskClient, acme: Org, store_inbound: StoreInbound) -> None:
+    verdicts: list[bool] = []
+    secret: list[str] = []
+
+    def verify() -> None:
+        headers, body = receiver.requests[-1]
+        try:
+            Webhook(secret[0]).verify(body, headers)
+            verdicts.append(True)
+        except WebhookVerificationError:
+            verdicts.append(False)
+
+    receiver = Receiver(on_request=verify)
+    try:
+        created = client.post("/api/v1/webhooks", headers=acme.auth, json={"url": receiver.url}).get_json()
+        secret.append(created["secret"])
+        store_inbound(acme)
+        assert deliver_due(gateway, clock=Clock()) == 1
+    finally:
+        receiver.close()
+    assert verdicts == [True]
+    assert deliveries(gateway)[0].state == "delivered"
+
+
 def test_a_dead_receiver_fails_after_the_attempt_cap(gateway: Gateway, acme: Org,
                                                      store_inbound: StoreInbound) -> None:
     subscribe(gateway, acme, dead_url())
