@@ -79,6 +79,8 @@ class EgressAdapter(HTTPAdapter):
 
     def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
         self.policy.check_url(request.url or "", plain_http=self.plain_http)
+        # through a proxy the connection would be the proxy's, made by a pool that knows no policy
+        kwargs["proxies"] = {}
         return super().send(request, *args, **kwargs)
 
 
@@ -90,13 +92,13 @@ class _NoRedirects(requests.Session):
         return super().send(request, **kwargs)
 
 
-def egress_session(policy: EgressPolicy, *, plain_http: bool = False, pool_maxsize: int = 10) -> requests.Session:
+def egress_session(policy: EgressPolicy, *, plain_http: bool = False) -> requests.Session:
     """A Session for URLs someone else chose: only what `policy` allows, no redirects, no environment proxies."""
     session = _NoRedirects()
     session.trust_env = False
     # the CA bundle an operator names in the environment still counts (requests reads it only with trust_env)
     session.verify = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE") or True
-    adapter = EgressAdapter(policy, plain_http=plain_http, pool_connections=1, pool_maxsize=pool_maxsize)
+    adapter = EgressAdapter(policy, plain_http=plain_http)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     return session
