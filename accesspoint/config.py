@@ -43,9 +43,10 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from base.egress import EgressPolicy, parse_allow
 from certs.anchors import Environment, TrustAnchors, peppol_anchors
 from certs.devpki import DevPki, ensure_dev_pki
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
@@ -141,6 +142,14 @@ def _ipv4_address(value: str) -> str:
         except ValueError:
             raise PydanticCustomError("ipv4", "{value} is not an IPv4 address", {"value": repr(value)}) from None
     return value
+
+
+def _egress_allow(values: list[str]) -> list[str]:
+    try:
+        parse_allow(values)
+    except ValueError as exc:
+        raise PydanticCustomError("rule", "{message}", {"message": str(exc)}) from None
+    return values
 
 
 def _upper(value: Any) -> Any:
@@ -348,6 +357,14 @@ class RetentionSection(_Section):
         return self
 
 
+class EgressSection(_Section):
+    allow: Annotated[list[str], BeforeValidator(_list_from_text), AfterValidator(_egress_allow)]
+
+
+class WebhooksSection(_Section):
+    max_subscriptions: Count
+
+
 class LogSection(_Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
     format: Literal["json", "text"]
@@ -371,6 +388,8 @@ class Config(_Section):
     smp_client: SmpClientSection
     as4: As4Section
     sending: SendingSection
+    egress: EgressSection
+    webhooks: WebhooksSection
     log: LogSection
     retention: RetentionSection
     # the files read, for `config check`; not a setting
@@ -643,6 +662,12 @@ def trust_anchors(cfg: Config) -> TrustAnchors:
     )
 
 
+def egress_policy(cfg: Config, environment: str | None = None) -> EgressPolicy:
+    """Where the gateway may connect on someone else's behalf ([egress]) in `environment` (default: the configured
+    one); the local environment also permits loopback and plain http."""
+    return EgressPolicy.from_settings(cfg.egress.allow, local=(environment or cfg.environment) == "local")
+
+
 def revocation_checker(cfg: Config, environment: str | None = None) -> RevocationChecker | None:
     """The configured revocation checker for `environment` (default: the configured one); None in the local
     environment, whose dev PKI publishes no CRL or OCSP service (its certificates would all be
@@ -651,7 +676,7 @@ def revocation_checker(cfg: Config, environment: str | None = None) -> Revocatio
         return None
     rev = cfg.revocation
     return RevocationChecker(
-        http_fetch,
+        http_fetcher(egress_policy(cfg, environment)),
         order=tuple(rev.order),
         cache_seconds=rev.cache_hours * 3600,
         soft_fail=rev.soft_fail,

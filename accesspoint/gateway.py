@@ -19,9 +19,18 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accesspoint.adapters.blobs import FilesystemBlobStore
 from accesspoint.adapters.discovery import build_discovery
-from accesspoint.config import Config, ConfigError, certificate_validator, key_material, smp_key_material, trust_anchors
+from accesspoint.config import (
+    Config,
+    ConfigError,
+    certificate_validator,
+    egress_policy,
+    key_material,
+    smp_key_material,
+    trust_anchors,
+)
 from accesspoint.core import InboundLimits
 from accesspoint.store.database import begin_write, display_url, make_engine, session_factory, upgrade
+from base.egress import EgressPolicy
 from certs.anchors import TrustAnchors
 from certs.keystore import KeyMaterial
 from certs.validation import CertificateValidator
@@ -70,6 +79,12 @@ class Gateway:
     def inbound_limits(self) -> InboundLimits:
         """What one inbound message may cost, from the [as4] section (built once, not per request)."""
         return InboundLimits(**self.config.as4.model_dump())
+
+    @cached_property
+    def egress(self) -> EgressPolicy:
+        """Where the gateway may connect on someone else's behalf (webhooks, AS4 endpoints, the Directory), from
+        [egress]; built once."""
+        return egress_policy(self.config)
 
     @property
     def discovery(self) -> Discovery:

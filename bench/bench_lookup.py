@@ -18,6 +18,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from base.egress import EgressPolicy  # noqa: E402
 from certs.anchors import TrustAnchors  # noqa: E402
 from certs.keystore import load_certificates, load_pkcs12  # noqa: E402
 from certs.validation import CertificateValidator  # noqa: E402
@@ -31,6 +32,9 @@ from tests.smp.smpserver import EndpointSpec, SmpServer, dns_server, service_inf
 
 ZONE = "local.peppol.test"
 PKI = ROOT.parent / "shared" / "vectors" / "smp" / "generated" / "pki"
+
+# the SMPs here run on 127.0.0.1, as in the local environment
+LOOPBACK = EgressPolicy(loopback=True, plain_http=True)
 
 
 def main() -> int:
@@ -61,7 +65,7 @@ def main() -> int:
             smp.serve((p.scheme, p.value), (BIS3_INVOICE.scheme, BIS3_INVOICE.value), body)
         with dns_server(ZONE, zone.path) as port:
             now = datetime.now(UTC)
-            client = SmpClient(validator, timeout=5.0, clock=lambda: now)
+            client = SmpClient(validator, egress=LOOPBACK, timeout=5.0, clock=lambda: now)
             discovery = Discovery(SmlLookup(ZONE, [f"127.0.0.1:{port}"], 5.0), client, validator,
                                   DiscoveryCache(900, 120, negative_types=NEGATIVE_ERRORS))
             start = time.perf_counter()

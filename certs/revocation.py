@@ -3,7 +3,7 @@
 Follows the behaviour of ph-commons' CertificateRevocationChecker as phase4 uses it
 (operations.md 1.4): default order CRL then OCSP, results cached per certificate for up to 6 h,
 CRLs cached until their nextUpdate and at most 24 h, hard fail when no method gives an answer.
-The only I/O is the `fetch` callable the caller passes (`certs.fetch.http_fetch` in production), so every rule
+The only I/O is the `fetch` callable the caller passes (`certs.fetch.http_fetcher(policy)` in production), so every rule
 here is testable without a network, and code that only judges certificates imports no HTTP client.
 """
 

@@ -1,7 +1,10 @@
 """SMP client and the complete discovery of a receiver's AS4 endpoint.
 
 `SmpClient` fetches ServiceGroup / SignedServiceMetadata over HTTP(S) with requests (no HTTP
-redirects, connect/read time-outs, a byte cap and an overall deadline per request), verifies the
+redirects, connect/read time-outs, a byte cap and an overall deadline per request, and only to
+addresses the egress policy allows: the SML's answer and a Redirect href are someone else's
+choice, so an SMP URL on loopback or a private network gets no request outside `egress.allow`
+and the local environment), verifies the
 signature over the bytes received, validates the signer certificate (SMP_SIGNING), checks that
 the answer is about what was asked, and follows at most one SMP `Redirect`, whose target must be
 signed by the certificate named in `CertificateUID` (compared with the certificate that actually
@@ -24,6 +27,8 @@ import requests
 from cryptography import x509
 
 from base.bounded import TooLarge, TooSlow, connection_reason, read_bounded
+from base.egress import EgressPolicy, EgressRefused
+from base.egress_http import egress_session
 from base.safexml import XmlError
 from certs.validation import REVOCATION_UNKNOWN, Purpose
 from smp.cache import DiscoveryCache
@@ -159,14 +164,16 @@ class SmpClient:
         self,
         validator: CertificateValidator,
         *,
-        session: requests.Session | None = None,
+        egress: EgressPolicy,
         timeout: float | tuple[float, float] = (5.0, 10.0),
         max_bytes: int = DEFAULT_MAX_BYTES,
         allow_sha1: bool = False,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.validator = validator
-        self.session = session or requests.Session()
+        # SMPs are reached over plain http on port 80 (Peppol SMP specification), which TLS would not improve:
+        # their answers are signed
+        self.session = egress_session(egress, plain_http=True)
         self.timeout = timeout if isinstance(timeout, tuple) else (timeout, timeout)
         self.max_bytes = max_bytes
         self.allow_sha1 = allow_sha1
@@ -198,6 +205,8 @@ class SmpClient:
                         f"{what}: SMP answer from {url} exceeds the {self.max_bytes} bytes accepted") from None
                 except TooSlow:
                     raise DiscoveryUnavailable(f"{what}: SMP {url} is too slow sending its answer") from None
+        except EgressRefused as exc:
+            raise DiscoveryUntrusted(f"{what}: SMP URL {url} is not contacted: {exc.reason}") from None
         except requests.Timeout:
             raise DiscoveryUnavailable(f"{what}: SMP {url} did not answer in time") from None
         except requests.ConnectionError as exc:

@@ -3,7 +3,8 @@
 The Directory does not receive the card itself: after a PUT it resolves the participant via the SML,
 reads our ServiceGroup and `/businesscard/{participant}` and indexes that. So the gateway calls
 `publish` whenever a participant's registration or organisation data changes, and `delete` on
-off-boarding (before the SML delete). Mutual TLS with our Peppol SMP certificate.
+off-boarding (before the SML delete). Mutual TLS with our Peppol SMP certificate. The Directory's URL goes
+through the egress policy like every other URL the gateway fetches (base.egress).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from urllib.parse import quote
 
 import requests
 
+from base.egress import EgressPolicy, EgressRefused
+from base.egress_http import egress_session
 from smp.identifiers import ParticipantId
 
 INDEXER_PATH = "/indexer/1.0/"
@@ -30,13 +33,12 @@ class DirectoryError(Exception):
 class DirectoryClient:
     """base_url: e.g. https://test-directory.peppol.eu; client_cert: (certificate PEM path, key PEM path)."""
 
-    def __init__(self, base_url: str, client_cert: tuple[str, str] | None = None, timeout: float = 30.0,
-                 session: requests.Session | None = None, verify: bool | str = True) -> None:
+    def __init__(self, base_url: str, *, egress: EgressPolicy, client_cert: tuple[str, str] | None = None,
+                 timeout: float = 30.0) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_cert = client_cert
         self.timeout = timeout
-        self.session = session or requests.Session()
-        self.verify = verify
+        self.session = egress_session(egress)
 
     def publish(self, participant: ParticipantId) -> None:
         """Ask the Directory to (re)index `participant` (PUT; body = the participant URI, not encoded)."""
@@ -52,8 +54,11 @@ class DirectoryClient:
               **kwargs: object) -> None:
         what = "publish" if method == "PUT" else "delete"
         try:
-            response = self.session.request(method, url, cert=self.client_cert, verify=self.verify,
-                                            timeout=self.timeout, allow_redirects=False, **kwargs)  # type: ignore[arg-type]
+            response = self.session.request(method, url, cert=self.client_cert, timeout=self.timeout,
+                                            allow_redirects=False, **kwargs)  # type: ignore[arg-type]
+        except EgressRefused as exc:
+            raise DirectoryError(f"The Peppol Directory URL {self.base_url} is not contacted: {exc.reason}; "
+                                 "check directory.url.") from None
         except requests.exceptions.SSLError as exc:
             raise DirectoryError(
                 f"TLS with the Peppol Directory at {self.base_url} failed ({exc}); check that our Peppol SMP "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from accesspoint.config import Config
+from accesspoint.config import Config, egress_policy
 from smp.cache import DiscoveryCache
 from smp.client import NEGATIVE_ERRORS, Discovery, SmpClient
 from smp.lookup import SML_ZONES, SmlLookup
@@ -22,8 +22,8 @@ def build_discovery(cfg: Config, validator: Any, *, environment: str | None = No
     servers = dns_servers or (cfg.dns_servers if same else list(cfg.sml.dns_servers))
     sml = SmlLookup(zone or configured_zone or SML_ZONES[env], servers or None, cfg.sml.timeout_seconds)
     smp_cfg = cfg.smp_client
-    client = SmpClient(validator, timeout=smp_cfg.timeout_seconds, max_bytes=smp_cfg.max_response_bytes,
-                       allow_sha1=allow_sha1)
+    client = SmpClient(validator, egress=egress_policy(cfg, env), timeout=smp_cfg.timeout_seconds,
+                       max_bytes=smp_cfg.max_response_bytes, allow_sha1=allow_sha1)
     cache: DiscoveryCache[Any] = DiscoveryCache(
         positive_ttl=smp_cfg.cache_minutes * 60.0,
         negative_ttl=smp_cfg.negative_cache_minutes * 60.0,

@@ -10,6 +10,10 @@ The circuit breaker (phoss-ap's defaults: 5 failures in a row open it for 1 minu
 counts only failures that say the endpoint itself is unwell: no connection, a time-out, HTTP 5xx without an ebMS
 answer. A rejection of one message (an ebMS error) is a healthy endpoint speaking. Connections and breakers live in
 the worker process: each worker judges an endpoint on its own experience, so no shared state can go stale.
+
+The endpoint URL is the receiver's SMP's choice, so connections go through the egress policy (base.egress): an
+endpoint on loopback or a private network gets nothing outside `egress.allow` and the local environment. Plain
+http stays possible, as phase4 accepts it (its Peppol PMode validator allows http and https endpoints).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
 
 from base.bounded import TooLarge, TooSlow, connection_reason, read_bounded
+from base.egress import EgressPolicy, EgressRefused
+from base.egress_http import EgressAdapter
 
 # A signal (receipt or error) is a few kB; anything near this cap is not an AS4 answer.
 MAX_RESPONSE_BYTES = 10 * 1024 * 1024
@@ -32,8 +37,9 @@ USER_AGENT = "peppol-ap"
 
 
 class TransportError(Exception):
-    """The message did not get an HTTP answer. `kind`: "connection", "timeout", "circuit-open" or "response"
-    (the answer broke off or was too large). `reached_peer` is False when nothing was sent at all."""
+    """The message did not get an HTTP answer. `kind`: "connection", "timeout", "circuit-open", "response"
+    (the answer broke off or was too large) or "refused" (the egress policy forbids the endpoint's address).
+    `reached_peer` is False when nothing was sent at all."""
 
     def __init__(self, kind: str, message: str, *, reached_peer: bool = True, retry_at: float | None = None) -> None:
         super().__init__(message)
@@ -122,8 +128,9 @@ def endpoint_key(url: str) -> str:
 class Transport:
     """POSTs AS4 messages; safe to share between threads of one process."""
 
-    def __init__(self, *, connect_timeout: float = 5.0, response_timeout: float = 120.0,
+    def __init__(self, egress: EgressPolicy, *, connect_timeout: float = 5.0, response_timeout: float = 120.0,
                  breaker: CircuitBreaker | None = None, max_response_bytes: int = MAX_RESPONSE_BYTES) -> None:
+        self.egress = egress
         self.connect_timeout = connect_timeout
         self.response_timeout = response_timeout
         self.breaker = breaker or CircuitBreaker(threshold=5, open_seconds=60.0)
@@ -140,7 +147,8 @@ class Transport:
                 # never pick up proxies or credentials from the environment of the worker
                 session.trust_env = False
                 session.max_redirects = 0
-                adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_CONNECTIONS, max_retries=0)
+                adapter = EgressAdapter(self.egress, plain_http=True, pool_connections=1,
+                                        pool_maxsize=POOL_CONNECTIONS)
                 session.mount("http://", adapter)
                 session.mount("https://", adapter)
                 session.headers["User-Agent"] = USER_AGENT
@@ -173,6 +181,8 @@ class Transport:
                 url, data=_SizedBody(chunks, length), headers=headers, stream=True, allow_redirects=False,
                 timeout=(self.connect_timeout, self.response_timeout),
             )
+        except EgressRefused as exc:
+            raise TransportError("refused", f"{url} is not contacted: {exc.reason}", reached_peer=False) from None
         except requests.ConnectTimeout as exc:
             raise TransportError("timeout", f"no connection to {url} within {self.connect_timeout:g} s",
                                  reached_peer=False) from exc

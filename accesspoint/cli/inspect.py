@@ -12,8 +12,9 @@ from accesspoint.cli.common import fail, fail_config
 from accesspoint.config import ConfigError, load_config, trust_anchors
 from accesspoint.core import InboundLimits, human_lines, inspect_message
 from accesspoint.flows.receiving import offline_checks
+from base.egress import EgressPolicy
 from certs.anchors import TrustAnchors, anchors_from_certificates, peppol_anchors
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.keystore import KeyMaterial, KeystoreError, load_certificates, load_pem, load_pkcs12
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
@@ -97,7 +98,9 @@ def inspect(message_file: Path, content_type: str | None, key_file: tuple[Path, 
     at = _parse_time(at_text)
     keys = [_load_key(path, key_password, cert_file) for path in key_file]
     anchors = _anchors(trust_files, environment, config_path)
-    checker = RevocationChecker(http_fetch) if revocation else None
+    # as `pki verify`: loopback CRL/OCSP URLs only under a PKI of one's own (--trust)
+    policy = EgressPolicy.from_settings((), local=bool(trust_files))
+    checker = RevocationChecker(http_fetcher(policy)) if revocation else None
     validator = CertificateValidator(anchors, checker)
     with message_file.open("rb") as stream:
         report = inspect_message(iter(lambda: stream.read(1 << 16), b""), content_type, checks=offline_checks(),

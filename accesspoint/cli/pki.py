@@ -9,9 +9,10 @@ from pathlib import Path
 import click
 
 from accesspoint.cli.common import fail
+from base.egress import EgressPolicy
 from certs.anchors import anchors_from_certificates, peppol_anchors
 from certs.devpki import DEFAULT_PASSWORD, DevPki, DevPkiError, init_pki, issue_leaf, load_pki
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.keystore import KeystoreError, load_certificates
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator, Purpose
@@ -112,7 +113,10 @@ def verify(cert_file: Path, purpose: str, environment: str, trust_files: tuple[P
             anchors = peppol_anchors(environment)  # type: ignore[arg-type]
     except KeystoreError as exc:
         fail(str(exc))
-    checker = None if no_revocation else RevocationChecker(http_fetch)
+    # CRL/OCSP URLs from a certificate under a PKI of one's own (--trust, e.g. the dev PKI) may be on loopback, as in
+    # the local environment; under the shipped Peppol CAs only public addresses are asked
+    policy = EgressPolicy.from_settings((), local=bool(trust_files))
+    checker = None if no_revocation else RevocationChecker(http_fetcher(policy))
     verdict = CertificateValidator(anchors, checker).validate(cert, wanted, at)
     if as_json:
         click.echo(json.dumps(verdict.to_dict(), indent=2))

@@ -181,8 +181,8 @@ class Registrar:
         client: DirectoryClient | None = getattr(self._local, "directory", None)
         if client is None:
             assert self.directory_url is not None
-            client = DirectoryClient(self.directory_url, client_cert=self._client_cert(self.directory_url),
-                                     timeout=self.timeout)
+            client = DirectoryClient(self.directory_url, egress=self.gateway.egress,
+                                     client_cert=self._client_cert(self.directory_url), timeout=self.timeout)
             self._local.directory = client
         return client
 

@@ -171,6 +171,11 @@ def classify_discovery(exc: DiscoveryError, message: Message) -> Failure:
 
 
 def classify_transport(exc: TransportError) -> Failure:
+    if exc.kind == "refused":
+        return Failure(False, "endpoint-refused", exc.message,
+                       "The receiver's SMP names an AS4 endpoint on an address the gateway does not connect to (not "
+                       "public). Ask the receiver to fix their registration; an operator who means to deliver into "
+                       "that network lists it in egress.allow.")
     hint = {
         "circuit-open": "The receiving access point failed repeatedly; its messages wait until it answers again.",
         "timeout": "The receiving access point did not answer in time; the message will be sent again.",
@@ -293,7 +298,8 @@ class Sender:
         self.settings = settings or SendingSettings.from_config(gateway.config)
         self.rng = rng or random.Random()  # noqa: S311  # jitter, not secrecy
         self.transport = Transport(
-            connect_timeout=self.settings.connect_timeout, response_timeout=self.settings.response_timeout,
+            gateway.egress, connect_timeout=self.settings.connect_timeout,
+            response_timeout=self.settings.response_timeout,
             breaker=CircuitBreaker(self.settings.breaker_failures, self.settings.breaker_open),
         )
         self.worker_id = _worker_id()

@@ -1,31 +1,44 @@
 """Webhooks: an organisation's events POSTed to its subscribed URLs, signed, retried until delivered.
 
-What a consumer receives (one request per event and subscription)::
+Deliveries follow Standard Webhooks (https://www.standardwebhooks.com/), so its libraries verify them
+(`standardwebhooks.Webhook(secret).verify(body, headers)`). What a consumer receives, one request per event and
+subscription::
 
     POST <subscription url>
     Content-Type: application/json
-    Peppol-AP-Event-Id: 5b0c...          the event's id, the same on every retry: drop repeats by it
+    webhook-id: 5b0c...                  the event's id, the same on every retry: drop repeats by it
+    webhook-timestamp: 1763712000        unix seconds of this attempt
+    webhook-signature: v1,<base64 HMAC-SHA256(key, "<webhook-id>.<webhook-timestamp>.<body>")>
     Peppol-AP-Event-Type: inbound.received
-    Peppol-AP-Signature: t=1763712000,v1=<hex HMAC-SHA256(secret, b"1763712000." + body)>
 
     {"created_at": "2026-11-21T19:40:00+00:00", "data": {...}, "id": "5b0c...", "type": "inbound.received"}
 
-Verifying (Stripe's scheme): take `t` and every `v1` from the header, compute HMAC-SHA256 with the
-subscription secret over `f"{t}."` followed by the raw body bytes, compare in constant time with any `v1`, and
-refuse a `t` more than a few minutes from your clock (a replayed request). `verify_signature` does exactly that.
+The secret is `whsec_<base64>`; the HMAC key is the base64-decoded part. `webhook-signature` may list several
+space-separated signatures (secret rotation); a consumer accepts the request when one matches and refuses a
+timestamp more than a few minutes from its clock (a replay). `verify_signature` does exactly that. Secrets made
+before Standard Webhooks (signed `Peppol-AP-Signature: t=..,v1=<hex>`, HMAC key = the secret's UTF-8 bytes) were
+rewritten by migration 0004 to `whsec_` + base64 of that key (of its SHA-256 digest when longer than 64 bytes,
+which HMAC uses in its place), so their signatures verify with the secret the subscriber has (README: webhooks).
 
 Delivery is at least once: a delivery is marked delivered only after a 2xx answer, so a consumer that answered
 but whose answer got lost sees the event again. Anything else (other status, redirect, timeout, refused
-connection) is retried with exponential backoff and jitter until the retry policy gives up; then the delivery
-is `failed` and stays in the history. Events that happened before a subscription existed are not replayed to
-it; `GET /api/v1/events` serves those to a consumer that polls.
+connection, an address the egress policy refuses) is retried with exponential backoff and jitter until the retry
+policy gives up; then the delivery is `failed` and stays in the history. The history keeps the status and why an
+attempt failed in our words, never the answer's body: a subscriber must not use us to read what an internal
+server says. Events that happened before a subscription existed are not replayed to it; `GET /api/v1/events`
+serves those to a consumer that polls.
+
+The URL is someone else's choice: each delivery resolves its host and connects only to addresses the egress policy
+allows (base.egress: public addresses, https outside the local environment), and no redirect is followed.
 
 recommand's webhooks are fire-and-forget and unsigned; phoss-ap's forwarding retries 5 times from 1 minute.
-The shape here follows Stripe's signed, retried webhook deliveries.
+The retries follow Stripe's signed, retried webhook deliveries.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -33,9 +46,10 @@ import logging
 import random
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -46,15 +60,21 @@ from accesspoint.gateway import Gateway
 from accesspoint.store.database import claim
 from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
 from accesspoint.store.types import utcnow
+from base.bounded import connection_reason
+from base.egress import EgressRefused
+from base.egress_http import egress_session
 
 log = logging.getLogger(__name__)
 
-SIGNATURE_HEADER = "Peppol-AP-Signature"
-EVENT_ID_HEADER = "Peppol-AP-Event-Id"
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+SIGNATURE_HEADER = "webhook-signature"
 EVENT_TYPE_HEADER = "Peppol-AP-Event-Type"
-SIGNATURE_SCHEME = "v1"
+SIGNATURE_VERSION = "v1"
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix that marks secrets, not a secret)
-MIN_SECRET_LENGTH = 16
+# the key sizes Standard Webhooks asks for; 32 random bytes are generated
+MIN_KEY_BYTES = 24
+MAX_KEY_BYTES = 64
 EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
 # the event types the gateway itself creates; subscriptions may name others that later versions add
@@ -66,8 +86,6 @@ TIMEOUTS = (5.0, 10.0)
 # a claimed delivery is not picked again before this: longer than one POST can take with the timeouts above
 LEASE = timedelta(minutes=2)
 BATCH = 50
-# how much of a failing answer's body is kept as last_error
-ERROR_EXCERPT = 300
 USER_AGENT = "peppol-ap-webhooks/1"
 
 
@@ -98,34 +116,53 @@ DEFAULT_POLICY = RetryPolicy()
 # --- signing --------------------------------------------------------------------------------------
 
 def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode("ascii")
 
 
-def _mac(secret: str, timestamp: int, body: bytes) -> str:
-    return hmac.new(secret.encode("utf-8"), f"{timestamp}.".encode("ascii") + body, hashlib.sha256).hexdigest()
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_<base64>` secret; ValueError when `secret` is not one. Any key length is taken:
+    secrets migrated from the old scheme (16 to 200 characters) keep theirs; new ones are checked by the API."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise ValueError(f"a secret starts with {SECRET_PREFIX}")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX):], validate=True)
+    except binascii.Error:
+        raise ValueError(f"the part after {SECRET_PREFIX} must be base64") from None
+    if not key:
+        raise ValueError("the key is empty")
+    return key
 
 
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The `Peppol-AP-Signature` header value for `body` sent at unix time `timestamp`."""
-    return f"t={timestamp},{SIGNATURE_SCHEME}={_mac(secret, timestamp, body)}"
+def _mac(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:
+    signed = f"{message_id}.{timestamp}.".encode() + body
+    return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode("ascii")
 
 
-def verify_signature(secret: str, header: str, body: bytes, *, now: int, tolerance: int = 300) -> bool:
-    """Whether `header` is a valid signature of `body` made with `secret` within `tolerance` seconds of `now`.
+def signature_headers(secret: str, message_id: str, timestamp: int, body: bytes) -> dict[str, str]:
+    """The Standard Webhooks headers for `body` sent at unix time `timestamp`."""
+    return {
+        ID_HEADER: message_id,
+        TIMESTAMP_HEADER: str(timestamp),
+        SIGNATURE_HEADER: f"{SIGNATURE_VERSION},{_mac(secret_key(secret), message_id, timestamp, body)}",
+    }
 
-    Several `v1` values are accepted (a consumer rotating secrets may be sent both); unknown schemes are ignored.
+
+def verify_signature(secret: str, headers: Mapping[str, str], body: bytes, *, now: int, tolerance: int = 300) -> bool:
+    """Whether `headers` (webhook-id, webhook-timestamp, webhook-signature; names in any case) sign `body` with
+    `secret` within `tolerance` seconds of `now`.
+
+    Several space-separated signatures are accepted (a consumer rotating secrets may be sent both); other versions
+    than v1 are ignored.
     """
-    timestamp: int | None = None
-    candidates: list[str] = []
-    for part in header.split(","):
-        key, _, value = part.strip().partition("=")
-        if key == "t" and value.isdigit():
-            timestamp = int(value)
-        elif key == SIGNATURE_SCHEME:
-            candidates.append(value)
-    if timestamp is None or not candidates or abs(now - timestamp) > tolerance:
+    lowered = {name.lower(): value for name, value in headers.items()}
+    message_id = lowered.get(ID_HEADER, "")
+    timestamp = lowered.get(TIMESTAMP_HEADER, "")
+    if not message_id or not timestamp.isascii() or not timestamp.isdigit() or abs(now - int(timestamp)) > tolerance:
         return False
-    expected = _mac(secret, timestamp, body)
+    expected = _mac(secret_key(secret), message_id, int(timestamp), body)
+    candidates = [value for version, _, value in (part.partition(",") for part in
+                                                  lowered.get(SIGNATURE_HEADER, "").split())
+                  if version == SIGNATURE_VERSION]
     return any(hmac.compare_digest(expected, candidate) for candidate in candidates)
 
 
@@ -224,21 +261,35 @@ class _Outcome:
     error: str | None
 
 
+def _status_text(status: int) -> str:
+    """`HTTP 503 Service Unavailable` with the standard phrase: the consumer's own reason phrase is answer content."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
 def _post(http: requests.Session, url: str, body: bytes, headers: dict[str, str]) -> _Outcome:
+    """POST once. The answer's body is never read: nothing of what the server says beyond its status is kept."""
     try:
         # redirects are not followed: the signed event would go to a place the organisation did not subscribe
         with http.post(url, data=body, headers=headers, timeout=TIMEOUTS, allow_redirects=False,
                        stream=True) as response:
-            if 200 <= response.status_code < 300:
-                return _Outcome(True, response.status_code, None)
-            excerpt = response.raw.read(ERROR_EXCERPT, decode_content=True) or b""
-            reason = f"HTTP {response.status_code} {response.reason or ''}".strip()
-            if 300 <= response.status_code < 400:
-                reason += f" (redirect to {response.headers.get('Location', '?')}; redirects are not followed)"
-            text = excerpt.decode("utf-8", "replace").strip()
-            return _Outcome(False, response.status_code, f"{reason}: {text}" if text else reason)
+            status = response.status_code
+            if 200 <= status < 300:
+                return _Outcome(True, status, None)
+            reason = _status_text(status)
+            if 300 <= status < 400:
+                reason += " (a redirect; redirects are not followed)"
+            return _Outcome(False, status, reason)
+    except EgressRefused as exc:
+        return _Outcome(False, None, f"not delivered: {exc.reason}")
+    except requests.Timeout:
+        return _Outcome(False, None, f"no answer within {TIMEOUTS[0]:g} s to connect and {TIMEOUTS[1]:g} s to answer")
+    except requests.ConnectionError as exc:
+        return _Outcome(False, None, f"cannot connect: {connection_reason(exc)}")
     except requests.RequestException as exc:
-        return _Outcome(False, None, f"{type(exc).__name__}: {exc}")
+        return _Outcome(False, None, f"{type(exc).__name__}: {connection_reason(exc)}")
 
 
 @dataclass(frozen=True)
@@ -279,9 +330,8 @@ def _attempt(gateway: Gateway, delivery_id: int, http: requests.Session, clock: 
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
-            EVENT_ID_HEADER: claimed.event_id,
             EVENT_TYPE_HEADER: claimed.event_type,
-            SIGNATURE_HEADER: sign(claimed.secret, int(clock().timestamp()), claimed.body),
+            **signature_headers(claimed.secret, claimed.event_id, int(clock().timestamp()), claimed.body),
         }
         # no transaction is open while the consumer takes its time
         outcome = _post(http, claimed.url, claimed.body, headers)
@@ -309,18 +359,14 @@ def _attempt(gateway: Gateway, delivery_id: int, http: requests.Session, clock: 
 
 
 def deliver_due(gateway: Gateway, *, clock: Callable[[], datetime] = utcnow, policy: RetryPolicy = DEFAULT_POLICY,
-                http: requests.Session | None = None, limit: int = BATCH, rng: random.Random | None = None) -> int:
-    """Worker task: POST every due delivery once; returns how many were attempted."""
+                limit: int = BATCH, rng: random.Random | None = None) -> int:
+    """Worker task: POST every due delivery once, only where the gateway's egress policy allows; returns how many
+    were attempted."""
     ids = gateway.claim(lambda session: claim_deliveries(session, clock(), limit))
     if not ids:
         return 0
-    owned = http is None
-    client = http or requests.Session()
     jitter = rng or random.Random()  # noqa: S311 (jitter, not a secret)
-    try:
+    with egress_session(gateway.egress) as client:
         for delivery_id in ids:
             _attempt(gateway, delivery_id, client, clock, policy, jitter)
-    finally:
-        if owned:
-            client.close()
     return len(ids)

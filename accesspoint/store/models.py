@@ -412,6 +412,7 @@ class WebhookSubscription(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2048))
+    # whsec_ + base64 of the HMAC key (Standard Webhooks)
     secret: Mapped[str] = mapped_column(String(200))
     # event types, e.g. ["inbound.received", "outbound.failed"]
     events: Mapped[list[str]] = mapped_column(JSON, default=list)

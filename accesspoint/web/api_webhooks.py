@@ -4,6 +4,11 @@ format, the signature and the retry policy).
 The secret is generated (or taken from the request) on creation and shown in that answer only: it is stored
 because every delivery is signed with it, but no endpoint returns it again. Subscribing starts with the next
 event; earlier events are not replayed (poll `GET /api/v1/events` for those).
+
+A URL the egress policy refuses by its form (plain http outside the local environment, user information, control
+characters, an internal IP address in any spelling, `localhost`) is refused here with 422; a host name that
+resolves to an internal address is refused at each delivery, when it is resolved. An organisation has at most
+webhooks.max_subscriptions subscriptions (409 beyond).
 """
 
 from __future__ import annotations
@@ -13,17 +18,19 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from accesspoint.flows.webhooks import (
     EVENT_TYPE_PATTERN,
     INBOUND_ACKED,
     INBOUND_RECEIVED,
-    MIN_SECRET_LENGTH,
+    MAX_KEY_BYTES,
+    MIN_KEY_BYTES,
     new_secret,
+    secret_key,
 )
-from accesspoint.store.models import DeliveryState, Event, WebhookDelivery, WebhookSubscription
+from accesspoint.store.models import DeliveryState, Event, Organisation, WebhookDelivery, WebhookSubscription
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import (
@@ -43,11 +50,13 @@ from accesspoint.web.listing import (
     ref,
 )
 from accesspoint.web.problems import ProblemError
+from base.egress import EgressRefused
 
 blueprint = Blueprint("api_webhooks", __name__, url_prefix="/api/v1/webhooks")
 
 MAX_URL_LENGTH = 2048
-MAX_SECRET_LENGTH = 200
+# whsec_ and the base64 of the largest key Standard Webhooks allows
+MAX_SECRET_LENGTH = 6 + 4 * ((MAX_KEY_BYTES + 2) // 3)
 MAX_EVENT_TYPES = 50
 # ids are 32-bit integer columns: a larger number cannot exist, and PostgreSQL would reject it as a parameter
 MAX_ID = 2**31 - 1
@@ -97,9 +106,14 @@ def _url(body: dict[str, Any]) -> str:
         port_ok = False
         parts = None
     if len(url) > MAX_URL_LENGTH or parts is None or not port_ok or parts.scheme not in ("http", "https") \
-            or not parts.hostname or any(c.isspace() for c in url):
+            or not parts.hostname:
         raise bad_request(f"url must be an absolute http or https URL of at most {MAX_URL_LENGTH} characters, "
                           f"not {url[:100]!r}", "url")
+    try:
+        gateway().egress.check_url(url)
+    except EgressRefused as exc:
+        raise ProblemError(422, "Unprocessable Content", f"events are not delivered to this url: {exc.reason}",
+                           parameter="url") from None
     return url
 
 
@@ -116,10 +130,16 @@ def _secret(body: dict[str, Any]) -> str:
     secret = body.get("secret")
     if secret is None:
         return new_secret()
-    if not isinstance(secret, str) or not MIN_SECRET_LENGTH <= len(secret) <= MAX_SECRET_LENGTH \
-            or not secret.isprintable() or secret != secret.strip():
-        raise bad_request(f"secret must be {MIN_SECRET_LENGTH} to {MAX_SECRET_LENGTH} printable characters "
-                          "without surrounding spaces; leave it out to have one generated", "secret")
+    try:
+        if not isinstance(secret, str) or len(secret) > MAX_SECRET_LENGTH:
+            raise ValueError(f"at most {MAX_SECRET_LENGTH} characters")
+        size = len(secret_key(secret))
+        if not MIN_KEY_BYTES <= size <= MAX_KEY_BYTES:
+            raise ValueError(f"the key is {size} bytes")
+    except ValueError as exc:
+        raise bad_request(f"secret must be whsec_ followed by the base64 of a {MIN_KEY_BYTES} to {MAX_KEY_BYTES} "
+                          f"byte key, as Standard Webhooks has it ({exc}); leave it out to have one generated",
+                          "secret") from None
     return secret
 
 
@@ -132,7 +152,17 @@ def create_subscription() -> ResponseReturnValue:
     if not isinstance(body, dict):
         raise bad_request("the body must be a JSON object with url, and optionally events and secret", "body")
     url, events, secret = _url(body), _events(body), _secret(body)
-    with gateway().read() as session:
+    cap = gateway().config.webhooks.max_subscriptions
+    organisation_id = current_client().organisation_id
+    with gateway().write() as session:
+        # the organisation's row is locked (PostgreSQL; SQLite's write transaction locks the file) so that two
+        # concurrent requests cannot both pass the count
+        session.execute(select(Organisation.id).where(Organisation.id == organisation_id).with_for_update())
+        count = session.scalar(select(func.count()).select_from(WebhookSubscription)
+                               .where(WebhookSubscription.organisation_id == organisation_id))
+        if (count or 0) >= cap:
+            raise ProblemError(409, "Conflict", f"this organisation already has {count} webhook subscriptions, the "
+                               f"most allowed ({cap}); delete one first")
         subscription = WebhookSubscription(organisation_id=current_client().organisation_id, url=url,
                                            secret=secret, events=events, active=True)
         session.add(subscription)
@@ -209,11 +239,14 @@ _ID_PARAMETER = {"name": "subscription_id", "in": "path", "required": True,
                  "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}}
 _TAG = ["webhooks"]
 _SIGNATURE_TEXT = (
-    "Each event is POSTed as JSON `{id, type, created_at, message_id, data}` with the headers `Peppol-AP-Event-Id`, "
-    "`Peppol-AP-Event-Type` and `Peppol-AP-Signature: t=<unix time>,v1=<hex HMAC-SHA256(secret, \"<t>.\" + raw "
-    "body)>`. Verify the HMAC over the raw body and refuse a `t` more than 5 minutes old. A 2xx answer marks the "
+    "Each event is POSTed as JSON `{id, type, created_at, message_id, data}` signed by the Standard Webhooks "
+    "convention (https://www.standardwebhooks.com/): headers `webhook-id` (the event id), `webhook-timestamp` (unix "
+    "seconds) and `webhook-signature: v1,<base64 HMAC-SHA256(key, \"<webhook-id>.<webhook-timestamp>.<raw body>\")>`, "
+    "where the key is the base64-decoded part of the `whsec_` secret; `Peppol-AP-Event-Type` names the event type. "
+    "The standardwebhooks libraries verify it; refuse a timestamp more than 5 minutes old. A 2xx answer marks the "
     "delivery delivered; anything else is retried with exponential backoff (30 s doubling to 1 h, with jitter) for "
-    "up to 24 hours. Delivery is at least once: drop repeats by the event id."
+    "up to 24 hours. Delivery is at least once: drop repeats by the event id. The url must be https (plain http "
+    "only in the local environment) and lead to a public address; redirects are not followed."
 )
 
 OPENAPI_PATHS: dict[str, Any] = {
@@ -237,7 +270,7 @@ OPENAPI_PATHS: dict[str, Any] = {
             "responses": {"201": {"description": "the subscription with its secret",
                                   "headers": {"Location": {"schema": {"type": "string"}}},
                                   "content": json_content(ref("WebhookCreated"))},
-                          **problem_responses(400, 401, 403, 415)},
+                          **problem_responses(400, 401, 403, 409, 415, 422)},
         },
     },
     "/api/v1/webhooks/{subscription_id}": {
@@ -287,9 +320,10 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "url": {"type": "string", "format": "uri", "maxLength": MAX_URL_LENGTH,
                     "pattern": "^https?://[^\\s/?#:@]+(:[0-9]{1,5})?(/[^\\s]*)?$"},
             "events": _EVENT_TYPES_SCHEMA,
-            "secret": {"type": "string", "minLength": MIN_SECRET_LENGTH, "maxLength": MAX_SECRET_LENGTH,
-                       "pattern": "^[!-~]([ -~]*[!-~])?$",
-                       "description": "HMAC key; generated when left out"},
+            "secret": {"type": "string", "maxLength": MAX_SECRET_LENGTH,
+                       "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
+                       "description": f"whsec_ and the base64 of a {MIN_KEY_BYTES} to {MAX_KEY_BYTES} byte HMAC key; "
+                                      "generated when left out"},
         },
     },
     "Webhook": {

@@ -95,6 +95,7 @@ def problem_responses(*statuses: int) -> dict[str, Any]:
         404: "no such resource for this organisation",
         409: "the request conflicts with the resource's state",
         415: "the request body is not JSON",
+        422: "the request is well-formed but refused (the problem names the parameter and why)",
     }
     return {
         str(status): {

@@ -12,14 +12,18 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from base.egress import EgressPolicy
 from certs.devpki import DevPki, IssuedLeaf, issue_leaf
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.revocation import RevocationChecker, RevocationFetchError
 from certs.validation import CertificateValidator, Purpose
 from tests.certs.revocation_server import OcspResponder, RevocationServer, closed_port_url, make_crl
 
 NOW = datetime.now(UTC)
 _names = count()
+
+# the revocation servers of these tests run on loopback, as in the local environment
+http_fetch = http_fetcher(EgressPolicy(loopback=True, plain_http=True))
 
 
 @pytest.fixture(scope="module")

@@ -18,14 +18,18 @@ from accesspoint.store.models import (
     MessageState,
     WebhookSubscription,
 )
+from base.egress import EgressPolicy
 from certs.devpki import issue_leaf, load_pki
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.revocation import RevocationChecker
 from tests.certs.revocation_server import RevocationServer, make_crl
 from tests.ops.helpers import names, value
 from tests.receiving.conftest import Receiver, ReceiverFactory
 
 _serials = count(700)
+
+# the revocation servers of these tests run on loopback, as in the local environment
+http_fetch = http_fetcher(EgressPolicy(loopback=True, plain_http=True))
 
 
 def scrape(rx: Receiver) -> str:

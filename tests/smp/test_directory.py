@@ -7,12 +7,16 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from base.egress import EgressPolicy
 from smp.directory import DirectoryClient, DirectoryError
 from smp.identifiers import ParticipantId
 from tests.smp.registry_support import SMP_VECTORS, CaptureServer, Recorded
 
 VECTORS = json.loads((SMP_VECTORS / "dns" / "url-encoding-vectors.json").read_text())
 PARTICIPANT = ParticipantId.parse("0088:5798000000001")
+
+# the indexer of these tests runs on 127.0.0.1, as in the local environment
+LOOPBACK = EgressPolicy(loopback=True, plain_http=True)
 
 
 def answering(status: int, body: bytes = b"") -> CaptureServer:
@@ -21,7 +25,7 @@ def answering(status: int, body: bytes = b"") -> CaptureServer:
 
 def test_publish_puts_the_unencoded_participant() -> None:
     with answering(204) as server:
-        DirectoryClient(server.base + "/", timeout=5).publish(PARTICIPANT)
+        DirectoryClient(server.base + "/", timeout=5, egress=LOOPBACK).publish(PARTICIPANT)
     (request,) = server.requests
     put = VECTORS["directory_indexer_put"]
     assert request.method == "PUT"
@@ -32,7 +36,7 @@ def test_publish_puts_the_unencoded_participant() -> None:
 
 def test_delete_uses_the_encoded_participant() -> None:
     with answering(204) as server:
-        DirectoryClient(server.base, timeout=5).delete(PARTICIPANT)
+        DirectoryClient(server.base, timeout=5, egress=LOOPBACK).delete(PARTICIPANT)
     (request,) = server.requests
     assert request.method == "DELETE"
     assert request.path == urlsplit(VECTORS["directory_indexer_delete"]).path
@@ -41,7 +45,7 @@ def test_delete_uses_the_encoded_participant() -> None:
 
 def test_base_url_with_a_path_and_200_answers() -> None:
     with answering(200) as server:
-        client = DirectoryClient(server.base + "/directory", timeout=5)
+        client = DirectoryClient(server.base + "/directory", timeout=5, egress=LOOPBACK)
         client.publish(PARTICIPANT)
         client.delete(PARTICIPANT)
     assert [r.path for r in server.requests] == [
@@ -50,7 +54,7 @@ def test_base_url_with_a_path_and_200_answers() -> None:
 
 def test_deleting_an_unknown_participant_is_done() -> None:
     with answering(404) as server:
-        DirectoryClient(server.base, timeout=5).delete(PARTICIPANT)
+        DirectoryClient(server.base, timeout=5, egress=LOOPBACK).delete(PARTICIPANT)
     assert len(server.requests) == 1
 
 
@@ -65,7 +69,7 @@ def test_deleting_an_unknown_participant_is_done() -> None:
 def test_publish_failures_say_what_to_do(status: int, words: str, retryable: bool) -> None:
     with answering(status, b"Invalid participant") as server:
         with pytest.raises(DirectoryError) as caught:
-            DirectoryClient(server.base, timeout=5).publish(PARTICIPANT)
+            DirectoryClient(server.base, timeout=5, egress=LOOPBACK).publish(PARTICIPANT)
     assert words in caught.value.message
     assert caught.value.status == status
     assert caught.value.retryable is retryable
@@ -75,7 +79,7 @@ def test_unreachable_directory_is_retryable() -> None:
     with answering(204) as server:
         base = server.base
     with pytest.raises(DirectoryError, match="could not be reached") as caught:
-        DirectoryClient(base, timeout=2).publish(PARTICIPANT)
+        DirectoryClient(base, timeout=2, egress=LOOPBACK).publish(PARTICIPANT)
     assert caught.value.retryable and caught.value.status is None
 
 
@@ -85,5 +89,5 @@ def test_client_does_not_follow_redirects() -> None:
 
     with CaptureServer(reply) as server:
         with pytest.raises(DirectoryError, match="HTTP 302"):
-            DirectoryClient(server.base, timeout=5).publish(PARTICIPANT)
+            DirectoryClient(server.base, timeout=5, egress=LOOPBACK).publish(PARTICIPANT)
     assert len(server.requests) == 1

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+from base.egress import EgressPolicy
 from certs.anchors import TrustAnchors
 from certs.devpki import init_pki, issue_leaf
-from certs.fetch import http_fetch
+from certs.fetch import http_fetcher
 from certs.keystore import KeyMaterial, load_certificates
 from certs.revocation import RevocationChecker
 from certs.validation import CertificateValidator
@@ -45,6 +46,10 @@ PROCESS = (BIS3_PROCESS.scheme, BIS3_PROCESS.value)
 DOCTYPE = (BIS3_INVOICE.scheme, BIS3_INVOICE.value)
 AP_URL = "https://ap.example.test/as4"
 
+# the SMPs and revocation servers here run on 127.0.0.1, as in the local environment
+LOOPBACK = EgressPolicy(loopback=True, plain_http=True)
+http_fetch = http_fetcher(LOOPBACK)
+
 
 def pid(value: str) -> ParticipantId:
     return ParticipantId.parse(value)
@@ -63,7 +68,7 @@ def free_port() -> int:
 def make_discovery(world: World, validator: CertificateValidator, *, dns_port: int | None = None,
                    **client_args: object) -> Discovery:
     sml = SmlLookup(ZONE, [f"127.0.0.1:{dns_port or world.dns_port}"], timeout=2.0)
-    smp = SmpClient(validator, timeout=2.0, clock=lambda: NOW, **client_args)
+    smp = SmpClient(validator, egress=LOOPBACK, timeout=2.0, clock=lambda: NOW, **client_args)
     cache = DiscoveryCache(60, 10, negative_types=NEGATIVE_ERRORS)
     return Discovery(sml, smp, validator, cache)
 
@@ -348,7 +353,7 @@ def test_revocation_server_down_is_unavailable(world: World, tmp_path: Path) -> 
             KeyMaterial(ap_leaf.key, ap_leaf.certificate))
     validator = CertificateValidator(anchors, RevocationChecker(http_fetch, timeout=1.0))
     sml = SmlLookup(ZONE, [f"127.0.0.1:{world.dns_port}"], timeout=2.0)
-    discovery = Discovery(sml, SmpClient(validator, timeout=2.0), validator)
+    discovery = Discovery(sml, SmpClient(validator, egress=LOOPBACK, timeout=2.0), validator)
     expected = r"revocation status of the SMP signing certificate .*PXX000007"
     with pytest.raises(DiscoveryUnavailable, match=expected) as info:
         discovery.find_endpoint(participant, BIS3_INVOICE, BIS3_PROCESS)

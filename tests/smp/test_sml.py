@@ -193,7 +193,7 @@ def test_client_sends_exact_soap_request() -> None:
 
 
 @pytest.mark.parametrize(("vector", "error", "words"), [
-    ("fault-notfound-icd130.xml", SmlNotFound, ["EXAMPLE-SMP-01 is not registered in this SML", "create_smp"]),
+    ("fault-notfound-icd130.xml", SmlNotFound, ["EXAMPLE-SMP-01 is not registered in this SML", "the right network"]),
     ("fault-badrequest-icd130.xml", SmlBadRequest, ["rejected", "illegal issuing agency '0185'"]),
     ("fault-unauthorized-constructed.xml", SmlUnauthorized, ["SMP certificate", "EXAMPLE-SMP-01"]),
 ])

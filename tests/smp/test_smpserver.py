@@ -31,6 +31,7 @@ from signxml import CanonicalizationMethod, DigestAlgorithm, SignatureConfigurat
 from signxml.exceptions import InvalidDigest, InvalidSignature
 from werkzeug.serving import make_server
 
+from base.egress import EgressPolicy
 from certs.devpki import init_pki
 from certs.keystore import KeyMaterial, load_certificates, load_pkcs12
 from certs.validation import CertificateValidator
@@ -76,6 +77,9 @@ UNUSED = DocumentTypeId.parse("busdox-docid-qns::urn:example:unused::Doc##urn:ex
 LOWER_INVOICE = DocumentTypeId(BIS3_INVOICE.scheme, BIS3_INVOICE.value.replace("Invoice-2", "invoice-2"))
 URL_VECTORS = json.loads((SMP_VECTORS / "dns" / "url-encoding-vectors.json").read_text())
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
+
+# the SMPs here run on 127.0.0.1, as in the local environment
+LOOPBACK = EgressPolicy(loopback=True, plain_http=True)
 
 
 @pytest.fixture(scope="module")
@@ -455,7 +459,7 @@ def test_discovery_finds_our_endpoint_through_the_local_sml(app: Flask, tmp_path
         registry.create_smp(smp_url, "127.0.0.1")
         registry.create_participant(PARTICIPANT)
         discovery = Discovery(SmlLookup(LOCAL_ZONE, [f"127.0.0.1:{sml.dns_port}"], timeout=3),
-                              SmpClient(validator, timeout=5.0, clock=lambda: NOW), validator)
+                              SmpClient(validator, egress=LOOPBACK, timeout=5.0, clock=lambda: NOW), validator)
         found = discovery.find_endpoint(ParticipantId.parse("9915:smpdigesttest"), BIS3_INVOICE, BIS3_PROCESS,
                                         with_service_group=True)
         assert found.smp_uri == smp_url
@@ -505,7 +509,7 @@ def test_dev_pki_smp_passes_the_real_certificate_validator(tmp_path: Path) -> No
         registry.create_smp(smp_url, "127.0.0.1")
         registry.create_participant(PARTICIPANT)
         discovery = Discovery(SmlLookup(LOCAL_ZONE, [f"127.0.0.1:{sml.dns_port}"], timeout=3),
-                              SmpClient(validator, timeout=5.0), validator)
+                              SmpClient(validator, egress=LOOPBACK, timeout=5.0), validator)
         found = discovery.find_endpoint(PARTICIPANT, BIS3_INVOICE, BIS3_PROCESS)
         assert found.endpoint_url == "http://127.0.0.1:9/as4"
         assert found.certificate == ap_certificate
