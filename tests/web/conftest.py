@@ -6,10 +6,12 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,7 @@ from accesspoint.store.models import (
     Organisation,
     Receipt,
 )
+from smp.dnsserver import ZoneServer
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -41,10 +44,18 @@ def dev_pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data / "pki"
 
 
+@cache
+def _empty_zone_dns() -> str:
+    """A real DNS server for the local zone with no names in it, shared by the session: lookups get NXDOMAIN at
+    once instead of waiting for a local SML's port that nobody listens on (or that a stray one answers)."""
+    server = ZoneServer("local.peppol.test", Path(tempfile.mkdtemp(prefix="empty-zone-")) / "zone.sqlite").start()
+    return f"{server.address}:{server.port}"
+
+
 def gateway_env(data: Path, dev_pki: Path, database_url: str | None = None) -> dict[str, str]:
     if not (data / "pki").exists():
         shutil.copytree(dev_pki, data / "pki")
-    env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data)}
+    env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data), "PEPPOL_AP_SML__DNS_SERVERS": _empty_zone_dns()}
     if database_url:
         env["PEPPOL_AP_DATABASE__URL"] = database_url
     return env
