@@ -15,11 +15,13 @@ from accesspoint.web import (
     access_log,
     admin,
     admin_audit,
+    admin_tokens,
     api_events,
     api_inbound,
     api_outbound,
     api_webhooks,
     as4,
+    json_body,
     openapi,
 )
 from accesspoint.web.problems import register_problem_handlers
@@ -33,6 +35,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     access_log.install(app)
+    json_body.install(app, gw.config.api)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)
@@ -41,6 +44,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(as4.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(admin_audit.blueprint)
+    app.register_blueprint(admin_tokens.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
         source = StoreParticipantSource(gw.read)

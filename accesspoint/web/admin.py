@@ -48,14 +48,13 @@ from accesspoint.gateway import Gateway
 from accesspoint.store import audit
 from accesspoint.store.audit import Actor, organisation_snapshot, participant_snapshot
 from accesspoint.store.models import (
-    ApiRole,
     Organisation,
     Participant,
     ParticipantDocumentType,
     RegistrationStatus,
 )
 from accesspoint.store.queries import find_participant
-from accesspoint.web.auth import current_client, require_client
+from accesspoint.web.auth import admin_guard, current_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError
 from smp.identifiers import ParticipantId
@@ -74,10 +73,8 @@ AUDIT_DOCUMENT_TYPES = "participant.document_types"
 blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 
 
-@blueprint.before_request
-@require_client(ApiRole.ADMIN)
-def _admins_only() -> None:
-    """Every route of this blueprint needs an admin token."""
+# reads need the `support` scope, changes `admin`; support may also repeat a participant's registration steps
+blueprint.before_request(admin_guard(support_actions={"admin_api.resync"}))
 
 
 # --- request and response helpers ----------------------------------------------------------------------

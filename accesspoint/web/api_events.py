@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from accesspoint.flows.webhooks import EVENT_TYPE_PATTERN, event_document
 from accesspoint.store.models import Event
+from accesspoint.store.scopes import Scope
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import (
@@ -39,7 +40,7 @@ blueprint = Blueprint("api_events", __name__, url_prefix="/api/v1/events")
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.EVENTS_READ)
 def list_events() -> ResponseReturnValue:
     event_type = request.args.get("type")
     if event_type is not None and not EVENT_TYPE_PATTERN.fullmatch(event_type):

@@ -21,6 +21,7 @@ from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import INBOUND_STATES, Direction, Message, MessageState
+from accesspoint.store.scopes import Scope
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import (
@@ -118,7 +119,7 @@ def _choice(name: str, allowed: tuple[str, ...], default: str | None) -> str | N
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 def list_messages() -> ResponseReturnValue:
     state = _choice("state", tuple(INBOUND_STATES), None)
     order = _choice("order", ORDERS, "oldest") or "oldest"
@@ -151,7 +152,7 @@ def list_messages() -> ResponseReturnValue:
 
 
 @blueprint.get("/<message_id>")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 def get_message(message_id: str) -> ResponseReturnValue:
     with gateway().read() as session:
         return jsonify(message_document(_own_message(session, message_id)))
@@ -184,7 +185,7 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 
 
 @blueprint.get("/<message_id>/document")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 def document(message_id: str) -> ResponseReturnValue:
     """The business document (UTF-8, envelope removed) or, with `format=sbd`, the SBD exactly as received."""
     kind = _choice("format", FORMATS, "document")
@@ -215,7 +216,7 @@ def document(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.get("/<message_id>/receipt")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt we returned to the sending access point, byte for byte (the evidence)."""
     with gateway().read() as session:
@@ -227,7 +228,7 @@ def receipt(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/<message_id>/ack")
-@require_client()
+@require_client(Scope.INBOUND_ACK)
 def ack(message_id: str) -> ResponseReturnValue:
     """Mark the message collected: state `acked` and the time; acking again changes nothing (idempotent)."""
     with gateway().write() as session:

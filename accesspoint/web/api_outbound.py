@@ -34,6 +34,7 @@ from accesspoint.store.models import (
     Message,
     MessageState,
 )
+from accesspoint.store.scopes import Scope
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError
@@ -133,7 +134,7 @@ def _accepted(message: Message, replayed: bool) -> Response:
 
 
 @blueprint.post("/api/v1/outbound")
-@require_client()
+@require_client(Scope.OUTBOUND_WRITE)
 def submit() -> ResponseReturnValue:
     client = current_client()
     key = _idempotency_key()
@@ -166,7 +167,7 @@ def _parse_cursor(token: str) -> tuple[datetime, str]:
 
 
 @blueprint.get("/api/v1/outbound")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 def list_messages() -> ResponseReturnValue:
     state = request.args.get("state")
     if state is not None and state not in OUTBOUND_STATES:
@@ -196,14 +197,14 @@ def list_messages() -> ResponseReturnValue:
 
 
 @blueprint.get("/api/v1/outbound/<message_id>")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 def status(message_id: str) -> ResponseReturnValue:
     with gateway().read() as session:
         return jsonify(message_json(_own_message(session, message_id)))
 
 
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 def receipt(message_id: str) -> ResponseReturnValue:
     with gateway().read() as session:
         message = _own_message(session, message_id)
@@ -217,7 +218,7 @@ def receipt(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/api/v1/outbound/<message_id>/retry")
-@require_client()
+@require_client(Scope.OUTBOUND_WRITE)
 def retry(message_id: str) -> ResponseReturnValue:
     gw = gateway()
     deadline = SendingSettings.from_config(gw.config).deadline
@@ -234,7 +235,7 @@ def retry(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.get("/api/v1/lookup/<participant>")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 def lookup(participant: str) -> ResponseReturnValue:
     try:
         pid = ParticipantId.parse(participant, strict=True)

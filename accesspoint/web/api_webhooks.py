@@ -31,6 +31,7 @@ from accesspoint.flows.webhooks import (
     secret_key,
 )
 from accesspoint.store.models import DeliveryState, Event, Organisation, WebhookDelivery, WebhookSubscription
+from accesspoint.store.scopes import Scope
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import (
@@ -85,7 +86,7 @@ def _own_subscription(session: Session, subscription_id: int) -> WebhookSubscrip
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 def list_subscriptions() -> ResponseReturnValue:
     with gateway().read() as session:
         subscriptions = session.scalars(
@@ -144,7 +145,7 @@ def _secret(body: dict[str, Any]) -> str:
 
 
 @blueprint.post("")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 def create_subscription() -> ResponseReturnValue:
     if not request.is_json:
         raise ProblemError(415, "Unsupported Media Type", "send the subscription as Content-Type: application/json")
@@ -176,14 +177,14 @@ def create_subscription() -> ResponseReturnValue:
 
 
 @blueprint.get("/<int:subscription_id>")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 def get_subscription(subscription_id: int) -> ResponseReturnValue:
     with gateway().read() as session:
         return jsonify(_subscription_document(_own_subscription(session, subscription_id)))
 
 
 @blueprint.delete("/<int:subscription_id>")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 def delete_subscription(subscription_id: int) -> ResponseReturnValue:
     """Stop and remove the subscription with its pending deliveries and history."""
     with gateway().read() as session:
@@ -208,7 +209,7 @@ def _delivery_document(delivery: WebhookDelivery, event_type: str) -> dict[str, 
 
 
 @blueprint.get("/<int:subscription_id>/deliveries")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 def deliveries(subscription_id: int) -> ResponseReturnValue:
     """The subscription's deliveries, newest first: what was sent, how often, and the last answer."""
     state = request.args.get("state")

@@ -36,8 +36,18 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str = 
     return response
 
 
-def _is_api_request() -> bool:
+def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
+
+
+def http_problem(exc: HTTPException) -> Response | HTTPException:
+    """An HTTP error (404, 405, 413, ...) as a problem document on the API paths; elsewhere left as it is."""
+    if not is_api_request():
+        return exc
+    response = problem(exc.code or 500, exc.name, exc.description)
+    if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+    return response
 
 
 def register_problem_handlers(app: Flask) -> None:
@@ -47,18 +57,11 @@ def register_problem_handlers(app: Flask) -> None:
         response.headers.update(exc.headers)
         return response
 
-    @app.errorhandler(HTTPException)
-    def _http_exception(exc: HTTPException) -> Response | HTTPException:
-        if not _is_api_request():
-            return exc
-        response = problem(exc.code or 500, exc.name, exc.description)
-        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-        return response
+    app.register_error_handler(HTTPException, http_problem)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        if _is_api_request():
+        if is_api_request():
             return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
         return Response("Internal Server Error\n", status=500, mimetype="text/plain")

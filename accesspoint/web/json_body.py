@@ -1,0 +1,114 @@
+"""JSON request bodies of the APIs (network and admin): bounded in size and depth, parsed once into a model.
+
+`install` puts the bounds on every JSON request to an API path, whatever view takes it: a body over
+`[api] max_json_bytes` is a 413 problem, refused from its Content-Length before a byte is read and, for a chunked
+body, once reading passes the limit; a document nested deeper than `[api] max_json_depth` is a 400 problem, not the
+RecursionError (500) the parser would raise on a few thousand brackets. Bodies that are not JSON keep their own
+limits: an outbound document (XML) is bounded by `[as4] max_payload_bytes`, an import (CSV) is streamed.
+
+`parse_body` is how a view gets its request: the JSON object validated by a pydantic model, or a 422 problem with
+one entry per invalid field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from flask import Flask, Response, request
+from flask.json.provider import DefaultJSONProvider
+from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from accesspoint.config import ApiSection
+from accesspoint.web.problems import ProblemError, http_problem, is_api_request, problem
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def _too_large(limit: int) -> ProblemError:
+    return ProblemError(413, "Content Too Large", f"the JSON body is larger than {limit} bytes (api.max_json_bytes)")
+
+
+def _too_deep(limit: int) -> ProblemError:
+    return ProblemError(400, "Bad Request", f"the JSON body is nested deeper than {limit} levels (api.max_json_depth)")
+
+
+def _deeper_than(document: Any, limit: int) -> bool:
+    """Does `document` (parsed JSON) nest objects and arrays more than `limit` levels deep? Iterative: a recursive
+    walk would itself run out of stack on the documents it is meant to refuse."""
+    pending: list[tuple[Any, int]] = [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        children: Iterable[Any]
+        if isinstance(value, dict):
+            children = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        if level > limit:
+            return True
+        pending.extend((child, level + 1) for child in children)
+    return False
+
+
+class BoundedJsonProvider(DefaultJSONProvider):
+    """Flask's JSON provider, refusing documents nested deeper than `max_depth` with a 400 problem (not a
+    ValueError, so that `get_json(silent=True)` cannot turn it into "no body")."""
+
+    def __init__(self, app: Flask, max_depth: int) -> None:
+        super().__init__(app)
+        self.max_depth = max_depth
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            document = super().loads(s, **kwargs)
+        except RecursionError:
+            raise _too_deep(self.max_depth) from None
+        if _deeper_than(document, self.max_depth):
+            raise _too_deep(self.max_depth)
+        return document
+
+
+def install(app: Flask, settings: ApiSection) -> None:
+    """Bound every JSON request body of the APIs by `settings`."""
+    app.json = BoundedJsonProvider(app, settings.max_json_depth)
+    limit = settings.max_json_bytes
+
+    @app.before_request
+    def _bound_json_body() -> None:
+        if not (is_api_request() and request.is_json):
+            return
+        if request.content_length is not None and request.content_length > limit:
+            raise _too_large(limit)
+        # a chunked body has no length to check up front: reading it stops with RequestEntityTooLarge at the limit
+        request.max_content_length = limit
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def _read_past_limit(exc: RequestEntityTooLarge) -> Response | RequestEntityTooLarge:
+        if is_api_request() and request.is_json:
+            error = _too_large(limit)
+            return problem(error.status, error.title, error.detail)
+        return http_problem(exc)
+
+
+def invalid(field: str, detail: str) -> ProblemError:
+    """The 422 problem for one invalid field, in the shape of every admin API validation error."""
+    return ProblemError(422, "Invalid request", f"{field}: {detail}", errors=[{"field": field, "message": detail}])
+
+
+def parse_body(model: type[M]) -> M:
+    """The request's JSON object validated by `model`; a 415, 400 or 422 problem otherwise."""
+    if not request.is_json:
+        raise ProblemError(415, "Unsupported Media Type", "send a JSON object with Content-Type: application/json")
+    document = request.get_json(silent=True)
+    if not isinstance(document, dict):
+        raise ProblemError(400, "Bad Request", "the body must be a JSON object")
+    try:
+        return model.model_validate(document)
+    except ValidationError as exc:
+        errors = [{"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
+                  for error in exc.errors(include_url=False, include_input=False)]
+        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+        raise ProblemError(422, "Invalid request", detail, errors=errors) from None
