@@ -24,7 +24,7 @@ from sqlalchemy import select, tuple_
 from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
-from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
+from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused, SubmissionError
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
@@ -146,6 +146,12 @@ def submit() -> ResponseReturnValue:
                                      idempotency_key=key)
     except DocumentTooLarge as exc:
         raise ProblemError(413, "Content Too Large", exc.detail) from None
+    except IdempotencyKeyReused as exc:
+        # draft-ietf-httpapi-idempotency-key-header, "Error Scenarios": a key reused with another payload is a 422
+        raise ProblemError(422, "Idempotency-Key is already used",
+                           f"Idempotency-Key {exc.key!r} was used for another request (message {exc.earlier.id}); "
+                           "a key stands for one submission: send a new document with a new key",
+                           field="Idempotency-Key", idempotency_key=exc.key, message_id=exc.earlier.id) from None
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
     return _accepted(accepted.message, replayed=accepted.replayed)
@@ -298,7 +304,9 @@ OPENAPI_PATHS: dict[str, Any] = {
             "parameters": [
                 {"name": "Idempotency-Key", "in": "header", "required": False,
                  "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-                 "description": "A repeated submit with the same key returns the first answer and never sends twice."},
+                 "description": "A repeated submit with the same key and the same document (and receiver) "
+                                "returns the first answer (Idempotent-Replayed: true) and never sends twice; the "
+                                "key with another document is refused with 422."},
                 {"name": "receiver", "in": "query", "required": False, "schema": {"type": "string"},
                  "description": "Send a UBL document to this participant instead of its AccountingCustomerParty."},
             ],
@@ -307,7 +315,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "202": {"description": "queued", "content": _MESSAGE,
                         "headers": {"Location": {"schema": {"type": "string"}}}},
                 "400": _problem("bad Idempotency-Key"), "413": _problem("document too large"),
-                "415": _problem("not XML"), "422": _problem("the document cannot be sent; `field` says why"),
+                "415": _problem("not XML"),
+                "422": _problem("the document cannot be sent (`field` says why), or the Idempotency-Key was used "
+                                "for another document"),
                 **_ERRORS,
             },
         },
