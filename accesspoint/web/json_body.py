@@ -2,8 +2,9 @@
 
 `install` puts the bounds on every JSON request to an API path, whatever view takes it: a body over
 `[api] max_json_bytes` is a 413 problem, refused from its Content-Length before a byte is read and, for a chunked
-body, once reading passes the limit; a document nested deeper than `[api] max_json_depth` is a 400 problem, not the
-RecursionError (500) the parser would raise on a few thousand brackets. Bodies that are not JSON keep their own
+body, once reading passes the limit (one byte more than allowed is all that is read); a document nested deeper than
+`[api] max_json_depth` is a 400 problem, not the RecursionError (500) the parser would raise on a few thousand
+brackets. Bodies that are not JSON keep their own
 limits: an outbound document (XML) is bounded by `[as4] max_payload_bytes`, an import (CSV) is streamed.
 
 `parse_body` is how a view gets its request: the JSON object validated by a pydantic model, or a 422 problem with
@@ -15,13 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from flask import Flask, Response, request
+from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from accesspoint.config import ApiSection
-from accesspoint.web.problems import ProblemError, http_problem, is_api_request, problem
+from accesspoint.web.problems import ProblemError, is_api_request
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,17 +80,15 @@ def install(app: Flask, settings: ApiSection) -> None:
     def _bound_json_body() -> None:
         if not (is_api_request() and request.is_json):
             return
-        if request.content_length is not None and request.content_length > limit:
+        if request.content_length is not None:
+            if request.content_length > limit:
+                raise _too_large(limit)
+            return  # werkzeug reads no more than the declared length
+        # a chunked body has no length to check up front: read one byte more than allowed to tell (werkzeug stops
+        # a stream at max_content_length without saying whether more was coming); the view gets the cached bytes
+        request.max_content_length = limit + 1
+        if len(request.get_data(cache=True)) > limit:
             raise _too_large(limit)
-        # a chunked body has no length to check up front: reading it stops with RequestEntityTooLarge at the limit
-        request.max_content_length = limit
-
-    @app.errorhandler(RequestEntityTooLarge)
-    def _read_past_limit(exc: RequestEntityTooLarge) -> Response | RequestEntityTooLarge:
-        if is_api_request() and request.is_json:
-            error = _too_large(limit)
-            return problem(error.status, error.title, error.detail)
-        return http_problem(exc)
 
 
 def invalid(field: str, detail: str) -> ProblemError:

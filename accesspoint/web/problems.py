@@ -40,16 +40,6 @@ def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
-def http_problem(exc: HTTPException) -> Response | HTTPException:
-    """An HTTP error (404, 405, 413, ...) as a problem document on the API paths; elsewhere left as it is."""
-    if not is_api_request():
-        return exc
-    response = problem(exc.code or 500, exc.name, exc.description)
-    if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
-        response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
-    return response
-
-
 def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(ProblemError)
     def _problem_error(exc: ProblemError) -> Response:
@@ -57,7 +47,14 @@ def register_problem_handlers(app: Flask) -> None:
         response.headers.update(exc.headers)
         return response
 
-    app.register_error_handler(HTTPException, http_problem)
+    @app.errorhandler(HTTPException)
+    def _http_exception(exc: HTTPException) -> Response | HTTPException:
+        if not is_api_request():
+            return exc
+        response = problem(exc.code or 500, exc.name, exc.description)
+        if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
+            response.headers["Allow"] = ", ".join(exc.valid_methods)  # type: ignore[attr-defined]
+        return response
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
