@@ -38,12 +38,12 @@ NETWORK_SCOPES = tuple(scope for scope in Scope if scope not in ADMIN_SCOPES)
 # what a token of the role gets when no scopes are named (and what tokens made before scopes existed got)
 FULL_SCOPES: dict[ApiRole, tuple[Scope, ...]] = {ApiRole.NETWORK: NETWORK_SCOPES, ApiRole.ADMIN: (Scope.ADMIN,)}
 # scopes that grant more than themselves
-_IMPLIED: dict[Scope, frozenset[Scope]] = {Scope.ADMIN: frozenset({Scope.SUPPORT})}
+_IMPLIED: dict[str, frozenset[Scope]] = {Scope.ADMIN: frozenset({Scope.SUPPORT})}
 
 
 def grants(held: Iterable[str], needed: Scope) -> bool:
-    """Do the scopes a token holds allow what `needed` allows?"""
-    return any(scope == needed or needed in _IMPLIED.get(Scope(scope), ()) for scope in held)
+    """Do the scopes a token holds allow what `needed` allows? (Plain strings: a Scope is its value as a str.)"""
+    return any(scope == needed or needed in _IMPLIED.get(scope, ()) for scope in held)
 
 
 def scopes_for(role: ApiRole, wanted: Iterable[str] | None) -> list[Scope]:

@@ -1,4 +1,5 @@
-"""`/admin/api`: organisations, their participant identifiers and registrations, bulk import (admin tokens).
+"""`/admin/api`: organisations, their participant identifiers and registrations, bulk import (admin tokens: reads
+need the `support` or `admin` scope, changes `admin`; `resync` is open to `support`).
 
 Receiving is off for a new participant (it costs the customer); switching it on registers the participant in our
 SMP, the SML and the Peppol Directory (accesspoint.flows.registrations). A remote failure does not fail the request:

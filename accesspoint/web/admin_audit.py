@@ -1,4 +1,5 @@
-"""`GET /admin/api/audit`: the audit log of admin actions (admin tokens), newest first by default.
+"""`GET /admin/api/audit`: the audit log of admin actions (admin tokens, `support` scope or `admin`), newest
+first by default.
 
 Every admin action (organisations, participants, receiving, resync, migration, document types, tokens, our SMP in
 the SML, imports, retries of failed messages) wrote one record in the transaction of its change (store/audit.py):

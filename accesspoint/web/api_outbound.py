@@ -290,7 +290,8 @@ def _problem(description: str) -> dict[str, Any]:
             "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
 
 
-_ERRORS = {"401": _problem("missing, unknown or revoked token"), "403": _problem("not a network token")}
+_ERRORS = {"401": _problem("missing, unknown, revoked or expired token"),
+           "403": _problem("not a network token, or without the scope the operation needs")}
 _MESSAGE = {"application/json": {"schema": {"$ref": "#/components/schemas/OutboundMessage"}}}
 _ID = {"name": "message_id", "in": "path", "required": True, "schema": {"type": "string"}}
 

@@ -90,8 +90,8 @@ def after(created: InstrumentedAttribute[Any], key: InstrumentedAttribute[Any], 
 def problem_responses(*statuses: int) -> dict[str, Any]:
     descriptions = {
         400: "the request is not valid (the problem names the parameter)",
-        401: "no token, or an unknown or revoked token",
-        403: "the token may not use this endpoint (an admin token on the network API)",
+        401: "no token, or an unknown, revoked or expired token",
+        403: "the token may not use this endpoint (a token of the other role, or without the scope it needs)",
         404: "no such resource for this organisation",
         409: "the request conflicts with the resource's state",
         415: "the request body is not JSON",
