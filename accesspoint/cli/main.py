@@ -9,7 +9,18 @@ import sys
 import click
 
 from accesspoint import __version__
-from accesspoint.cli import discovery, inspect, localsml, participants, pki, retention, send, tokens, worker
+from accesspoint.cli import (
+    discovery,
+    inspect,
+    localsml,
+    organisations,
+    participants,
+    pki,
+    retention,
+    send,
+    tokens,
+    worker,
+)
 from accesspoint.cli.common import config_option, fail_config
 from accesspoint.cli.db import db
 from accesspoint.config import ConfigError, key_material, load_config
@@ -88,7 +99,8 @@ def config_show(config_path: str | None) -> None:
 
 
 for command in (pki.pki, inspect.inspect, discovery.lookup, discovery.smp, db, tokens.tokens, worker.worker,
-                localsml.localsml, participants.participants, send.send, retention.retention):
+                localsml.localsml, organisations.organisations, participants.participants, send.send,
+                retention.retention):
     cli.add_command(command)
 
 

@@ -35,7 +35,8 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
-from accesspoint.flows import registrations
+from accesspoint.flows import enrolment, registrations
+from accesspoint.flows.enrolment import EnrolmentConflict, OrganisationNotFound, ParticipantSpec
 from accesspoint.flows.importer import ImportFileError, run_import
 from accesspoint.flows.organisations import (
     ORGANISATION_FIELDS,
@@ -63,11 +64,10 @@ from smp.sml import SmlError, SmlNotFound, migration_key_problem
 
 PREFIX = "/admin/api"
 MAX_PAGE = 1000
-# audit log actions of the routes below (those of receiving, resync, migrate, SML and import: in their flows)
-AUDIT_ORGANISATION_CREATE = "organisation.create"
+# audit log actions of the routes below (those of creation, receiving, resync, migrate, SML and import: in their
+# flows)
 AUDIT_ORGANISATION_UPDATE = "organisation.update"
 AUDIT_ORGANISATION_DELETE = "organisation.delete"
-AUDIT_PARTICIPANT_CREATE = "participant.create"
 AUDIT_PARTICIPANT_DELETE = "participant.delete"
 AUDIT_DOCUMENT_TYPES = "participant.document_types"
 
@@ -159,22 +159,12 @@ def organisation_json(organisation: Organisation) -> dict[str, Any]:
     return body
 
 
-def _owner_conflict(session: Session, identifier: ParticipantId, field: str) -> ProblemError | None:
-    existing = find_participant(session, identifier.scheme, identifier.value)
-    if existing is None:
-        return None
-    owner = existing.organisation
-    return ProblemError(409, "Conflict", f"{field}: {identifier.uri} is already participant {existing.id} of "
-                                         f"organisation {owner.id} ({owner.name})", participant_id=existing.id)
-
-
 # --- participant specifications in requests ------------------------------------------------------------
 
 _PARTICIPANT_FIELDS = {"identifier", "document_types", "receiving"}
 
 
-def _participant_spec(item: Any, prefix: str, errors: list[FieldError]
-                      ) -> tuple[ParticipantId, list[tuple[str, str]] | None, bool] | None:
+def _participant_spec(item: Any, prefix: str, errors: list[FieldError]) -> ParticipantSpec | None:
     if not isinstance(item, dict):
         errors.append(FieldError(prefix.rstrip("."), "must be an object with identifier, document_types, receiving"))
         return None
@@ -190,25 +180,14 @@ def _participant_spec(item: Any, prefix: str, errors: list[FieldError]
     receiving = _bool(item, "receiving", errors, prefix + "receiving")
     if len(errors) > before or identifier is None:
         return None
-    return identifier, document_types, bool(receiving)
+    return ParticipantSpec(identifier, document_types, bool(receiving))
 
 
-def _new_participant(session: Session, organisation: Organisation, identifier: ParticipantId,
-                     document_types: list[tuple[str, str]] | None) -> Participant:
-    participant = Participant(scheme=identifier.scheme, value=identifier.value, organisation=organisation)
-    session.add(participant)
-    if document_types is None:
-        participant.add_default_document_types()
-    else:
-        participant.document_types = [ParticipantDocumentType(document_type=d, process=p) for d, p in document_types]
-    return participant
-
-
-def _enable(gw: Gateway, participant_ids: list[int]) -> None:
-    if participant_ids:
-        with Registrar(gw) as registrar:
-            for participant_id in participant_ids:
-                registrations.enable_receiving(gw, participant_id, registrar=registrar, actor=_actor())
+def _conflict(exc: EnrolmentConflict, participant_field: str) -> ProblemError:
+    """409 naming the field at fault; `participant_field` is formatted with the participant's index."""
+    field = participant_field.format(exc.index) if exc.index is not None else exc.field
+    extra = {} if exc.participant_id is None else {"participant_id": exc.participant_id}
+    return ProblemError(409, "Conflict", f"{field}: {exc}" if field else str(exc), **extra)
 
 
 def _deregister(gw: Gateway, participants: list[Participant]) -> list[RegistrationState]:
@@ -266,37 +245,18 @@ def create_organisation() -> tuple[Response, int, dict[str, str]]:
         if spec is not None:
             specs.append((index, spec))
     seen: dict[ParticipantId, int] = {}
-    for index, (identifier, _, _) in specs:
-        if identifier in seen:
+    for index, spec in specs:
+        if spec.identifier in seen:
             errors.append(FieldError(f"participants[{index}].identifier",
-                                     f"{identifier.uri} is also participants[{seen[identifier]}]"))
-        seen.setdefault(identifier, index)
+                                     f"{spec.identifier.uri} is also participants[{seen[spec.identifier]}]"))
+        seen.setdefault(spec.identifier, index)
     if errors:
         raise _invalid(errors)
     gw = gateway()
     try:
-        with gw.read() as session:
-            if fields.get("org_number") and session.scalar(
-                    select(Organisation.id).where(Organisation.org_number == fields["org_number"])) is not None:
-                raise ProblemError(409, "Conflict", f"org_number: an organisation with number {fields['org_number']} "
-                                                    "exists already")
-            for index, (identifier, _, _) in specs:
-                conflict = _owner_conflict(session, identifier, f"participants[{index}].identifier")
-                if conflict is not None:
-                    raise conflict
-            organisation = Organisation(**fields)
-            session.add(organisation)
-            created = [(_new_participant(session, organisation, identifier, doctypes), receiving)
-                       for _, (identifier, doctypes, receiving) in specs]
-            session.flush()
-            organisation_id = organisation.id
-            audit.record(session, _actor(), AUDIT_ORGANISATION_CREATE, audit.ORGANISATION, organisation_id,
-                         after=organisation_snapshot(organisation))
-            to_enable = [p.id for p, receiving in created if receiving]
-    except IntegrityError:
-        raise ProblemError(409, "Conflict", "the organisation or one of its identifiers was created by someone else "
-                                            "at the same moment; read it and try again") from None
-    _enable(gw, to_enable)
+        organisation_id = enrolment.create_organisation(gw, fields, [spec for _, spec in specs], _actor())
+    except EnrolmentConflict as exc:
+        raise _conflict(exc, "participants[{}].identifier") from None
     with gw.read() as session:
         body = organisation_json(_organisation(session, organisation_id))
     return jsonify(body), 201, {"Location": url_for(".get_organisation", organisation_id=organisation_id)}
@@ -376,24 +336,13 @@ def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, s
     spec = _participant_spec(_json_object(), "", errors)
     if errors or spec is None:
         raise _invalid(errors)
-    identifier, document_types, receiving = spec
     gw = gateway()
     try:
-        with gw.read() as session:
-            organisation = _organisation(session, organisation_id)
-            conflict = _owner_conflict(session, identifier, "identifier")
-            if conflict is not None:
-                raise conflict
-            participant = _new_participant(session, organisation, identifier, document_types)
-            session.flush()
-            participant_id = participant.id
-            audit.record(session, _actor(), AUDIT_PARTICIPANT_CREATE, audit.PARTICIPANT, participant_id,
-                         after=participant_snapshot(participant))
-    except IntegrityError:
-        raise ProblemError(409, "Conflict", f"identifier: {identifier.uri} was created by someone else at the same "
-                                            "moment") from None
-    if receiving:
-        _enable(gw, [participant_id])
+        participant_id = enrolment.add_participant(gw, organisation_id, spec, _actor())
+    except OrganisationNotFound as exc:
+        raise ProblemError(404, "Not Found", str(exc)) from None
+    except EnrolmentConflict as exc:
+        raise _conflict(exc, "identifier") from None
     with gw.read() as session:
         body = participant_json(_participant(session, participant_id))
     return jsonify(body), 201, {"Location": url_for(".get_participant", participant_id=participant_id)}
