@@ -4,7 +4,9 @@ and nothing new is queued. Keys belong to one token."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
@@ -90,3 +92,30 @@ def test_a_message_from_before_fingerprints_is_replayed(gateway: Gateway, client
     again = submit(client, sender, document.replace(b"Snippet1", b"Snippet2"), "old-key")
     assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
     assert RECEIVER.uri == again.get_json()["receiver"]
+
+
+@pytest.mark.parametrize("same", [True, False], ids=["same-document", "other-document"])
+def test_concurrent_requests_with_one_key_queue_one_message(gateway: Gateway, client: FlaskClient, sender: Org,
+                                                            document: bytes, same: bool) -> None:
+    # the key is stored with the message in one transaction: the loser of the race waits for the winner's commit
+    # (the unique constraint) and is answered from it, so no request sees the first one half done
+    bodies = [document, document if same else document.replace(b"Snippet1", b"Snippet2")]
+    start = threading.Barrier(len(bodies))
+    answers: list[Any] = [None] * len(bodies)
+
+    def send(n: int) -> None:
+        own = client.application.test_client()
+        start.wait()
+        answers[n] = submit(own, sender, bodies[n], "race-1")
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(len(bodies))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == ([202, 202] if same else [202, 422])
+    if same:
+        assert answers[0].get_json()["id"] == answers[1].get_json()["id"]
+        assert sorted(a.headers.get("Idempotent-Replayed", "") for a in answers) == ["", "true"]
+    assert queued(gateway) == 1
