@@ -196,7 +196,7 @@ def _prepare(gateway: Gateway, document: bytes, receiver: str | None, organisati
     return prepared
 
 
-def fingerprint(document: bytes, receiver: str | None) -> str:
+def _fingerprint(document: bytes, receiver: str | None) -> str:
     """sha256 hex of what makes a submission the same request: the document as sent and the receiver override
     (the only other input that changes what is queued). Length-prefixed, so no two requests share the bytes hashed."""
     override = (receiver or "").encode("utf-8")
@@ -209,7 +209,7 @@ def _find_idempotent(session: Session, api_client_id: int, key: str) -> Message 
                           .where(Message.api_client_id == api_client_id, Message.idempotency_key == key))
 
 
-def _replay(gateway: Gateway, api_client_id: int | None, key: str | None, request: str) -> Message | None:
+def _replay(gateway: Gateway, api_client_id: int | None, key: str | None, request: str | None) -> Message | None:
     """The earlier message of this key when `request` (its fingerprint) is the same; IdempotencyKeyReused when it
     is another. Messages queued before fingerprints were kept have none and are replayed as they were."""
     if api_client_id is None or key is None:
@@ -222,7 +222,7 @@ def _replay(gateway: Gateway, api_client_id: int | None, key: str | None, reques
 
 
 def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, key: str | None,
-             request: str) -> Accepted:
+             request: str | None) -> Accepted:
     """Store the SBD and queue the message. When an earlier submission with the same Idempotency-Key won the race
     (the unique constraint says so), nothing new is kept and the earlier message is the answer, or the refusal if
     it was another request: the key is written with the message in one transaction, so a second request with the
@@ -237,7 +237,7 @@ def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, ke
         blob_key=ref.key, payload_size=ref.size, payload_sha256=ref.sha256, document_size=prepared.document_size,
         next_attempt_at=now, deadline_at=now + SendingSettings.from_config(gateway.config).deadline,
         created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key,
-        idempotency_fingerprint=request if key is not None else None, attempt_log=[],
+        idempotency_fingerprint=request, attempt_log=[],
     )
     try:
         with gateway.write() as session:
@@ -268,7 +268,8 @@ def submit(gateway: Gateway, source: BinaryIO, *, declared_size: int | None = No
     with another one it raises IdempotencyKeyReused, and nothing is queued.
     """
     document = _read(source, declared_size, gateway.config.as4.max_payload_bytes)
-    request = fingerprint(document, receiver)
+    # only a keyed submission is ever compared with another, so the others (up to as4.max_payload_bytes) are not hashed
+    request = _fingerprint(document, receiver) if idempotency_key is not None else None
     earlier = _replay(gateway, api_client_id, idempotency_key, request)
     if earlier is not None:
         return Accepted(earlier, replayed=True)

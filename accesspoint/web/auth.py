@@ -36,8 +36,8 @@ def _unauthorized(detail: str, error: str | None = "invalid_token") -> ProblemEr
 def _note_use(client: ApiClient, now: datetime) -> None:
     if client.last_used_at is not None and now - client.last_used_at < LAST_USE_RESOLUTION:
         return
-    with gateway().write() as session:
-        # conditional, so concurrent requests of one token write once
+    # one conditional statement, atomic by itself (so the lock-free idiom), and concurrent requests write once
+    with gateway().read() as session:
         session.execute(update(ApiClient).where(
             ApiClient.id == client.id,
             or_(ApiClient.last_used_at.is_(None), ApiClient.last_used_at < now - LAST_USE_RESOLUTION),
