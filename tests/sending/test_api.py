@@ -140,9 +140,9 @@ def test_list_filters_by_state_and_pages(api: FlaskClient, net: Network, documen
         assert post(api, net, document).status_code == 202
     queued = api.get("/api/v1/outbound?state=queued&limit=2", headers=auth(net)).get_json()
     assert len(queued["items"]) == 2 and all(m["state"] == "queued" for m in queued["items"])
-    rest = api.get(f"/api/v1/outbound?state=queued&limit=200&after={queued['next']}", headers=auth(net)).get_json()
+    rest = api.get(queued["next"].replace("limit=2", "limit=200"), headers=auth(net)).get_json()
     seen = [m["id"] for m in queued["items"] + rest["items"]]
-    assert len(seen) == len(set(seen)) >= 3 and "next" not in rest
+    assert len(seen) == len(set(seen)) >= 3 and rest["next"] is None
     while send_due(net.gateway):
         pass
     sent = api.get("/api/v1/outbound?state=sent&limit=200", headers=auth(net)).get_json()["items"]
