@@ -150,6 +150,20 @@ def test_list_filters_by_state_and_pages(api: FlaskClient, net: Network, documen
     assert api.get("/api/v1/outbound?state=bogus", headers=auth(net)).status_code == 400
 
 
+def test_list_finds_a_message_by_its_invoice_number(api: FlaskClient, net: Network, document: bytes) -> None:
+    numbered = document.replace(b"<cbc:ID>Snippet1</cbc:ID>", b"<cbc:ID>INV-2026-0042</cbc:ID>", 1)
+    submitted = post(api, net, numbered).get_json()
+    assert submitted["document_id"] == "INV-2026-0042" and submitted["sbdh_instance_id"]
+    found = api.get("/api/v1/outbound?document_id=INV-2026-0042", headers=auth(net)).get_json()["items"]
+    assert [m["id"] for m in found] == [submitted["id"]]
+    same = {"sender": submitted["sender"], "receiver": submitted["receiver"],
+            "document_type": submitted["document_type"], "since": submitted["created_at"], "order": "oldest"}
+    listed = api.get("/api/v1/outbound", query_string=same, headers=auth(net)).get_json()["items"]
+    assert listed[0]["id"] == submitted["id"]
+    assert api.get("/api/v1/outbound", query_string={"until": submitted["created_at"], "document_id":
+                   "INV-2026-0042"}, headers=auth(net)).get_json()["items"] == []
+
+
 def test_another_organisation_cannot_see_a_message(api: FlaskClient, net: Network, document: bytes) -> None:
     message_id = post(api, net, document).get_json()["id"]
     with net.gateway.read() as session:

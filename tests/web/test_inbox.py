@@ -128,6 +128,31 @@ def test_filters_order_and_cursor_pagination(client: FlaskClient, acme: Org, sto
     assert walk("since=2026-11-21T10:04:00%2B01:00") == ids[4:]
 
 
+def test_filters_an_integrator_needs(client: FlaskClient, acme: Org, globex: Org, store_inbound: StoreInbound,
+                                     vectors: Path) -> None:
+    invoice = store_inbound(acme, (vectors / "bis" / "Norwegian-example-1.xml").read_bytes())
+    credit_note = store_inbound(acme, (vectors / "bis" / "base-creditnote-correction.xml").read_bytes())
+    store_inbound(globex, (vectors / "bis" / "Norwegian-example-1.xml").read_bytes())
+    one = client.get(f"/api/v1/inbound/{invoice.id}", headers=acme.auth).get_json()
+    assert one["document_id"] == "TOSL108"
+
+    def ids(**query: str) -> list[str]:
+        response = client.get("/api/v1/inbound", headers=acme.auth, query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return [item["id"] for item in response.get_json()["items"]]
+
+    assert ids(document_id="TOSL108") == [invoice.id]  # not globex's message with the same number
+    assert ids(document_id="nothing") == []
+    assert ids(sender=one["sender"]) == [invoice.id]
+    assert ids(sender=one["sender"].removeprefix("iso6523-actorid-upis::")) == [invoice.id]  # ICD:id form
+    assert ids(receiver=one["receiver"]) == [invoice.id]
+    assert ids(document_type=one["document_type"]) == [invoice.id]
+    assert ids(until=(START + timedelta(minutes=1)).isoformat()) == [invoice.id]
+    assert ids(since=(START + timedelta(minutes=1)).isoformat()) == [credit_note.id]
+    body = _problem(client.get("/api/v1/inbound?sender=nonsense", headers=acme.auth), 400)
+    assert body["parameter"] == "sender" and body["errors"][0]["field"] == "sender"
+
+
 def test_bad_list_parameters_are_named(client: FlaskClient, acme: Org, store_inbound: StoreInbound) -> None:
     for _ in range(3):
         store_inbound(acme)
