@@ -15,6 +15,7 @@ from accesspoint.web import (
     access_log,
     admin,
     admin_audit,
+    admin_messages,
     admin_tokens,
     api_events,
     api_inbound,
@@ -44,6 +45,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(as4.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(admin_audit.blueprint)
+    app.register_blueprint(admin_messages.blueprint)
     app.register_blueprint(admin_tokens.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.

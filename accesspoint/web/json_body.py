@@ -1,4 +1,4 @@
-"""JSON request bodies of the APIs (network and admin): bounded in size and depth, parsed once into a model.
+"""JSON request bodies of the APIs (network and admin): bounded in size and depth before any view reads them.
 
 `install` puts the bounds on every JSON request to an API path, whatever view takes it: a body over
 `[api] max_json_bytes` is a 413 problem, refused from its Content-Length before a byte is read and, for a chunked
@@ -6,24 +6,20 @@ body, once reading passes the limit (one byte more than allowed is all that is r
 `[api] max_json_depth` is a 400 problem, not the RecursionError (500) the parser would raise on a few thousand
 brackets. Bodies that are not JSON keep their own
 limits: an outbound document (XML) is bounded by `[as4] max_payload_bytes`, an import (CSV) is streamed.
-
-`parse_body` is how a view gets its request: the JSON object validated by a pydantic model, or a 422 problem with
-one entry per invalid field.
+The views get their bodies through spectree (accesspoint.web.apidoc), which parses with `request.get_json`, so
+through the provider below.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, request
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel, ValidationError
 
 from accesspoint.config import ApiSection
 from accesspoint.web.problems import ProblemError, is_api_request
-
-M = TypeVar("M", bound=BaseModel)
 
 
 def _too_large(limit: int) -> ProblemError:
@@ -90,23 +86,3 @@ def install(app: Flask, settings: ApiSection) -> None:
         if len(request.get_data(cache=True)) > limit:
             raise _too_large(limit)
 
-
-def invalid(field: str, detail: str) -> ProblemError:
-    """The 422 problem for one invalid field, in the shape of every admin API validation error."""
-    return ProblemError(422, "Invalid request", f"{field}: {detail}", errors=[{"field": field, "message": detail}])
-
-
-def parse_body(model: type[M]) -> M:
-    """The request's JSON object validated by `model`; a 415, 400 or 422 problem otherwise."""
-    if not request.is_json:
-        raise ProblemError(415, "Unsupported Media Type", "send a JSON object with Content-Type: application/json")
-    document = request.get_json(silent=True)
-    if not isinstance(document, dict):
-        raise ProblemError(400, "Bad Request", "the body must be a JSON object")
-    try:
-        return model.model_validate(document)
-    except ValidationError as exc:
-        errors = [{"field": ".".join(str(part) for part in error["loc"]) or "body", "message": error["msg"]}
-                  for error in exc.errors(include_url=False, include_input=False)]
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        raise ProblemError(422, "Invalid request", detail, errors=errors) from None

@@ -129,7 +129,7 @@ def test_make_run_starts_everything_and_an_invoice_goes_out_and_comes_in(
     assert status["receiving_ap"]["endpoint_url"] == f"{base}/as4"
 
     inbox = network.get(f"{base}/api/v1/inbound", timeout=10).json()["items"]
-    assert [item["sbdh_instance_id"] for item in inbox] == [status["sbdh_instance_identifier"]]
+    assert [item["sbdh_instance_id"] for item in inbox] == [status["sbdh_instance_id"]]
 
     # Ctrl-C: the whole tree stops, cleanly and soon
     os.killpg(console.process.pid, signal.SIGINT)

@@ -175,7 +175,7 @@ def test_invalid_requests_name_the_field(gateway: Gateway, client: FlaskClient, 
         assert answer.status_code == 422, (body, answer.get_json())
         assert field in [e["field"] for e in answer.get_json()["errors"]], (body, answer.get_json())
     assert client.post(TOKENS, data="name=x", headers=bearer(admin)).status_code == 415
-    assert client.post(TOKENS, data="[1]", content_type="application/json", headers=bearer(admin)).status_code == 400
+    assert client.post(TOKENS, data="[1]", content_type="application/json", headers=bearer(admin)).status_code == 422
     with gateway.read() as session:
         assert len(list(session.scalars(select(ApiClient)))) == 2  # acme's and the admin's
 
@@ -199,3 +199,16 @@ def test_the_list_pages_with_a_cursor(gateway: Gateway, client: FlaskClient, acm
     assert names == ["Acme AB erp", "test token", "erp 0", "erp 1", "erp 2"]
     only_acme = client.get(f"{TOKENS}?organisation_id={acme.id}", headers=bearer(admin)).get_json()["items"]
     assert [i["name"] for i in only_acme] == ["Acme AB erp", "erp 0", "erp 1", "erp 2"]
+
+
+def test_the_admin_document_describes_the_token_routes(client: FlaskClient) -> None:
+    document = client.get("/admin/api/openapi.json").get_json()
+    paths = document["paths"]
+    assert set(paths["/admin/api/tokens"]) == {"get", "post"}
+    assert set(paths["/admin/api/tokens/{token_id}"]) == {"get", "delete"}
+    create_op = paths["/admin/api/tokens"]["post"]
+    assert {"201", "401", "403", "415", "422"} <= set(create_op["responses"])
+    schemas = document["components"]["schemas"]
+    assert set(schemas["Scope"]["enum"]) == {str(s) for s in Scope}
+    assert "token" in schemas["TokenCreated"]["properties"] and "token" not in schemas["Token"]["properties"]
+    assert schemas["TokenRequest"]["examples"]

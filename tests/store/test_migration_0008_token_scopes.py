@@ -1,4 +1,4 @@
-"""Migration 0007 on SQLite and PostgreSQL: tokens made before scopes existed keep everything their role allowed,
+"""Migration 0008 on SQLite and PostgreSQL: tokens made before scopes existed keep everything their role allowed,
 and never expire."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def test_existing_tokens_get_the_full_set_of_their_role(database_url: str) -> None:
-    upgrade(database_url, "0006")
+    upgrade(database_url, "0007")
     engine = make_engine(database_url)
     try:
         with engine.begin() as connection:
@@ -37,7 +37,7 @@ def test_existing_tokens_get_the_full_set_of_their_role(database_url: str) -> No
         with engine.begin() as connection:
             cfg = alembic_config()
             cfg.attributes["connection"] = connection
-            command.downgrade(cfg, "0006")
+            command.downgrade(cfg, "0007")
         columns = {c["name"] for c in sa.inspect(engine).get_columns("api_clients")}
         assert "scopes" not in columns and "expires_at" not in columns
         assert "idempotency_fingerprint" not in {c["name"] for c in sa.inspect(engine).get_columns("messages")}

@@ -1,0 +1,70 @@
+"""What every API shares: the problem document, the page of a list and its query parameters, timestamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+class Schema(BaseModel):
+    """Base of the response models: every field is in the document's `required` list (a null is sent as null,
+    never left out), so a client can tell "no value" from "an older server"."""
+
+    model_config = ConfigDict(json_schema_serialization_defaults_required=True)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document"""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"examples": [
+        {"type": "about:blank", "title": "Not Found", "status": 404,
+         "detail": "no inbound message 'x' for this organisation"},
+        {"type": "about:blank", "title": "Bad Request", "status": 400, "detail": "limit: Input should be less "
+         "than or equal to 500", "parameter": "limit",
+         "errors": [{"field": "limit", "message": "Input should be less than or equal to 500"}]},
+    ]})
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str | None = None
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("has no time zone; add Z or an offset such as +01:00")
+    return value
+
+
+# an instant with its time zone: a local time without one would mean something else on every server
+Instant = Annotated[datetime, AfterValidator(_aware),
+                    Field(description="RFC 3339 date-time with a time zone", examples=["2026-11-21T09:00:00Z"])]
+
+
+class ListQuery(BaseModel):
+    """The parameters every list takes: a page size and the cursor of the page to continue from."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page, 1 to {MAX_LIMIT}",
+                       examples=[10])
+    cursor: str | None = Field(None, max_length=1000, description="the cursor of the page to continue from: "
+                               "follow `next` (or the Link header) rather than building it")
+
+
+class Page(Schema):
+    """A page of a list; `next` (also the `Link: <...>; rel="next"` header) is null on the last page"""
+
+    items: list[Any]
+    next: str | None = Field(description="the URL of the next page, null on the last one",
+                             examples=["/api/v1/inbound?limit=10&cursor=WyIyMDI2LTExLTIxVDA5OjAwOjAwKzAwOjAwIiwiYSJd"])
+
+
+def model_examples(*examples: dict[str, Any]) -> ConfigDict:
+    """The model config of a request or response model with examples (schemathesis sends the request ones)."""
+    return ConfigDict(json_schema_serialization_defaults_required=True, json_schema_extra={"examples": list(examples)})
