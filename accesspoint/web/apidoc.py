@@ -32,7 +32,7 @@ from accesspoint.web.problems import PROBLEM_TYPE, ProblemError
 from accesspoint.web.schemas.common import Problem
 
 PROBLEM_DESCRIPTIONS = {
-    400: "a query parameter is not valid (`parameter` names it)",
+    400: "a query parameter is not valid (`parameter` names it), or the JSON body nests deeper than allowed",
     401: "no token, or an unknown, revoked or expired token",
     403: "the token may not use this endpoint: another role, or without the scope it needs (`scope` names it)",
     404: "no such resource (or not one the token's organisation may see)",
@@ -129,7 +129,8 @@ class ApiDoc:
             else:
                 described[f"HTTP_{status}"] = (model, (inspect.getdoc(model) or model.__name__).splitlines()[0])
         if json is not None:
-            described["HTTP_415"] = (Problem, PROBLEM_DESCRIPTIONS[415])
+            # every JSON body is bounded in size and depth before the view (accesspoint.web.json_body)
+            described.update({f"HTTP_{status}": (Problem, PROBLEM_DESCRIPTIONS[status]) for status in (400, 413, 415)})
         self._extras[operation_id] = dict(extra or {})
         validate = self._tree.validate(query=query, json=json, resp=Response(*bare, **described), tags=tags,
                                        operation_id=operation_id, validation_error_status=invalid)

@@ -207,7 +207,7 @@ def test_the_admin_document_describes_the_token_routes(client: FlaskClient) -> N
     assert set(paths["/admin/api/tokens"]) == {"get", "post"}
     assert set(paths["/admin/api/tokens/{token_id}"]) == {"get", "delete"}
     create_op = paths["/admin/api/tokens"]["post"]
-    assert {"201", "401", "403", "415", "422"} <= set(create_op["responses"])
+    assert {"201", "400", "401", "403", "413", "415", "422"} <= set(create_op["responses"])
     schemas = document["components"]["schemas"]
     assert set(schemas["Scope"]["enum"]) == {str(s) for s in Scope}
     assert "token" in schemas["TokenCreated"]["properties"] and "token" not in schemas["Token"]["properties"]
