@@ -22,7 +22,7 @@ from accesspoint.web import (
     api_outbound,
     api_webhooks,
     as4,
-    json_body,
+    json_limits,
     openapi,
 )
 from accesspoint.web.problems import register_problem_handlers
@@ -36,7 +36,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     access_log.install(app)
-    json_body.install(app, gw.config.api)
+    json_limits.install(app, gw.config.api)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)

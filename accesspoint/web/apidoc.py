@@ -129,7 +129,7 @@ class ApiDoc:
             else:
                 described[f"HTTP_{status}"] = (model, (inspect.getdoc(model) or model.__name__).splitlines()[0])
         if json is not None:
-            # every JSON body is bounded in size and depth before the view (accesspoint.web.json_body)
+            # every JSON body is bounded in size and depth before the view (accesspoint.web.json_limits)
             described.update({f"HTTP_{status}": (Problem, PROBLEM_DESCRIPTIONS[status]) for status in (400, 413, 415)})
         self._extras[operation_id] = dict(extra or {})
         validate = self._tree.validate(query=query, json=json, resp=Response(*bare, **described), tags=tags,

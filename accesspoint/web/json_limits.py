@@ -4,10 +4,9 @@
 `[api] max_json_bytes` is a 413 problem, refused from its Content-Length before a byte is read and, for a chunked
 body, once reading passes the limit (one byte more than allowed is all that is read); a document nested deeper than
 `[api] max_json_depth` is a 400 problem, not the RecursionError (500) the parser would raise on a few thousand
-brackets. Bodies that are not JSON keep their own
-limits: an outbound document (XML) is bounded by `[as4] max_payload_bytes`, an import (CSV) is streamed.
-The views get their bodies through spectree (accesspoint.web.apidoc), which parses with `request.get_json`, so
-through the provider below.
+brackets. The views get their bodies from spectree (accesspoint.web.apidoc), which parses with `request.get_json`,
+so through the provider below. Bodies that are not JSON keep their own limits: an outbound document (XML) is
+bounded by `[as4] max_payload_bytes`, an import (CSV) is streamed.
 """
 
 from __future__ import annotations
