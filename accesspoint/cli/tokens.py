@@ -38,7 +38,8 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
         client_id = client.id
         audit.record(session, Actor.command_line(), audit.TOKEN_CREATE, audit.API_TOKEN, client_id,
                      after=token_snapshot(client))
-    click.echo(f"token {client_id} ({role}) created; store it now, it is not shown again:")
+    # the notice on stderr, the token alone on stdout: TOKEN=$(peppol-ap tokens create ...) works
+    click.echo(f"token {client_id} ({role}) created; store it now, it is not shown again", err=True)
     click.echo(token)
 
 
