@@ -442,6 +442,15 @@ class Config(_Section):
         return self.sml.zone or SML_ZONES[self.environment]
 
     @property
+    def sml_management_url(self) -> str:
+        """The SML our SMP registers in: the configured one; in the local environment without one, the local SML
+        that `peppol-ap run` starts (so that a command typed in another terminal registers where the running
+        gateway does); else none."""
+        if self.sml.management_url or self.environment != "local":
+            return self.sml.management_url
+        return f"http://127.0.0.1:{self.local_sml.port}"
+
+    @property
     def dns_servers(self) -> list[str]:
         """The DNS servers SML lookups ask: the configured ones; in the local environment without any, the local
         SML's (its zone exists nowhere else, and asking the system resolver would leak the lookups); else none

@@ -7,14 +7,17 @@ set (a second local gateway joining the first one's SML, conf/local-network.toml
 registers our SMP in that one. In test and production:
 the web server and the worker (systemd units or containers would rather run `serve` and `worker` apart).
 
-Each child runs in its own process group, so the supervisor decides the order of shutdown: Ctrl-C (SIGINT) or
-SIGTERM stops the worker, then the web server, then the SML, each with SIGTERM and, after `STOP_SECONDS`, SIGKILL.
+Each child runs in its own process group, so the supervisor decides the order of shutdown: Ctrl-C (SIGINT), SIGTERM
+or SIGHUP (the terminal closed) stops the worker, then the web server, then the SML, each with SIGTERM and, after
+`STOP_SECONDS`, SIGKILL. On Linux each child also gets SIGTERM from the kernel when the supervisor dies without
+stopping them (SIGKILL, a crash): no orphaned gateway keeps the ports and the database.
 A child that exits on its own stops the others too, with one line naming it: a gateway without its worker or its
 SML is the silent failure this command exists to prevent.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
 import signal
@@ -38,6 +41,23 @@ START_SECONDS = 60.0
 STOP_SECONDS = 15.0
 _SML_LINE = re.compile(r"sml listening on (http://\S+)")
 _DNS_LINE = re.compile(r"dns listening on (\S+)")
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# looked up once, here: the forked child only calls it (no library loading between fork and exec)
+_prctl = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
+
+
+def _die_with(parent: int) -> Callable[[], None]:
+    """preexec_fn of a child: SIGTERM when `parent` dies (Linux), or at once if it died while we forked."""
+
+    def arrange() -> None:
+        if _prctl is not None:
+            _prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return arrange
 
 
 class StartError(RuntimeError):
@@ -96,7 +116,8 @@ class Supervisor:
         """Start a child in its own process group; its output is ours (read through `watch` when given)."""
         piped = watch is not None
         process = subprocess.Popen(argv, env=self.env, stdout=subprocess.PIPE if piped else None,
-                                   stderr=subprocess.STDOUT if piped else None, process_group=0)
+                                   stderr=subprocess.STDOUT if piped else None, process_group=0,
+                                   preexec_fn=_die_with(os.getpid()))
         if watch is not None:
             assert process.stdout is not None
             threading.Thread(target=_pump, args=(process.stdout, self.out, watch), daemon=True).start()
@@ -135,6 +156,11 @@ class Supervisor:
             self.env["PEPPOL_AP_SML__MANAGEMENT_URL"] = found["sml"]
         if not cfg.sml.dns_servers:
             self.env["PEPPOL_AP_SML__DNS_SERVERS"] = found["dns"]
+        if (port, dns_port) != (cfg.local_sml.port, cfg.local_sml.dns_port):
+            # commands typed in another terminal look for the configured ports (Config.sml_management_url)
+            print(f"peppol-ap: a local_sml port was taken, so the local SML listens on {found['sml']} with DNS "
+                  f"{found['dns']}; commands in other terminals need PEPPOL_AP_SML__MANAGEMENT_URL={found['sml']} "
+                  f"PEPPOL_AP_SML__DNS_SERVERS={found['dns']}", file=self.out, flush=True)
 
     def _register_smp(self) -> None:
         """Our SMP in the local SML (idempotent), so participants whose receiving is on can be found at once."""
@@ -210,7 +236,7 @@ class Supervisor:
 def run_all(config_path: str | None, overrides: Mapping[str, str]) -> int:
     """Start everything, wait for Ctrl-C / SIGTERM or a failure, stop everything; the exit status."""
     supervisor = Supervisor(config_path, {**os.environ, **overrides})
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda *_: supervisor.stopping.set())
     try:
         try:

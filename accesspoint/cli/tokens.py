@@ -71,8 +71,9 @@ def create(config_path: str | None, organisation_id: int | None, admin: bool, na
         fail(exc.detail)
     client = issued.client
     until = f", expires {client.expires_at:%Y-%m-%d %H:%M}Z" if client.expires_at else ""
+    # the notice on stderr, the token alone on stdout: TOKEN=$(peppol-ap tokens create ...) works
     click.echo(f"token {client.id} ({role}; {' '.join(client.scopes)}{until}) created; store it now, it is not "
-               "shown again:")
+               "shown again", err=True)
     click.echo(issued.token)
 
 

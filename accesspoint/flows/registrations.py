@@ -118,7 +118,7 @@ class RegistrationState:
 def service_urls(cfg: Config) -> tuple[str | None, str | None]:
     """The SML management URL and the Directory URL (None = not configured). Loading the configuration checked
     them: http(s) URLs, https outside the local environment."""
-    return cfg.sml.management_url or None, cfg.directory.url or None
+    return cfg.sml_management_url or None, cfg.directory.url or None
 
 
 class Registrar:

@@ -26,6 +26,7 @@ from accesspoint.store.models import (
 )
 from smp.identifiers import ParticipantId
 from smp.sml import new_migration_key
+from tests.e2e.gateway_process import free_port
 from tests.registrations.conftest import RunningSml, make_gateway
 
 ACME = {"name": "Acme AB", "country": "SE", "org_number": "5567321707"}
@@ -122,11 +123,12 @@ def test_sml_registration_is_audited(gateway: Gateway, admin: FlaskClient, tmp_p
     [record] = records(gateway)
     assert (record.action, record.target_type) == ("sml.register", "sml")
     assert record.before["logical_address"] == record.after["logical_address"] == gateway.smp_url
-    # no SML configured: refused, nothing recorded
-    unconfigured = make_gateway(tmp_path / "other", database__url=gateway.config.database_url)
-    client = create_app(gateway=unconfigured).test_client()
+    # an SML that cannot be reached (the local one `peppol-ap run` would start, not running): nothing recorded
+    unreachable = make_gateway(tmp_path / "other", database__url=gateway.config.database_url,
+                               local_sml__port=str(free_port()))
+    client = create_app(gateway=unreachable).test_client()
     response = client.put("/admin/api/sml", headers={"Authorization": admin.environ_base["HTTP_AUTHORIZATION"]})
-    assert response.status_code == 409
+    assert response.status_code == 502, response.get_json()
     assert count(gateway) == 1
 
 

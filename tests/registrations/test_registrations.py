@@ -21,6 +21,7 @@ from accesspoint.store.models import (
 from smp.businesscard import parse_business_card
 from smp.identifiers import ParticipantId
 from smp.sml import new_migration_key
+from tests.e2e.gateway_process import free_port
 from tests.registrations.conftest import OTHER_SMP_ID, RunningSml, make_gateway
 from tests.registrations.tls_support import MutualTlsServer
 from tests.smp.registry_support import CaptureServer, Recorded
@@ -226,17 +227,22 @@ def test_directory_failure_is_recorded_and_retried(tmp_path: Path, local_sml: Ru
         assert (state.directory.status, state.directory.error) == (RegistrationStatus.REGISTERED, None)
 
 
-def test_without_sml_or_directory_configured(tmp_path: Path) -> None:
-    gateway = make_gateway(tmp_path)
+def test_local_without_a_running_sml_or_a_directory(tmp_path: Path) -> None:
+    """Local: the SML is the one `peppol-ap run` would start (here none runs on that port)."""
+    port = free_port()
+    gateway = make_gateway(tmp_path, local_sml__port=str(port))
     participant_id = add_participant(gateway)
     state = registrations.enable_receiving(gateway, participant_id)
     assert state.smp.status == RegistrationStatus.REGISTERED
     assert state.sml.status == RegistrationStatus.FAILED
-    assert "sml.management_url is empty" in (state.sml.error or "")
+    assert f"The SML at http://127.0.0.1:{port}/manageparticipantidentifier could not be reached" in (
+        state.sml.error or "")
     assert state.directory.status == RegistrationStatus.UNREGISTERED
     assert smp_get(gateway, quote(ACME.uri, safe=""))[0] == 200
+    # switching off must reach the SML too (the failed registration may have arrived): it stays to be retried
     state = registrations.disable_receiving(gateway, participant_id)
-    assert (state.sml.status, state.sml.error) == (RegistrationStatus.UNREGISTERED, None)
+    assert not state.receiving_enabled and state.sml.status == RegistrationStatus.FAILED
+    assert smp_get(gateway, quote(ACME.uri, safe=""))[0] == 404
 
 
 def test_republish_notifies_the_directory_for_listed_participants_only(
