@@ -53,19 +53,31 @@ LOCATION_HEADER = {"Location": {"description": "the URL of the created or queued
                                 "schema": {"type": "string"}}}
 
 
+# pydantic's words for the common violations, in the words the rest of the API uses
+_MESSAGES = {"missing": "is required", "extra_forbidden": "is not a known field", "bool_type": "must be true or false"}
+
+
 def _field(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "body"
+    """`participants[0].identifier`, as the error messages of the flows name fields."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    return _MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
 
 
 def _invalid_request(_request: Any, response: flask.Response | None, error: Exception | None, *_: Any) -> None:
     """spectree's `before` hook: turn a failed model into our problem document instead of its pydantic dump."""
     if not isinstance(error, ValidationError) or response is None:
         return
-    errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in error.errors(include_context=False)]
+    errors = [{"field": _field(e["loc"]), "message": _message(e)} for e in error.errors(include_context=False)]
     status = response.status_code
     title = "Bad Request" if status == QUERY_INVALID else "Unprocessable Content"
     raise ProblemError(status, title, "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                       parameter=errors[0]["field"].split(".")[0], errors=errors)
+                       parameter=errors[0]["field"].split(".")[0].split("[")[0], errors=errors)
 
 
 class _Plugin(FlaskPlugin):
