@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Literal
+from typing import IO
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -28,7 +27,7 @@ from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.messages import filtered, inbound_message
 from accesspoint.web.problems import ProblemError
-from accesspoint.web.schemas.messages import InboundMessage, InboundPage, InboundQuery
+from accesspoint.web.schemas.messages import DocumentQuery, InboundMessage, InboundPage, InboundQuery
 
 blueprint = Blueprint("api_inbound", __name__, url_prefix="/api/v1/inbound")
 
@@ -36,11 +35,6 @@ TAGS = ("inbound",)
 XML = "application/xml"
 SOAP_XML = "application/soap+xml"
 _COPY_CHUNK = 64 * 1024
-
-
-class DocumentQuery(BaseModel):
-    format: Literal["document", "sbd"] = Field("document", description="`document`: the business document alone "
-                                              "(the UBL invoice); `sbd`: the Standard Business Document as received")
 
 
 def _not_found(message_id: str) -> ProblemError:

@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -35,7 +34,7 @@ from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.messages import filtered, outbound_message
 from accesspoint.web.problems import ProblemError
 from accesspoint.web.schemas.lookup import LookupQuery, LookupResult, ReceivingAccessPoint
-from accesspoint.web.schemas.messages import OutboundMessage, OutboundPage, OutboundQuery
+from accesspoint.web.schemas.messages import OutboundMessage, OutboundPage, OutboundQuery, SubmitQuery
 from certs.names import common_name
 from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
@@ -46,11 +45,6 @@ TAGS = ("outbound",)
 XML_TYPES = ("application/xml", "text/xml")
 IDEMPOTENCY_KEY_MAX = 200
 _ACCEPTED = {"202": {"headers": LOCATION_HEADER}}
-
-
-class SubmitQuery(BaseModel):
-    receiver: str | None = Field(None, max_length=300, description="send a UBL document to this participant "
-                                 "instead of its AccountingCustomerParty", examples=["0007:5567321707"])
 
 
 def _own_message(session: Any, message_id: str) -> Message:

@@ -14,7 +14,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidato
 from accesspoint.flows.importer import Outcome
 from accesspoint.flows.organisations import ORGANISATION_FIELDS, clean_organisation, parse_participant
 from accesspoint.store.models import RegistrationStatus
-from accesspoint.web.schemas.common import ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import ListQuery, Page, Query, Schema, model_examples
 from accesspoint.web.schemas.messages import BILLING, INVOICE
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
@@ -135,11 +135,11 @@ class OrganisationQuery(ListQuery):
                                    examples=["5567321707"])
 
 
-class ParticipantQuery(BaseModel):
+class ParticipantQuery(Query):
     identifier: str = Field(max_length=300, description="`scheme::value` or `ICD:id`", examples=["0007:5567321707"])
 
 
-class ForceQuery(BaseModel):
+class ForceQuery(Query):
     force: bool = Field(False, description="delete even when the SML or Directory removal failed")
 
 
@@ -242,7 +242,7 @@ class MigrationKey(BaseModel):
                                                                "the customer")
 
 
-class ImportQuery(BaseModel):
+class ImportQuery(Query):
     dry_run: bool = Field(False, description="check every row and report, change nothing")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -35,21 +35,36 @@ class Problem(BaseModel):
     detail: str | None = None
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+def _rfc3339(value: Any) -> datetime:
+    """Only the RFC 3339 text form: pydantic would also take a number as unix seconds, which no client means."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) and "T" in value.upper() else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValueError(f"must be an RFC 3339 timestamp such as 2026-11-21T10:00:00Z, not {value!r}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("has no time zone; add Z or an offset such as +01:00")
-    return value
+    return parsed
 
 
 # an instant with its time zone: a local time without one would mean something else on every server
-Instant = Annotated[datetime, AfterValidator(_aware),
+Instant = Annotated[datetime, BeforeValidator(_rfc3339),
                     Field(description="RFC 3339 date-time with a time zone", examples=["2026-11-21T09:00:00Z"])]
 
 
-class ListQuery(BaseModel):
-    """The parameters every list takes: a page size and the cursor of the page to continue from."""
+class Query(BaseModel):
+    """Base of the query parameter models: an unknown parameter is refused (400), so that a misspelt filter
+    (`?stat=failed`) is not silently ignored and the list answered unfiltered."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(Query):
+    """The parameters every list takes: a page size and the cursor of the page to continue from."""
 
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page, 1 to {MAX_LIMIT}",
                        examples=[10])
