@@ -50,7 +50,7 @@ from accesspoint.store.models import (
     RegistrationStatus,
 )
 from accesspoint.store.queries import find_participant
-from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER
+from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER, int32_path_ids
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -79,6 +79,9 @@ blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 @require_client(ApiRole.ADMIN)
 def _admins_only() -> None:
     """Every route of this blueprint needs an admin token."""
+
+
+blueprint.before_request(int32_path_ids)
 
 
 # --- request and response helpers ----------------------------------------------------------------------

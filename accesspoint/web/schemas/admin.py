@@ -9,7 +9,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator, StrictBool, WithJsonSchema
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StrictBool,
+    WithJsonSchema,
+    field_validator,
+)
 
 from accesspoint.flows.importer import Outcome
 from accesspoint.flows.organisations import ORGANISATION_FIELDS, clean_organisation, parse_participant
@@ -19,7 +28,6 @@ from accesspoint.web.schemas.messages import BILLING, INVOICE
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
 PARTICIPANT = "iso6523-actorid-upis::0007:5567321707"
-MAX_ID = 2**31 - 1
 
 
 def _organisation_rule(name: str) -> AfterValidator:
@@ -32,8 +40,8 @@ def _organisation_rule(name: str) -> AfterValidator:
     return AfterValidator(check)
 
 
-def _text(name: str, description: str, example: str) -> Any:
-    return Field(max_length=ORGANISATION_FIELDS[name][0], description=description, examples=[example])
+def _limited(name: str) -> Any:
+    return Annotated[str, Field(max_length=ORGANISATION_FIELDS[name][0])]
 
 
 def _participant(value: Any) -> ParticipantId:
@@ -57,13 +65,15 @@ def _identifier(kind: type[DocumentTypeId] | type[ProcessId]) -> AfterValidator:
 PeppolParticipant = Annotated[ParticipantId, PlainValidator(_participant), WithJsonSchema({
     "type": "string", "maxLength": 300, "examples": ["0007:5567321707", PARTICIPANT],
     "description": "`ICD:id` or `iso6523-actorid-upis::ICD:id`, checked by the Peppol rules (check digits)"})]
-Name = Annotated[str, _organisation_rule("name"), _text("name", "the organisation's name", "Acme AB")]
+Name = Annotated[_limited("name"), _organisation_rule("name"),
+                 Field(description="the organisation's name", examples=["Acme AB"])]
 Country = Annotated[str, _organisation_rule("country"),
                     Field(max_length=10, description="ISO 3166 two-letter code", examples=["SE"])]
 
 
 def _optional(name: str, description: str, example: str) -> Any:
-    return Annotated[str | None, _organisation_rule(name), _text(name, description, example)]
+    return Annotated[_limited(name) | None, _organisation_rule(name),
+                     Field(description=description, examples=[example])]
 
 
 OrgNumber = _optional("org_number", "the national organisation number", "5567321707")
@@ -109,6 +119,13 @@ class OrganisationUpdate(BaseModel):
     contact_name: ContactName = None
     contact_email: ContactEmail = None
     contact_phone: ContactPhone = None
+
+    @field_validator("name", "country")
+    @classmethod
+    def _required_stays_set(cls, value: str | None) -> str:
+        if value is None:
+            raise ValueError("must not be empty")
+        return value
 
 
 class OrganisationRequest(BaseModel):

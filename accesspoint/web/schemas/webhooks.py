@@ -16,8 +16,6 @@ MAX_URL_LENGTH = 2048
 # whsec_ and the base64 of the largest key Standard Webhooks allows
 MAX_SECRET_LENGTH = 6 + 4 * ((MAX_KEY_BYTES + 2) // 3)
 MAX_EVENT_TYPES = 50
-# ids are 32-bit integer columns: a larger number cannot exist, and PostgreSQL would reject it as a parameter
-MAX_ID = 2**31 - 1
 SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the documentation's example)
 EVENTS_DESCRIPTION = "event types to deliver; empty (or left out) means every type"
 
