@@ -523,7 +523,8 @@ _CSV_EXAMPLE = "org_number,name,country,participant,receive\n5567321707,Acme AB,
 _IMPORT_BODY = {"requestBody": {"required": True, "content": {
     "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
     "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
-                                       "properties": {"file": {"type": "string", "format": "binary"}}}},
+                                       "properties": {"file": {"type": "string", "format": "binary"}}},
+                            "example": {"file": _CSV_EXAMPLE}},
 }}}
 
 

@@ -21,7 +21,7 @@ from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import Direction, Message, MessageState
-from accesspoint.web.apidoc import LINK_HEADER, NETWORK
+from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -113,8 +113,7 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 @blueprint.get("/<message_id>/document")
 @require_client()
 @NETWORK.operation("getInboundDocument", tags=TAGS, query=DocumentQuery, responses={200: None},
-                   problems=(401, 403, 404, 410), extra={"responses": {"200": {
-                       "description": "the XML document", "content": {XML: {"schema": {"type": "string"}}}}}})
+                   problems=(401, 403, 404, 410), extra=xml_body(XML, "the XML document", INVOICE_XML))
 def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
     """The business document, or the whole SBD
 
@@ -152,8 +151,7 @@ def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
 @blueprint.get("/<message_id>/receipt")
 @require_client()
 @NETWORK.operation("getInboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
-                   extra={"responses": {"200": {"description": "the SOAP envelope of the receipt, byte for byte",
-                                                "content": {SOAP_XML: {"schema": {"type": "string"}}}}}})
+                   extra=xml_body(SOAP_XML, "the SOAP envelope of the receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt we sent for the message (non-repudiation evidence), byte for byte"""
     with gateway().read() as session:

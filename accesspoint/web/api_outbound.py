@@ -27,7 +27,7 @@ from accesspoint.flows.sending import document_name, retry_failed
 from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
-from accesspoint.web.apidoc import LINK_HEADER, LOCATION_HEADER, NETWORK
+from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -94,9 +94,8 @@ _SUBMIT_EXTRA = {
                     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
                     "description": "A repeated submit with the same key returns the first answer and never sends "
                                    "twice."}],
-    "requestBody": {"required": True, "content": {media_type: {"schema": {"type": "string"}, "example": (
-        '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">...</Invoice>')}
-        for media_type in XML_TYPES}},
+    "requestBody": {"required": True, "content": {media_type: {"schema": {"type": "string"}, "example": INVOICE_XML}
+                                                  for media_type in XML_TYPES}},
     "responses": {"202": {"headers": {**LOCATION_HEADER, "Idempotent-Replayed": {
         "description": "`true` when the answer is the first one of this Idempotency-Key",
         "schema": {"type": "string"}}}}},
@@ -157,8 +156,7 @@ def status(message_id: str) -> ResponseReturnValue:
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
 @require_client()
 @NETWORK.operation("getOutboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
-                   extra={"responses": {"200": {"description": "the receiving AP's signed receipt, byte for byte",
-                                                "content": {"application/xml": {"schema": {"type": "string"}}}}}})
+                   extra=xml_body("application/xml", "the receiving AP's signed receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt of a sent message (evidence)"""
     with gateway().read() as session:

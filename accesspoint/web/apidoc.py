@@ -47,6 +47,17 @@ PROBLEM_DESCRIPTIONS = {
 QUERY_INVALID = 400
 BODY_INVALID = 422
 
+INVOICE_XML = '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">...</Invoice>'
+RECEIPT_XML = ('<S12:Envelope xmlns:S12="http://www.w3.org/2003/05/soap-envelope"><S12:Header>...<eb:Receipt>...'
+               '</eb:Receipt>...</S12:Header><S12:Body/></S12:Envelope>')
+
+
+def xml_body(media_type: str, description: str, example: str) -> dict[str, Any]:
+    """An XML response, which no model describes: the operation's `extra` for its 200."""
+    return {"responses": {"200": {"description": description, "content": {
+        media_type: {"schema": {"type": "string"}, "example": example}}}}}
+
+
 LINK_HEADER = {"Link": {"description": 'RFC 8288 `<url>; rel="next"` when there is a next page',
                         "schema": {"type": "string"}}}
 LOCATION_HEADER = {"Location": {"description": "the URL of the created or queued resource",

@@ -25,6 +25,7 @@ from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import WebhookSubscription
 from accesspoint.web.openapi import openapi_document
 from tests.web.conftest import Org, gateway_env, inbound_store, make_org
+from tests.web.openapi_support import assert_documented_with_examples
 
 # generated cases per operation, reported by the last test (`pytest -s` shows the numbers)
 CASES: Counter[str] = Counter()
@@ -83,6 +84,10 @@ def test_the_document_describes_every_network_route(api_app: Flask) -> None:
         for method, operation in operations.items():
             assert operation["responses"], f"{method} {path}"
             assert "401" in operation["responses"], f"{method} {path} must document the problem for a missing token"
+
+
+def test_every_operation_has_its_examples_and_problems() -> None:
+    assert_documented_with_examples(openapi_document())
 
 
 def test_every_operation_needs_a_token(api_app: Flask) -> None:

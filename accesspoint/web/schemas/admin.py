@@ -23,7 +23,7 @@ from pydantic import (
 from accesspoint.flows.importer import Outcome
 from accesspoint.flows.organisations import ORGANISATION_FIELDS, clean_organisation, parse_participant
 from accesspoint.store.models import RegistrationStatus
-from accesspoint.web.schemas.common import ListQuery, Page, Query, Schema, model_examples
+from accesspoint.web.schemas.common import ListQuery, Page, Query, Schema, model_examples, page_examples
 from accesspoint.web.schemas.messages import BILLING, INVOICE
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
@@ -207,6 +207,8 @@ class Participant(Schema):
 
 
 class ParticipantPage(Page):
+    model_config = page_examples(Participant, "/admin/api/organisations/1/participants")
+
     items: list[Participant]
 
 
@@ -233,6 +235,8 @@ class Organisation(Schema):
 
 
 class OrganisationPage(Page):
+    model_config = page_examples(Organisation, "/admin/api/organisations")
+
     items: list[Organisation]
 
 

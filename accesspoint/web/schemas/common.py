@@ -76,10 +76,19 @@ class Page(Schema):
     """A page of a list; `next` (also the `Link: <...>; rel="next"` header) is null on the last page"""
 
     items: list[Any]
-    next: str | None = Field(description="the URL of the next page, null on the last one",
-                             examples=["/api/v1/inbound?limit=10&cursor=WyIyMDI2LTExLTIxVDA5OjAwOjAwKzAwOjAwIiwiYSJd"])
+    next: str | None = Field(description="the URL of the next page, null on the last one")
 
 
 def model_examples(*examples: dict[str, Any]) -> ConfigDict:
     """The model config of a request or response model with examples (schemathesis sends the request ones)."""
     return ConfigDict(json_schema_serialization_defaults_required=True, json_schema_extra={"examples": list(examples)})
+
+
+def page_examples(item: type[BaseModel], path: str) -> ConfigDict:
+    """The model config of a page of `item`s at `path`: its example is built from the item's own first example."""
+    extra = item.model_config.get("json_schema_extra")
+    if not isinstance(extra, dict):
+        raise TypeError(f"{item.__name__} has no examples to build its page's from")
+    cursor = "WyIyMDI2LTExLTIxVDA5OjAwOjAwKzAwOjAwIiwxLCJvbGRlc3QiXQ"
+    return model_examples({"items": [extra["examples"][0]], "next": f"{path}?limit=1&cursor={cursor}"},
+                          {"items": [], "next": None})

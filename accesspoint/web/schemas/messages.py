@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from accesspoint.store.models import INBOUND_STATES, OUTBOUND_STATES, MessageState
-from accesspoint.web.schemas.common import Instant, ListQuery, Page, Query, Schema, model_examples
+from accesspoint.web.schemas.common import Instant, ListQuery, Page, Query, Schema, model_examples, page_examples
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId
 
 Order = Literal["newest", "oldest"]
@@ -151,6 +151,8 @@ class InboundMessage(MessageFields):
 
 
 class InboundPage(Page):
+    model_config = page_examples(InboundMessage, "/api/v1/inbound")
+
     items: list[InboundMessage]
 
 
@@ -201,6 +203,8 @@ class OutboundMessage(MessageFields):
 
 
 class OutboundPage(Page):
+    model_config = page_examples(OutboundMessage, "/api/v1/outbound")
+
     items: list[OutboundMessage]
 
 
@@ -239,4 +243,6 @@ class AdminMessage(MessageFields):
 
 
 class AdminMessagePage(Page):
+    model_config = page_examples(AdminMessage, "/admin/api/messages")
+
     items: list[AdminMessage]

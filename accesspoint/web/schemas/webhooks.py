@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from accesspoint.flows.webhooks import MAX_KEY_BYTES, MIN_KEY_BYTES, secret_key
 from accesspoint.store.models import DeliveryState
-from accesspoint.web.schemas.common import ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import ListQuery, Page, Schema, model_examples, page_examples
 from accesspoint.web.schemas.events import EventType
 
 MAX_URL_LENGTH = 2048
@@ -96,6 +96,8 @@ class WebhookCreated(Webhook):
 
 
 class WebhookPage(Page):
+    model_config = page_examples(Webhook, "/api/v1/webhooks")
+
     items: list[Webhook]
 
 
@@ -125,4 +127,6 @@ class WebhookDelivery(Schema):
 
 
 class WebhookDeliveryPage(Page):
+    model_config = page_examples(WebhookDelivery, "/api/v1/webhooks/1/deliveries")
+
     items: list[WebhookDelivery]
