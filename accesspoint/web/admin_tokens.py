@@ -22,16 +22,16 @@ from accesspoint.flows.tokens import TokenNotFound, TokenRequestError
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import ApiClient
 from accesspoint.store.scopes import ApiRole, Scope
-from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER
+from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER, int32_path_ids
 from accesspoint.web.auth import admin_guard, current_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.problems import ProblemError
 from accesspoint.web.schemas.tokens import Token, TokenCreated, TokenPage, TokenQuery, TokenRequest, TokenState
-from accesspoint.web.schemas.webhooks import MAX_ID
 
 blueprint = Blueprint("admin_tokens", __name__, url_prefix="/admin/api/tokens")
 blueprint.before_request(admin_guard())
+blueprint.before_request(int32_path_ids)
 
 TAGS = ("tokens",)
 
@@ -84,7 +84,7 @@ def list_tokens(query: TokenQuery) -> ResponseReturnValue:
 def get_token(token_id: int) -> ResponseReturnValue:
     """One API token (without the token)"""
     with gateway().read() as session:
-        client = session.get(ApiClient, token_id) if token_id <= MAX_ID else None
+        client = session.get(ApiClient, token_id)
     if client is None:
         raise _not_found(token_id)
     return _token_document(client, datetime.now(UTC))
@@ -95,8 +95,6 @@ def get_token(token_id: int) -> ResponseReturnValue:
                  extra={"responses": {"204": {"description": "revoked (also when it was revoked already)"}}})
 def revoke_token(token_id: int) -> ResponseReturnValue:
     """Revoke an API token: from now on it is refused with 401"""
-    if token_id > MAX_ID:
-        raise _not_found(token_id)
     try:
         tokens.revoke(gateway(), Actor.of_client(current_client()), token_id)
     except TokenNotFound:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Literal
+from typing import IO
 
 from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
@@ -23,13 +22,13 @@ from accesspoint.core.sbdh import SbdhError, document_length, iter_business_docu
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import LINK_HEADER, NETWORK
+from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.messages import filtered, inbound_message
 from accesspoint.web.problems import ProblemError
-from accesspoint.web.schemas.messages import InboundMessage, InboundPage, InboundQuery
+from accesspoint.web.schemas.messages import DocumentQuery, InboundMessage, InboundPage, InboundQuery
 
 blueprint = Blueprint("api_inbound", __name__, url_prefix="/api/v1/inbound")
 
@@ -37,11 +36,6 @@ TAGS = ("inbound",)
 XML = "application/xml"
 SOAP_XML = "application/soap+xml"
 _COPY_CHUNK = 64 * 1024
-
-
-class DocumentQuery(BaseModel):
-    format: Literal["document", "sbd"] = Field("document", description="`document`: the business document alone "
-                                              "(the UBL invoice); `sbd`: the Standard Business Document as received")
 
 
 def _not_found(message_id: str) -> ProblemError:
@@ -120,8 +114,7 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 @blueprint.get("/<message_id>/document")
 @require_client(Scope.INBOUND_READ)
 @NETWORK.operation("getInboundDocument", tags=TAGS, query=DocumentQuery, responses={200: None},
-                   problems=(401, 403, 404, 410), extra={"responses": {"200": {
-                       "description": "the XML document", "content": {XML: {"schema": {"type": "string"}}}}}})
+                   problems=(401, 403, 404, 410), extra=xml_body(XML, "the XML document", INVOICE_XML))
 def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
     """The business document, or the whole SBD
 
@@ -159,8 +152,7 @@ def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
 @blueprint.get("/<message_id>/receipt")
 @require_client(Scope.INBOUND_READ)
 @NETWORK.operation("getInboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
-                   extra={"responses": {"200": {"description": "the SOAP envelope of the receipt, byte for byte",
-                                                "content": {SOAP_XML: {"schema": {"type": "string"}}}}}})
+                   extra=xml_body(SOAP_XML, "the SOAP envelope of the receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt we sent for the message (non-repudiation evidence), byte for byte"""
     with gateway().read() as session:

@@ -18,7 +18,6 @@ from typing import Any
 
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
@@ -29,14 +28,14 @@ from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused,
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import LINK_HEADER, LOCATION_HEADER, NETWORK
+from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.messages import filtered, outbound_message
 from accesspoint.web.problems import ProblemError
 from accesspoint.web.schemas.lookup import LookupQuery, LookupResult, ReceivingAccessPoint
-from accesspoint.web.schemas.messages import OutboundMessage, OutboundPage, OutboundQuery
+from accesspoint.web.schemas.messages import OutboundMessage, OutboundPage, OutboundQuery, SubmitQuery
 from certs.names import common_name
 from smp.errors import DiscoveryError, NotSupported, ParticipantNotRegistered
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
@@ -47,11 +46,6 @@ TAGS = ("outbound",)
 XML_TYPES = ("application/xml", "text/xml")
 IDEMPOTENCY_KEY_MAX = 200
 _ACCEPTED = {"202": {"headers": LOCATION_HEADER}}
-
-
-class SubmitQuery(BaseModel):
-    receiver: str | None = Field(None, max_length=300, description="send a UBL document to this participant "
-                                 "instead of its AccountingCustomerParty", examples=["0007:5567321707"])
 
 
 def _own_message(session: Any, message_id: str) -> Message:
@@ -102,9 +96,8 @@ _SUBMIT_EXTRA = {
                     "description": "A repeated submit with the same key and the same document (and receiver) "
                                    "returns the first answer (Idempotent-Replayed: true) and never sends twice; the "
                                    "key with another document is refused with 422."}],
-    "requestBody": {"required": True, "content": {media_type: {"schema": {"type": "string"}, "example": (
-        '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">...</Invoice>')}
-        for media_type in XML_TYPES}},
+    "requestBody": {"required": True, "content": {media_type: {"schema": {"type": "string"}, "example": INVOICE_XML}
+                                                  for media_type in XML_TYPES}},
     "responses": {"202": {"headers": {**LOCATION_HEADER, "Idempotent-Replayed": {
         "description": "`true` when the answer is the first one of this Idempotency-Key",
         "schema": {"type": "string"}}}}},
@@ -171,8 +164,7 @@ def status(message_id: str) -> ResponseReturnValue:
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
 @require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("getOutboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
-                   extra={"responses": {"200": {"description": "the receiving AP's signed receipt, byte for byte",
-                                                "content": {"application/xml": {"schema": {"type": "string"}}}}}})
+                   extra=xml_body("application/xml", "the receiving AP's signed receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
     """The signed AS4 receipt of a sent message (evidence)"""
     with gateway().read() as session:

@@ -22,14 +22,13 @@ from accesspoint.flows.webhooks import new_secret
 from accesspoint.store.models import DeliveryState, Event, Organisation, WebhookSubscription
 from accesspoint.store.models import WebhookDelivery as WebhookDeliveryRow
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import LINK_HEADER, LOCATION_HEADER, NETWORK
+from accesspoint.web.apidoc import LINK_HEADER, LOCATION_HEADER, NETWORK, int32_path_ids
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.problems import ProblemError
 from accesspoint.web.schemas.common import ListQuery
 from accesspoint.web.schemas.webhooks import (
-    MAX_ID,
     DeliveryQuery,
     Webhook,
     WebhookCreated,
@@ -42,6 +41,7 @@ from accesspoint.web.schemas.webhooks import (
 from base.egress import EgressRefused
 
 blueprint = Blueprint("api_webhooks", __name__, url_prefix="/api/v1/webhooks")
+blueprint.before_request(int32_path_ids)
 
 TAGS = ("webhooks",)
 _SIGNATURE_TEXT = (
@@ -64,11 +64,9 @@ def _subscription_document(subscription: WebhookSubscription) -> Webhook:
 
 
 def _own_subscription(session: Session, subscription_id: int) -> WebhookSubscription:
-    subscription = None
-    if subscription_id <= MAX_ID:
-        subscription = session.scalar(select(WebhookSubscription).where(
-            WebhookSubscription.id == subscription_id,
-            WebhookSubscription.organisation_id == current_client().organisation_id))
+    subscription = session.scalar(select(WebhookSubscription).where(
+        WebhookSubscription.id == subscription_id,
+        WebhookSubscription.organisation_id == current_client().organisation_id))
     if subscription is None:
         raise ProblemError(404, "Not Found", f"no webhook subscription {subscription_id} for this organisation")
     return subscription

@@ -47,25 +47,60 @@ PROBLEM_DESCRIPTIONS = {
 QUERY_INVALID = 400
 BODY_INVALID = 422
 
+INVOICE_XML = '<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">...</Invoice>'
+RECEIPT_XML = ('<S12:Envelope xmlns:S12="http://www.w3.org/2003/05/soap-envelope"><S12:Header>...<eb:Receipt>...'
+               '</eb:Receipt>...</S12:Header><S12:Body/></S12:Envelope>')
+
+
+def xml_body(media_type: str, description: str, example: str) -> dict[str, Any]:
+    """An XML response, which no model describes: the operation's `extra` for its 200."""
+    return {"responses": {"200": {"description": description, "content": {
+        media_type: {"schema": {"type": "string"}, "example": example}}}}}
+
+
 LINK_HEADER = {"Link": {"description": 'RFC 8288 `<url>; rel="next"` when there is a next page',
                         "schema": {"type": "string"}}}
 LOCATION_HEADER = {"Location": {"description": "the URL of the created or queued resource",
                                 "schema": {"type": "string"}}}
 
 
+# pydantic's words for the common violations, in the words the rest of the API uses
+_MESSAGES = {"missing": "is required", "extra_forbidden": "is not a known field", "bool_type": "must be true or false"}
+
+
 def _field(location: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in location) or "body"
+    """`participants[0].identifier`, as the error messages of the flows name fields."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "body"
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    return _MESSAGES.get(error["type"]) or str(error["msg"]).removeprefix("Value error, ")
 
 
 def _invalid_request(_request: Any, response: flask.Response | None, error: Exception | None, *_: Any) -> None:
     """spectree's `before` hook: turn a failed model into our problem document instead of its pydantic dump."""
     if not isinstance(error, ValidationError) or response is None:
         return
-    errors = [{"field": _field(e["loc"]), "message": e["msg"]} for e in error.errors(include_context=False)]
+    errors = [{"field": _field(e["loc"]), "message": _message(e)} for e in error.errors(include_context=False)]
     status = response.status_code
     title = "Bad Request" if status == QUERY_INVALID else "Unprocessable Content"
     raise ProblemError(status, title, "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-                       parameter=errors[0]["field"].split(".")[0], errors=errors)
+                       parameter=errors[0]["field"].split(".")[0].split("[")[0], errors=errors)
+
+
+MAX_ROW_ID = 2**31 - 1
+
+
+def int32_path_ids() -> None:
+    """A blueprint's `before_request`: an id in the path larger than the 32-bit integer columns is no row (404),
+    not a database error; the documents say int32 (spectree's `int` path parameters). Not a converter bound:
+    werkzeug answers 405 for a number out of a converter's range when the path has rules for other methods."""
+    for value in (flask.request.view_args or {}).values():
+        if isinstance(value, int) and value > MAX_ROW_ID:
+            raise ProblemError(404, "Not Found", f"there is no id {value}: ids are at most {MAX_ROW_ID}")
 
 
 class _Plugin(FlaskPlugin):

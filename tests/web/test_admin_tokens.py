@@ -159,7 +159,7 @@ def test_changes_are_audited_without_the_token(gateway: Gateway, client: FlaskCl
 def test_invalid_requests_name_the_field(gateway: Gateway, client: FlaskClient, acme: Org) -> None:
     admin = issue(gateway, ApiRole.ADMIN)
     cases = [
-        ({"name": "x", "role": "network", "organisation_id": acme.id, "scopes": ["outbound:delete"]}, "scopes.0"),
+        ({"name": "x", "role": "network", "organisation_id": acme.id, "scopes": ["outbound:delete"]}, "scopes[0]"),
         ({"name": "x", "role": "admin", "scopes": ["outbound:read"]}, "scopes"),
         ({"name": "x", "role": "network", "organisation_id": acme.id, "scopes": []}, "scopes"),
         ({"name": "x", "role": "network"}, "organisation_id"),

@@ -431,7 +431,7 @@ def test_subscription_requests_are_validated(client: FlaskClient, acme: Org) -> 
         response = client.post("/api/v1/webhooks", headers=acme.auth, json=body)
         assert response.status_code == 422, body
         assert response.get_json()["parameter"] == parameter, body
-        assert response.get_json()["errors"][0]["field"].split(".")[0] == parameter, body
+        assert response.get_json()["errors"][0]["field"].split("[")[0] == parameter, body
     response = client.post("/api/v1/webhooks", headers=acme.auth, json=["https://h/"])
     assert response.status_code == 422 and response.get_json()["parameter"] == "body"
     response = client.post("/api/v1/webhooks", headers=acme.auth, data="url=https://h/")

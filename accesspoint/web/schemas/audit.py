@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples, page_examples
 from accesspoint.web.schemas.messages import Order
 
 
@@ -41,4 +41,6 @@ class AuditEntry(Schema):
 
 
 class AuditPage(Page):
+    model_config = page_examples(AuditEntry, "/admin/api/audit")
+
     items: list[AuditEntry]

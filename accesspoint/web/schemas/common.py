@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -35,21 +35,36 @@ class Problem(BaseModel):
     detail: str | None = None
 
 
-def _aware(value: datetime) -> datetime:
-    if value.tzinfo is None or value.utcoffset() is None:
+def _rfc3339(value: Any) -> datetime:
+    """Only the RFC 3339 text form: pydantic would also take a number as unix seconds, which no client means."""
+    if isinstance(value, datetime):
+        parsed = value
+    else:
+        try:
+            parsed = datetime.fromisoformat(value) if isinstance(value, str) and "T" in value.upper() else None
+        except ValueError:
+            parsed = None
+        if parsed is None:
+            raise ValueError(f"must be an RFC 3339 timestamp such as 2026-11-21T10:00:00Z, not {value!r}")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("has no time zone; add Z or an offset such as +01:00")
-    return value
+    return parsed
 
 
 # an instant with its time zone: a local time without one would mean something else on every server
-Instant = Annotated[datetime, AfterValidator(_aware),
+Instant = Annotated[datetime, BeforeValidator(_rfc3339),
                     Field(description="RFC 3339 date-time with a time zone", examples=["2026-11-21T09:00:00Z"])]
 
 
-class ListQuery(BaseModel):
-    """The parameters every list takes: a page size and the cursor of the page to continue from."""
+class Query(BaseModel):
+    """Base of the query parameter models: an unknown parameter is refused (400), so that a misspelt filter
+    (`?stat=failed`) is not silently ignored and the list answered unfiltered."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="forbid")
+
+
+class ListQuery(Query):
+    """The parameters every list takes: a page size and the cursor of the page to continue from."""
 
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"items per page, 1 to {MAX_LIMIT}",
                        examples=[10])
@@ -61,10 +76,19 @@ class Page(Schema):
     """A page of a list; `next` (also the `Link: <...>; rel="next"` header) is null on the last page"""
 
     items: list[Any]
-    next: str | None = Field(description="the URL of the next page, null on the last one",
-                             examples=["/api/v1/inbound?limit=10&cursor=WyIyMDI2LTExLTIxVDA5OjAwOjAwKzAwOjAwIiwiYSJd"])
+    next: str | None = Field(description="the URL of the next page, null on the last one")
 
 
 def model_examples(*examples: dict[str, Any]) -> ConfigDict:
     """The model config of a request or response model with examples (schemathesis sends the request ones)."""
     return ConfigDict(json_schema_serialization_defaults_required=True, json_schema_extra={"examples": list(examples)})
+
+
+def page_examples(item: type[BaseModel], path: str) -> ConfigDict:
+    """The model config of a page of `item`s at `path`: its example is built from the item's own first example."""
+    extra = item.model_config.get("json_schema_extra")
+    if not isinstance(extra, dict):
+        raise TypeError(f"{item.__name__} has no examples to build its page's from")
+    cursor = "WyIyMDI2LTExLTIxVDA5OjAwOjAwKzAwOjAwIiwxLCJvbGRlc3QiXQ"
+    return model_examples({"items": [extra["examples"][0]], "next": f"{path}?limit=1&cursor={cursor}"},
+                          {"items": [], "next": None})

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from accesspoint.flows.webhooks import EVENT_TYPES
-from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples, page_examples
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 
@@ -36,4 +36,6 @@ class Event(Schema):
 
 
 class EventPage(Page):
+    model_config = page_examples(Event, "/api/v1/events")
+
     items: list[Event]

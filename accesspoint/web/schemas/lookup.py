@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
-from accesspoint.web.schemas.common import Schema, model_examples
+from accesspoint.web.schemas.common import Query, Schema, model_examples
 from accesspoint.web.schemas.messages import BILLING, INVOICE, RECEIVER
 
 
-class LookupQuery(BaseModel):
+class LookupQuery(Query):
     doctype: str | None = Field(None, max_length=1000, description="document type identifier; default Peppol BIS "
                                 "Billing 3.0 invoice", examples=[INVOICE])
     process: str | None = Field(None, max_length=1000, description="process identifier; default Peppol BIS Billing "

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator
 
 from accesspoint.store.models import INBOUND_STATES, OUTBOUND_STATES, MessageState
-from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import Instant, ListQuery, Page, Query, Schema, model_examples, page_examples
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId
 
 Order = Literal["newest", "oldest"]
@@ -73,6 +73,16 @@ class InboundQuery(MessageQuery):
 class OutboundQuery(MessageQuery):
     state: OutboundState | None = None
     order: Order = Field("newest", description="`newest` or `oldest` first")
+
+
+class DocumentQuery(Query):
+    format: Literal["document", "sbd"] = Field("document", description="`document`: the business document alone "
+                                              "(the UBL invoice); `sbd`: the Standard Business Document as received")
+
+
+class SubmitQuery(Query):
+    receiver: str | None = Field(None, max_length=300, description="send a UBL document to this participant "
+                                 "instead of its AccountingCustomerParty", examples=["0007:5567321707"])
 
 
 class ReceiptRef(Schema):
@@ -141,6 +151,8 @@ class InboundMessage(MessageFields):
 
 
 class InboundPage(Page):
+    model_config = page_examples(InboundMessage, "/api/v1/inbound")
+
     items: list[InboundMessage]
 
 
@@ -191,6 +203,8 @@ class OutboundMessage(MessageFields):
 
 
 class OutboundPage(Page):
+    model_config = page_examples(OutboundMessage, "/api/v1/outbound")
+
     items: list[OutboundMessage]
 
 
@@ -229,4 +243,6 @@ class AdminMessage(MessageFields):
 
 
 class AdminMessagePage(Page):
+    model_config = page_examples(AdminMessage, "/admin/api/messages")
+
     items: list[AdminMessage]

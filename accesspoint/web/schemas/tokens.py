@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from accesspoint.store.scopes import ApiRole, Scope
-from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples
-from accesspoint.web.schemas.webhooks import MAX_ID
+from accesspoint.web.schemas.common import Instant, ListQuery, Page, Schema, model_examples, page_examples
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integer columns
 
 TOKEN_EXAMPLE = "pap_q3Vb0c1X2m9YtN6pL8aK4sD7fG5hJ0eR1uW2iO3yT4"  # noqa: S105 (the documentation's example)
 TokenState = Literal["active", "expired", "revoked"]
@@ -71,4 +72,6 @@ class TokenCreated(Token):
 
 
 class TokenPage(Page):
+    model_config = page_examples(Token, "/admin/api/tokens")
+
     items: list[Token]

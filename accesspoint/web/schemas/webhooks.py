@@ -9,15 +9,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from accesspoint.flows.webhooks import MAX_KEY_BYTES, MIN_KEY_BYTES, secret_key
 from accesspoint.store.models import DeliveryState
-from accesspoint.web.schemas.common import ListQuery, Page, Schema, model_examples
+from accesspoint.web.schemas.common import ListQuery, Page, Schema, model_examples, page_examples
 from accesspoint.web.schemas.events import EventType
 
 MAX_URL_LENGTH = 2048
 # whsec_ and the base64 of the largest key Standard Webhooks allows
 MAX_SECRET_LENGTH = 6 + 4 * ((MAX_KEY_BYTES + 2) // 3)
 MAX_EVENT_TYPES = 50
-# ids are 32-bit integer columns: a larger number cannot exist, and PostgreSQL would reject it as a parameter
-MAX_ID = 2**31 - 1
 SECRET_EXAMPLE = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # noqa: S105 (the documentation's example)
 EVENTS_DESCRIPTION = "event types to deliver; empty (or left out) means every type"
 
@@ -98,6 +96,8 @@ class WebhookCreated(Webhook):
 
 
 class WebhookPage(Page):
+    model_config = page_examples(Webhook, "/api/v1/webhooks")
+
     items: list[Webhook]
 
 
@@ -127,4 +127,6 @@ class WebhookDelivery(Schema):
 
 
 class WebhookDeliveryPage(Page):
+    model_config = page_examples(WebhookDelivery, "/api/v1/webhooks/1/deliveries")
+
     items: list[WebhookDelivery]
