@@ -213,7 +213,10 @@ class ApiDoc:
 
 NETWORK = ApiDoc("peppol-ap network API", "Submit outbound documents, follow their status, collect inbound documents "
                  "(poll and ack, or webhooks). Every list pages the same way: `{items, next}`, where `next` (and "
-                 'the `Link: <...>; rel="next"` header) is the URL of the next page and null on the last.')
+                 'the `Link: <...>; rel="next"` header) is the URL of the next page and null on the last. A network '
+                 "token acts for one organisation, within its scopes (`outbound:read`, `outbound:write`, "
+                 "`inbound:read`, `inbound:ack`, `events:read`, `webhooks`; a missing one is a 403 naming it).")
 ADMIN = ApiDoc("peppol-ap admin API", "Organisations, their participants and registrations (SMP, SML, Peppol "
-               "Directory), bulk import, the messages of every organisation, and the audit log. Admin tokens only. "
+               "Directory), bulk import, the messages of every organisation, API tokens, and the audit log. Admin "
+               "tokens only: the `admin` scope may do everything, `support` may read everything and resync. "
                "Lists page like the network API's: `{items, next}` and a Link header.")
