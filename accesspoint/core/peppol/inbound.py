@@ -22,15 +22,16 @@ from accesspoint.core.as4.errors import As4Error
 from accesspoint.core.as4.messaging import UserMessage
 from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
 from accesspoint.core.peppol.steps import INBOUND_STEPS, InboundLimits, Opening, SignerCheck, run_steps
-from accesspoint.core.sbdh import Sbdh
+from accesspoint.core.sbdh import DocumentSpan, Sbdh
 from base.chunks import chunk_stream
 from certs.keystore import KeyMaterial
 
 
 @dataclass
 class InboundMessage:
-    """A verified and decrypted UserMessage. `payload` is the decompressed SBD, rewound (None for an ebMS ping);
-    close the message (or use it as a context manager) to remove the spooled files."""
+    """A verified and decrypted UserMessage. `payload` is the decompressed SBD, rewound, and `document` where its
+    business document lies (both None for an ebMS ping); close the message (or use it as a context manager) to
+    remove the spooled files."""
 
     envelope: etree._Element
     user_message: UserMessage
@@ -40,6 +41,7 @@ class InboundMessage:
     payload_size: int
     payload_sha256: str | None
     sbdh: Sbdh | None
+    document: DocumentSpan | None
     _spooled: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     @property
@@ -91,7 +93,7 @@ def open_message(
     o = opening
     assert o.root is not None and o.user_message is not None and o.signature is not None and o.signer is not None
     return InboundMessage(o.root, o.user_message, o.signature, o.signer, o.payload, o.payload_size or 0,
-                          o.payload_sha256, o.sbdh, o.spooled)
+                          o.payload_sha256, o.sbdh, o.document, o.spooled)
 
 
 @dataclass(frozen=True)

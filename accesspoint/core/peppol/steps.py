@@ -15,8 +15,8 @@ The order mirrors phase4's (shared/docs/as4.md section 5):
    which our envelope rules alone would answer with EBMS:0003);
 3. envelope and Peppol profile (EBMS:0009/0003/0010/0011/0004);
 4. decryption, every attachment must be encrypted (EBMS:0102); the signature and its coverage (EBMS:0101);
-5. signer certificate and eb:From = its seat ID (EBMS:0101); payload: bounded gunzip (EBMS:0303); SBDH and its
-   cross-check with the ebMS header (EBMS:0004).
+5. signer certificate and eb:From = its seat ID (EBMS:0101); payload: bounded gunzip (EBMS:0303); SBDH, the whole
+   payload as exactly one SBD, and the SBDH's cross-check with the ebMS header (EBMS:0004).
 
 Error codes follow phase4 where it has one. phase4 does not compare Action/Service with the SBDH DOCUMENTID/PROCESSID
 (as4.md section 5, "Not checked by phase4"); we do, and answer a mismatch with EBMS:0004 like the other SBDH
@@ -47,7 +47,7 @@ from accesspoint.core.as4.errors import (
 )
 from accesspoint.core.as4.messaging import COMPRESSION_GZIP, ParsedEnvelope, Participant, UserMessage
 from accesspoint.core.peppol import profile
-from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
+from accesspoint.core.sbdh import DocumentSpan, Sbdh, SbdhError, locate_business_document, parse_sbdh
 from base import safexml
 from certs import untrusted
 from certs.keystore import KeyMaterial
@@ -125,6 +125,7 @@ class Opening:
     payload_size: int | None = None
     payload_sha256: str | None = None
     sbdh: Sbdh | None = None
+    document: DocumentSpan | None = None
     spooled: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -426,10 +427,19 @@ def _payload(o: Opening) -> str:
 
 
 def _sbdh(o: Opening) -> str:
+    """The SBDH, then the whole payload as exactly one SBD: one well-formed XML document (nothing after its root
+    element, no DOCTYPE) holding one header and one business document. parse_sbdh stops at the business document's
+    start tag, so without the second, streamed parse a second document (another gzip member, or plain bytes after
+    </StandardBusinessDocument>) would be receipted and stored with the first one's header, possibly addressed to
+    another participant. phase4 parses the whole SBD and answers anything it cannot read as one with EBMS:0004
+    Other (as4.md section 5), so this is EBMS:0004 too."""
     assert o.payload is not None
     try:
         o.sbdh = header = parse_sbdh(spool.reader(o.payload))
+        with spool.reader(o.payload) as whole:
+            o.document = locate_business_document(whole)
     except SbdhError as exc:
+        o.sbdh = None  # a header without its one document around it is no SBDH of this message
         raise As4Error(OTHER, f"the first attachment is not a valid Peppol SBD ({exc.code}): {exc}") from None
     finally:
         o.payload.seek(0)  # views share the file position; the payload is handed out rewound
