@@ -3,7 +3,8 @@
 `receive` reads top to bottom:
 
 1. `open_message`, the AS4 step list of the core (MIME, SOAP, signature policy, envelope, Peppol profile, decrypt,
-   verify, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against the ebMS header);
+   verify, wsu:Timestamp if any, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against
+   the ebMS header);
 2. have we accepted this AS4 MessageId before (an identical repeat gets its stored receipt again);
 3. `INBOUND_CHECKS`, in order, each returning nothing or raising the ebMS error to answer (today: do we serve the
    final recipient for this document type and process);
@@ -178,7 +179,7 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
     try:
         with open_message(body, content_type, our_key=gateway.key, limits=gateway.inbound_limits,
                           check_signer=lambda cert: gateway.validator.validate(cert, Purpose.AP_SIGNING, now),
-                          ) as inbound:
+                          now=now) as inbound:
             as4_message_id = inbound.message_id
             if inbound.sbdh is None or inbound.payload is None or inbound.document is None:
                 return _ping_receipt(gateway, inbound, now)

@@ -1,9 +1,9 @@
 """Opening an incoming Peppol AS4 UserMessage, and answering it (DESIGN.md, inbound step 1 and the answer of 4).
 
 `open_message` runs the step list of `steps.INBOUND_STEPS` (MIME, SOAP, signature policy, envelope, Peppol profile,
-decryption, signature, signer certificate, eb:From, payload, SBDH, cross-check) and stops at the first failure: an
-`InboundRefusal` carrying the ebMS code we answer with. `error_response` turns it into a signed ebMS Error signal;
-`respond` acknowledges a good message with a signed non-repudiation receipt.
+decryption, signature, wsu:Timestamp, signer certificate, eb:From, payload, SBDH, cross-check) and stops at the first
+failure: an `InboundRefusal` carrying the ebMS code we answer with. `error_response` turns it into a signed ebMS Error
+signal; `respond` acknowledges a good message with a signed non-repudiation receipt.
 """
 
 from __future__ import annotations
@@ -74,14 +74,16 @@ def open_message(
     *,
     our_key: KeyMaterial,
     check_signer: SignerCheck,
+    now: datetime,
     limits: InboundLimits | None = None,
 ) -> InboundMessage:
     """Parse, decrypt, verify and unpack one AS4 request body; raises InboundRefusal for anything we must refuse.
 
     `body` is the HTTP request body (de-chunked) as byte chunks, `content_type` its Content-Type header.
-    `check_signer` judges the signing certificate, e.g. `lambda c: validator.validate(c, Purpose.AP_SIGNING, now)`.
+    `check_signer` judges the signing certificate, e.g. `lambda c: validator.validate(c, Purpose.AP_SIGNING, now)`;
+    `now` is the time a wsu:Timestamp in the security header is judged at.
     """
-    opening = Opening(chunk_stream(body), content_type, [our_key], check_signer, limits or InboundLimits())
+    opening = Opening(chunk_stream(body), content_type, [our_key], check_signer, limits or InboundLimits(), now)
     try:
         run_steps(INBOUND_STEPS, opening, stop_at_failure=True)
     except As4Error as exc:

@@ -14,7 +14,8 @@ The order mirrors phase4's (shared/docs/as4.md section 5):
    um-unknown-signature-algorithm.xml: phase4 answers EBMS:0101 for that message although its Body is not empty,
    which our envelope rules alone would answer with EBMS:0003);
 3. envelope and Peppol profile (EBMS:0009/0003/0010/0011/0004);
-4. decryption, every attachment must be encrypted (EBMS:0102); the signature and its coverage (EBMS:0101);
+4. decryption, every attachment must be encrypted (EBMS:0102); the signature and its coverage (EBMS:0101); a
+   wsu:Timestamp, if the sender put one in the security header, must not have expired (EBMS:0101, see as4.timestamp);
 5. signer certificate and eb:From = its seat ID (EBMS:0101); payload: bounded gunzip (EBMS:0303); SBDH, the whole
    payload as exactly one SBD, and the SBDH's cross-check with the ebMS header (EBMS:0004).
 
@@ -30,6 +31,7 @@ import io
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, BinaryIO, Literal, Protocol, cast
 
 from cryptography import x509
@@ -46,6 +48,7 @@ from accesspoint.core.as4.errors import (
     As4Error,
 )
 from accesspoint.core.as4.messaging import COMPRESSION_GZIP, ParsedEnvelope, Participant, UserMessage
+from accesspoint.core.as4.timestamp import check_timestamp, read_timestamp
 from accesspoint.core.peppol import profile
 from accesspoint.core.sbdh import DocumentSpan, Sbdh, SbdhError, locate_business_document, parse_sbdh
 from base import safexml
@@ -90,6 +93,8 @@ class InboundLimits:
     # The SOAP part is parsed in memory (lxml tree + signature canonicalisation), unlike the attachments, which
     # are streamed; a real Peppol header is a few kB, so this cap only ever stops abuse.
     max_header_bytes: int = 4 << 20
+    # how far the sender's clock may be off ours when its wsu:Timestamp is judged (as4.timestamp)
+    timestamp_clock_skew_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -104,13 +109,15 @@ class Clear:
 @dataclass
 class Opening:
     """One message being opened: the inputs, then whatever the steps have found out so far. Each step fills in its
-    own fields; a field left None means that step did not get that far."""
+    own fields; a field left None means that step did not get that far. `now` is the time the message is judged
+    at (its wsu:Timestamp; the signer certificate's time is `check_signer`'s)."""
 
     source: BinaryIO
     content_type: str | None
     keys: Sequence[KeyMaterial]
     check_signer: SignerCheck | None
     limits: InboundLimits
+    now: datetime
     mime: mime.MimeMessage | None = None
     root: etree._Element | None = None
     message_id: str | None = None
@@ -349,6 +356,22 @@ def _signature(o: Opening) -> str:
     return f"valid ({counts}) signer {report.signer_subject}"
 
 
+def _timestamp(o: Opening) -> str:
+    assert o.root is not None
+    _, header, _ = wssec.soap_parts(o.root)
+    security = header.find(f"{{{ns.WSSE}}}Security") if header is not None else None
+    if security is None:
+        return Skipped("no wsse:Security header")  # the signature step reports that
+    stamp = read_timestamp(security)
+    if stamp is None:
+        return Skipped("no wsu:Timestamp (phase4 sends none, and none is required)")
+    skew = timedelta(seconds=o.limits.timestamp_clock_skew_seconds)
+    check_timestamp(stamp, o.now, skew)
+    expires = messaging.format_timestamp(stamp.expires) if stamp.expires is not None else "never"
+    return (f"created {messaging.format_timestamp(stamp.created)}, expires {expires}: current at "
+            f"{messaging.format_timestamp(o.now)} (clock skew tolerated: {skew.total_seconds():g} s)")
+
+
 # --------------------------------------------------------------------------- signer
 
 
@@ -496,6 +519,7 @@ INBOUND_STEPS: tuple[Step, ...] = (
     Step("profile", _profile, {"user_message": None, "mime": None}),
     DECRYPTION,
     SIGNATURE,
+    Step("timestamp", _timestamp, {"root": None}),
     CERTIFICATE,
     Step("sender", _sender, {"signer": None, "user_message": None}),
     Step("payload", _payload, {"user_message": None, "clear": None, "mime": None}),
