@@ -12,6 +12,7 @@ import base64
 import dataclasses
 import itertools
 import os
+import tracemalloc
 from collections.abc import Callable
 from typing import BinaryIO
 
@@ -19,7 +20,9 @@ import pytest
 
 from accesspoint.core.as4.compression import gzip_bytes
 from accesspoint.core.peppol import outbound
-from accesspoint.core.sbdh import Sbdh, build_sbd
+from accesspoint.core.sbdh import Sbdh, build_sbd, locate_business_document
+from accesspoint.core.sbdh.extraction import MAX_DEPTH
+from base.chunks import chunk_stream
 from smp.identifiers import ParticipantId
 from tests.hostile.as4_support import receipted, refused_with, still_accepts_valid_traffic
 from tests.receiving.conftest import Receiver
@@ -90,6 +93,18 @@ def test_an_sbd_cut_off_inside_its_business_document_is_refused(rx: Receiver, sb
     still_accepts_valid_traffic(rx, invoice)
 
 
+def test_a_business_document_nested_deeper_than_the_limit_is_refused(rx: Receiver, sbdh: Sbdh,
+                                                                     invoice: bytes) -> None:
+    # Each open element costs the whole-document parse memory: nesting is bounded (MAX_DEPTH), the payload size
+    # bounds the rest.
+    end = invoice.rindex(b"</Invoice>")
+    deep = invoice[:end] + b"<x>" * MAX_DEPTH + b"</x>" * MAX_DEPTH + invoice[end:]
+    with rx.build(build_sbd(sbdh, deep), sbdh=sbdh) as message:
+        error = refused_with(rx, rx.send(message), "EBMS:0004")
+    assert f"deeper than {MAX_DEPTH} levels" in str(error)
+    still_accepts_valid_traffic(rx, invoice)
+
+
 def test_comments_and_whitespace_after_the_root_element_are_still_one_document(rx: Receiver, sbd: bytes,
                                                                                sbdh: Sbdh) -> None:
     # XML allows comments, processing instructions and whitespace after the root element: one document still.
@@ -110,3 +125,19 @@ def test_one_document_split_across_gzip_members_is_accepted(rx: Receiver, sbd: b
     assert stored.payload_size == len(sbd)
     with rx.gateway.blobs.open(stored.blob_key) as blob:
         assert blob.read() == sbd
+
+
+def test_the_whole_document_parse_is_streamed(sbd: bytes) -> None:
+    # What the check costs for a large payload: one pass in 64 KiB pieces, memory flat (the payload itself is on disk).
+    block = b"<cbc:Note>" + base64.b64encode(os.urandom(48 << 10)) + b"</cbc:Note>\n"
+    invoice_end = sbd.rindex(b"</Invoice>")
+    pieces = [sbd[:invoice_end], *([block] * ((100 << 20) // len(block))), sbd[invoice_end:]]
+    tracemalloc.start()
+    try:
+        span = locate_business_document(chunk_stream(pieces))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    added = sum(map(len, pieces[1:-1]))
+    assert (span.start, span.end) == (sbd.index(b"<Invoice"), invoice_end + len(b"</Invoice>") + added)
+    assert added > 99 << 20 and peak < 8 << 20, f"parsing a 100 MB SBD allocated {peak} bytes at peak"
