@@ -21,11 +21,12 @@ CHUNK = 64 << 10
 def complete_chunks(stream: IO[bytes], declared: int | None) -> Iterator[bytes]:
     """The chunks of `stream`, the last one only once the stream has ended with `declared` bytes (when given).
 
-    Raises ClientDisconnected (HTTP 400) instead of yielding the last chunk of a body that ended early.
+    Raises ClientDisconnected (HTTP 400) instead of yielding the last chunk of a body that ended early, and for a
+    body that cannot be read to its end.
     """
     received = 0
     held = b""
-    while chunk := stream.read(CHUNK):
+    while chunk := _read(stream):
         if held:
             yield held
         held = chunk
@@ -35,3 +36,13 @@ def complete_chunks(stream: IO[bytes], declared: int | None) -> Iterator[bytes]:
                                  "Content-Length declares; nothing was processed, send the message again")
     if held:
         yield held
+
+
+def _read(stream: IO[bytes]) -> bytes:
+    try:
+        return stream.read(CHUNK)
+    except OSError as exc:
+        # The connection, not the message: a chunked body that ends before its last chunk (gunicorn's NoMoreData is
+        # an OSError) or a reset. Time-outs never get here: server.body_deadlines turns them into a 408 first.
+        raise ClientDisconnected(f"the request body could not be read to its end ({exc}); nothing was processed, "
+                                 "send the message again") from exc

@@ -1,6 +1,6 @@
 """A body shorter than its Content-Length, over a real socket to a real gateway process (gunicorn): the client sends
-less than it declares and half-closes the connection. HTTP 400, no receipt, nothing stored; the gateway goes on
-receipting valid messages."""
+less than it declares and half-closes the connection (and the chunked variant: no last chunk). HTTP 400, no receipt,
+nothing stored; the gateway goes on receipting valid messages."""
 
 from __future__ import annotations
 
@@ -53,6 +53,24 @@ def test_a_body_shorter_than_its_content_length_is_refused(gateway: GatewayProce
     assert stored(gateway) == before
     valid_message_is_receipted(gateway, vectors)
     assert stored(gateway) == (before[0] + 1, before[1] + 1)
+
+
+def test_a_chunked_body_that_ends_before_its_last_chunk_is_refused(gateway: GatewayProcess, vectors: Path) -> None:
+    before = stored(gateway)
+    with valid_message(gateway, vectors) as message:
+        body = b"".join(message.chunks())
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=30) as sock:
+        # the whole message in one chunk, but no terminating zero-size chunk: the body never ends
+        sock.sendall(f"POST /as4 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {message.content_type}\r\n"
+                     f"Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n".encode() + body + b"\r\n")
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 400 "), answer[:500]
+    assert b"Receipt" not in answer and b"could not be read to its end" in answer
+    assert stored(gateway) == before
+    valid_message_is_receipted(gateway, vectors)
 
 
 def test_the_same_socket_client_is_receipted_when_the_length_is_right(gateway: GatewayProcess,
