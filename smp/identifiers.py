@@ -7,10 +7,11 @@ and the check digits of the schemes whose check digits Peppol enforces network-w
 0007 (PEPPOL-COMMON-R049: 10 digits, Luhn) and 0088 (PEPPOL-COMMON-R040: digits, GS1 mod 10).
 
 Participant values under iso6523-actorid-upis compare case-insensitively, schemes case-sensitively;
-document type and process identifier values compare case-sensitively. Identifier schemes are case-insensitive in
-the Policy for use of Identifiers, so what arrives from outside with a Peppol scheme in another case (an SMP
-request for `ISO6523-ACTORID-UPIS::0007:...`) is given the scheme's own spelling first (`canonical_scheme`); after
-that, comparing schemes as strings is comparing them case-insensitively.
+document type and process identifier values compare case-sensitively. Where a door takes identifiers from anyone
+(our SMP), a Peppol scheme in another case (`ISO6523-ACTORID-UPIS::0007:...`) is first given its own spelling
+(`canonical_scheme`), so it names the same identifier as the lower-case one: a scheme is a name, not data, and the
+answer spells it as registered (issue 13 reads the Policy for use of Identifiers as making schemes case-insensitive;
+discovery.md reads peppol-commons as comparing them exactly, which stays true everywhere else).
 """
 
 from __future__ import annotations

@@ -119,8 +119,8 @@ def _participant(text: str) -> ParticipantId:
     if "::" not in text:
         raise IdentifierError("scheme", f"participant {text!r} must be given as scheme::value, "
                                         "e.g. iso6523-actorid-upis::0088:5798000000001")
-    # Syntax only: a well-formed identifier we do not serve is a 404, not a 400. The scheme in any case (schemes are
-    # case-insensitive); the value is then case-insensitive too under iso6523-actorid-upis (ParticipantId.key).
+    # Syntax only: a well-formed identifier we do not serve is a 404, not a 400. The scheme in any case (see
+    # smp.identifiers); the value is then case-insensitive too under iso6523-actorid-upis (ParticipantId.key).
     parsed = ParticipantId.parse(text, strict=False)
     return ParticipantId(canonical_scheme(parsed.scheme), parsed.value)
 
