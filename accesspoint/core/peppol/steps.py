@@ -43,6 +43,7 @@ from accesspoint.core.as4.errors import (
     FAILED_AUTHENTICATION,
     FAILED_DECRYPTION,
     INVALID_HEADER,
+    MIME_INCONSISTENCY,
     OTHER,
     PMODE_MISMATCH,
     As4Error,
@@ -213,9 +214,22 @@ def _transport(o: Opening) -> str:
     o.mime = mime.parse_message(o.source, o.content_type, spill_threshold=o.limits.spill_threshold_bytes,
                                 max_total=o.limits.max_message_bytes)
     o.spooled += [o.mime.root.body, *(part.body for part in o.mime.attachments)]
+    _read_to_the_end(o.source, o.limits.max_message_bytes)
     listed = ", ".join(f"<{p.content_id}> {p.media_type} {p.size} bytes" for p in o.mime.attachments)
     return (f"{(o.content_type or '').split(';')[0]}: SOAP part of {o.mime.root.size} bytes, "
             f"{len(o.mime.attachments)} attachment(s){': ' + listed if listed else ''}")
+
+
+def _read_to_the_end(source: BinaryIO, limit: int) -> None:
+    """Read what follows the MIME closing boundary. The epilogue means nothing (RFC 2046), but a request is whole
+    only once its end has been read, and that is where the edge finds out that a body was shorter than it declared
+    (web.request_body): before anything is stored or receipted, not after."""
+    epilogue = 0
+    while data := source.read(COPY_CHUNK):
+        epilogue += len(data)
+        if epilogue > limit:
+            raise As4Error(MIME_INCONSISTENCY, f"more than {limit} bytes follow the MIME closing boundary",
+                           http_status=413)
 
 
 def _soap(o: Opening) -> str:
