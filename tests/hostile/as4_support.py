@@ -7,7 +7,10 @@ from datetime import UTC, datetime
 
 from accesspoint.core.as4 import messaging
 from accesspoint.core.as4.receipts import verify_receipt
+from accesspoint.core.peppol.inspection import inspect_message
+from accesspoint.core.peppol.outbound import OutgoingMessage
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.flows.receiving import offline_checks
 from tests.receiving.conftest import Receiver
 
 
@@ -35,3 +38,11 @@ def still_accepts_valid_traffic(rx: Receiver, invoice: bytes) -> None:
     with rx.build(sbd) as message:
         receipted(rx, rx.send(message), message.message_id, message.sent_references)
     assert len(rx.messages()) == before + 1
+
+
+def inspected_code(rx: Receiver, message: OutgoingMessage) -> str | None:
+    """The ebMS code `inspect` finds for the message (None: valid), which must be the receiver's."""
+    report = inspect_message(b"".join(message.chunks()), message.content_type, keys=[rx.gateway.key],
+                             validator=rx.gateway.validator, checks=offline_checks(), at=datetime.now(UTC),
+                             limits=rx.gateway.inbound_limits)
+    return report.ebms_error.code if report.ebms_error is not None else None

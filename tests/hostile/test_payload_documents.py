@@ -24,7 +24,7 @@ from accesspoint.core.sbdh import Sbdh, build_sbd, locate_business_document
 from accesspoint.core.sbdh.extraction import MAX_DEPTH
 from base.chunks import chunk_stream
 from smp.identifiers import ParticipantId
-from tests.hostile.as4_support import receipted, refused_with, still_accepts_valid_traffic
+from tests.hostile.as4_support import inspected_code, receipted, refused_with, still_accepts_valid_traffic
 from tests.receiving.conftest import Receiver
 
 OTHER_ORGANISATION = "0002:FR99999"
@@ -81,6 +81,7 @@ def test_content_after_the_sbd_root_element_is_refused(rx: Receiver, sbd: bytes,
                                                        invoice: bytes, after: bytes | None) -> None:
     with rx.build(sbd + (second_sbd if after is None else after), sbdh=sbdh) as message:
         refused_with(rx, rx.send(message), "EBMS:0004")
+        assert inspected_code(rx, message) == "EBMS:0004"  # one copy of the check: inspect says the same
     still_accepts_valid_traffic(rx, invoice)
 
 

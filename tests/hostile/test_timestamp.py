@@ -15,7 +15,7 @@ from lxml import etree
 
 from accesspoint.core.as4 import messaging, ns
 from accesspoint.core.as4.messaging import UserMessage, format_timestamp
-from tests.hostile.as4_support import receipted, refused_with, still_accepts_valid_traffic
+from tests.hostile.as4_support import inspected_code, receipted, refused_with, still_accepts_valid_traffic
 from tests.receiving.conftest import Receiver, ReceiverFactory
 
 MINUTE = timedelta(minutes=1)
@@ -51,6 +51,7 @@ def _refused(rx: Receiver, sbd: bytes, invoice: bytes, with_timestamp: Callable[
     with_timestamp(*stamps)
     with rx.build(sbd) as message:
         error = refused_with(rx, rx.send(message), "EBMS:0101")
+        assert inspected_code(rx, message) == "EBMS:0101"  # one copy of the check: inspect says the same
     with_timestamp()  # the next message carries no Timestamp, as phase4's
     still_accepts_valid_traffic(rx, invoice)
     return str(error)
