@@ -469,7 +469,9 @@ def _sbdh(o: Opening) -> str:
     start tag, so without the second, streamed parse a second document (another gzip member, or plain bytes after
     </StandardBusinessDocument>) would be receipted and stored with the first one's header, possibly addressed to
     another participant. phase4 parses the whole SBD and answers anything it cannot read as one with EBMS:0004
-    Other (as4.md section 5), so this is EBMS:0004 too."""
+    Other (as4.md section 5), so this is EBMS:0004 too. Several gzip members stay acceptable when together they are
+    one SBD: gzip defines a file as a series of members and phase4's GZIPInputStream reads them as one stream
+    (compression.py); it is the document they make that must be one."""
     assert o.payload is not None
     try:
         o.sbdh = header = parse_sbdh(spool.reader(o.payload))
