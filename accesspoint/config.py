@@ -306,6 +306,7 @@ class As4Section(_Section):
     max_compression_ratio: Annotated[Float, Field(ge=1)]
     # below this not even a real Peppol header (a few kB) fits
     max_header_bytes: Annotated[Int, Field(ge=1024)]
+    timestamp_clock_skew_seconds: Annotated[Int, Field(ge=0, le=3600)]
 
 
 class SendingSection(_Section):

@@ -72,7 +72,7 @@ class Case:
         now = datetime.now(UTC)
         with self.message.open("rb") as stream, open_message(
                 iter(lambda: stream.read(1 << 16), b""), self.content_type, our_key=self.key,
-                check_signer=lambda cert: self.validator.validate(cert, Purpose.AP_SIGNING, now)) as message:
+                check_signer=lambda cert: self.validator.validate(cert, Purpose.AP_SIGNING, now), now=now) as message:
             if message.sbdh is None:
                 raise SystemExit(f"{self.label}: the receive path read no SBDH")
 

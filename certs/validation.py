@@ -5,11 +5,11 @@ the issuing CA of the certificate's role is the trust anchor, so the leaf must b
 by one of the environment's AP CAs (resp. SMP CAs). The answer is a Verdict with a reason, never a
 bare boolean.
 
-Check order: issuer, signature, validity of the issuing CA, validity of the leaf, key usage,
-subject, revocation. phase4 checks the validity window before the issuer; we check the issuer
-first so that a certificate from an untrusted or retired CA (e.g. an expired G2 leaf) is reported
-as `unsupported-issuer`, which is what the reference vectors expect and what an operator needs
-to hear: no renewal date will fix it.
+Check order: issuer, signature, validity of the issuing CA, validity of the leaf, key usage (and, for AP
+certificates, the extended key usage), key strength, subject, revocation. phase4 checks the validity window before
+the issuer; we check the issuer first so that a certificate from an untrusted or retired CA (e.g. an expired G2
+leaf) is reported as `unsupported-issuer`, which is what the reference vectors expect and what an operator needs to
+hear: no renewal date will fix it.
 
 A damaged certificate (cryptography parses names and extensions lazily) gets a Verdict too, never an exception:
 the step that cannot read the field it needs fails with its own reason.
@@ -26,6 +26,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from certs.anchors import TrustAnchors
 from certs.names import common_name as _cn
@@ -41,10 +43,28 @@ NOT_YET_VALID = "not-yet-valid"
 UNSUPPORTED_ISSUER = "unsupported-issuer"
 BAD_SIGNATURE = "bad-signature"
 BAD_KEY_USAGE = "bad-key-usage"
+WEAK_KEY = "weak-key"
 BAD_SUBJECT = "bad-subject"
 REVOKED = "revoked"
 REVOCATION_UNKNOWN = "revocation-unknown"
 NO_CERTIFICATE = "no-certificate"
+
+# The Peppol G3 certificate policy (as4.md section 3): RSA keys of at least 2048 bits; EC keys of at least 256 bits
+# are the usual equivalent. Anything smaller can be forged by factoring or is on its way there.
+MIN_RSA_BITS = 2048
+MIN_EC_BITS = 256
+# An AP certificate serves TLS as well as AS4: its EKU, when it has one, names a TLS role (G3: clientAuth).
+AP_EXTENDED_KEY_USAGES = frozenset({ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.SERVER_AUTH})
+# RFC 5280 names of the usages a refusal may have to list (others are shown as their OID)
+_EKU_NAMES = {
+    ExtendedKeyUsageOID.CLIENT_AUTH: "clientAuth",
+    ExtendedKeyUsageOID.SERVER_AUTH: "serverAuth",
+    ExtendedKeyUsageOID.CODE_SIGNING: "codeSigning",
+    ExtendedKeyUsageOID.EMAIL_PROTECTION: "emailProtection",
+    ExtendedKeyUsageOID.TIME_STAMPING: "timeStamping",
+    ExtendedKeyUsageOID.OCSP_SIGNING: "OCSPSigning",
+    ExtendedKeyUsageOID.ANY_EXTENDED_KEY_USAGE: "anyExtendedKeyUsage",
+}
 
 class Purpose(StrEnum):
     AP_SIGNING = "ap-signing"
@@ -145,6 +165,9 @@ class CertificateValidator:
         usage_problem = _key_usage_problem(cert, purpose)
         if usage_problem:
             return verdict(BAD_KEY_USAGE, usage_problem)
+        strength_problem = _key_strength_problem(cert)
+        if strength_problem:
+            return verdict(WEAK_KEY, strength_problem)
         try:
             cns = common_names(cert.subject)
         except MALFORMED as exc:
@@ -200,9 +223,40 @@ def _key_usage_problem(cert: x509.Certificate, purpose: Purpose) -> str | None:
         usage = extensions.get_extension_for_class(x509.KeyUsage).value
     except x509.ExtensionNotFound:
         return "the certificate has no KeyUsage extension (Peppol certificates always carry one)"
-    if purpose is Purpose.AP_ENCRYPTION:
-        if not usage.key_encipherment:
-            return "the key usage lacks keyEncipherment, so the key may not be used to encrypt to this AP"
-    elif not usage.digital_signature:
-        return f"the key usage lacks digitalSignature, so the key may not sign ({purpose.value})"
+    if purpose is Purpose.SMP_SIGNING:
+        if not usage.digital_signature:
+            return f"the key usage lacks digitalSignature, so the key may not sign ({purpose.value})"
+        return None
+    # One AP certificate both signs (AS4, receipts) and receives keys (AS4 encryption), whichever purpose it is
+    # checked for now, so both usages are required of it (G3: digitalSignature, keyEncipherment, dataEncipherment).
+    missing = [name for name, present in (("digitalSignature", usage.digital_signature),
+                                          ("keyEncipherment", usage.key_encipherment)) if not present]
+    if missing:
+        return (f"the key usage lacks {' and '.join(missing)}; a Peppol AP certificate must allow digitalSignature "
+                f"and keyEncipherment ({purpose.value})")
+    try:
+        extended = extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+    except x509.ExtensionNotFound:
+        return None  # no EKU extension: the key usage alone governs, as RFC 5280 has it
+    if not AP_EXTENDED_KEY_USAGES.intersection(extended):
+        named = ", ".join(_EKU_NAMES.get(oid, oid.dotted_string) for oid in extended) or "nothing"
+        return (f"the extended key usage allows only {named}; a Peppol AP certificate must allow clientAuth "
+                "(or serverAuth)")
     return None
+
+
+def _key_strength_problem(cert: x509.Certificate) -> str | None:
+    try:
+        key = cert.public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        return f"the public key cannot be read ({exc})"
+    if isinstance(key, rsa.RSAPublicKey):
+        if key.key_size < MIN_RSA_BITS:
+            return f"the RSA key has {key.key_size} bits; at least {MIN_RSA_BITS} are required"
+        return None
+    if isinstance(key, ec.EllipticCurvePublicKey):
+        if key.key_size < MIN_EC_BITS:
+            return f"the EC key ({key.curve.name}) has {key.key_size} bits; at least {MIN_EC_BITS} are required"
+        return None
+    return (f"the key is {type(key).__name__.removeprefix('_')}; Peppol certificates carry RSA (at least "
+            f"{MIN_RSA_BITS} bits) or EC (at least {MIN_EC_BITS} bits) keys")

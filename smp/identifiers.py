@@ -7,7 +7,11 @@ and the check digits of the schemes whose check digits Peppol enforces network-w
 0007 (PEPPOL-COMMON-R049: 10 digits, Luhn) and 0088 (PEPPOL-COMMON-R040: digits, GS1 mod 10).
 
 Participant values under iso6523-actorid-upis compare case-insensitively, schemes case-sensitively;
-document type and process identifiers compare case-sensitively throughout.
+document type and process identifier values compare case-sensitively. Where a door takes identifiers from anyone
+(our SMP), a Peppol scheme in another case (`ISO6523-ACTORID-UPIS::0007:...`) is first given its own spelling
+(`canonical_scheme`), so it names the same identifier as the lower-case one: a scheme is a name, not data, and the
+answer spells it as registered (issue 13 reads the Policy for use of Identifiers as making schemes case-insensitive;
+discovery.md reads peppol-commons as comparing them exactly, which stays true everywhere else).
 """
 
 from __future__ import annotations
@@ -60,6 +64,16 @@ def _check_scheme(kind: str, shown: str, scheme: str) -> None:
         raise _fail(kind, shown, "scheme", "must not contain '::'")
     if any(c in _FORBIDDEN_WHITESPACE for c in scheme):
         raise _fail(kind, shown, "scheme", "must not contain whitespace")
+
+
+# the Peppol schemes by their lower-case form
+_CANONICAL_SCHEMES = {scheme.lower(): scheme for scheme in (PARTICIPANT_SCHEME, DOCTYPE_SCHEME, DOCTYPE_WILDCARD_SCHEME,
+                                                            PROCESS_SCHEME)}
+
+
+def canonical_scheme(scheme: str) -> str:
+    """A Peppol identifier scheme in its own spelling, whatever the case it came in; any other scheme unchanged."""
+    return _CANONICAL_SCHEMES.get(scheme.lower(), scheme)
 
 
 def _split_uri(text: str, default_scheme: str) -> tuple[str, str]:

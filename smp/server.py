@@ -43,7 +43,7 @@ from werkzeug.serving import make_server
 
 from certs.keystore import KeyMaterial, load_certificates, load_pkcs12
 from smp.businesscard import BusinessCard, business_card_xml
-from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
+from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId, canonical_scheme
 from smp.smpxml import ProcessEndpoint, service_group_xml, service_metadata_xml, sign_service_metadata
 
 XML_CONTENT_TYPE = "text/xml; charset=UTF-8"
@@ -119,8 +119,16 @@ def _participant(text: str) -> ParticipantId:
     if "::" not in text:
         raise IdentifierError("scheme", f"participant {text!r} must be given as scheme::value, "
                                         "e.g. iso6523-actorid-upis::0088:5798000000001")
-    # Syntax only: a well-formed identifier we do not serve is a 404, not a 400.
-    return ParticipantId.parse(text, strict=False)
+    # Syntax only: a well-formed identifier we do not serve is a 404, not a 400. The scheme in any case (see
+    # smp.identifiers); the value is then case-insensitive too under iso6523-actorid-upis (ParticipantId.key).
+    parsed = ParticipantId.parse(text, strict=False)
+    return ParticipantId(canonical_scheme(parsed.scheme), parsed.value)
+
+
+def _document_type(text: str) -> DocumentTypeId:
+    # The scheme in any case, like a participant's; the value stays case-sensitive (discovery.md 6.2 pitfall 6).
+    parsed = DocumentTypeId.parse(text)
+    return DocumentTypeId(canonical_scheme(parsed.scheme), parsed.value)
 
 
 def smp_blueprint(source: ParticipantSource, smp_key: KeyMaterial, ap_certificate: x509.Certificate, as4_url: str,
@@ -160,7 +168,7 @@ def smp_blueprint(source: ParticipantSource, smp_key: KeyMaterial, ap_certificat
     def service_metadata(participant_text: str, doctype_text: str) -> Response:
         try:
             participant = _participant(participant_text)
-            doctype = DocumentTypeId.parse(doctype_text)
+            doctype = _document_type(doctype_text)
         except IdentifierError as exc:
             return _plain(400, str(exc))
         registrations = served(participant)

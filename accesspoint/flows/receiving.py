@@ -3,7 +3,8 @@
 `receive` reads top to bottom:
 
 1. `open_message`, the AS4 step list of the core (MIME, SOAP, signature policy, envelope, Peppol profile, decrypt,
-   verify, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against the ebMS header);
+   verify, wsu:Timestamp if any, signer certificate, From/PartyId = signer CN, bounded gunzip, SBDH, SBDH against
+   the ebMS header);
 2. have we accepted this AS4 MessageId before (an identical repeat gets its stored receipt again);
 3. `INBOUND_CHECKS`, in order, each returning nothing or raising the ebMS error to answer (today: do we serve the
    final recipient for this document type and process);
@@ -65,14 +66,7 @@ from accesspoint.core import (
     repeat_difference,
     respond,
 )
-from accesspoint.core.sbdh import (
-    Sbdh,
-    SbdhError,
-    business_document_id,
-    document_length,
-    iter_business_document,
-    locate_business_document,
-)
+from accesspoint.core.sbdh import DocumentSpan, Sbdh, business_document_id, document_length, iter_business_document
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState, Receipt
@@ -185,9 +179,9 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
     try:
         with open_message(body, content_type, our_key=gateway.key, limits=gateway.inbound_limits,
                           check_signer=lambda cert: gateway.validator.validate(cert, Purpose.AP_SIGNING, now),
-                          ) as inbound:
+                          now=now) as inbound:
             as4_message_id = inbound.message_id
-            if inbound.sbdh is None or inbound.payload is None:
+            if inbound.sbdh is None or inbound.payload is None or inbound.document is None:
                 return _ping_receipt(gateway, inbound, now)
             with gateway.read() as session:
                 earlier = inbound_by_as4_id(session, as4_message_id)
@@ -199,7 +193,7 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
             assert accepting.organisation_id is not None, "the served check names the organisation"
             blob = gateway.blobs.put(inbound.payload)
             try:
-                document_size = _document_size(inbound.payload)
+                document_size = _document_size(inbound.payload, inbound.document)
                 receipt = respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
                 stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob,
                                 (document_size, _document_id(inbound.payload)), receipt, now)
@@ -258,16 +252,9 @@ def _earlier_instance(session: Session, sbdh: Sbdh) -> str | None:
     )
 
 
-def _document_size(sbd: BinaryIO) -> int | None:
+def _document_size(sbd: BinaryIO, span: DocumentSpan) -> int:
     """Bytes of the business document the inbox serves (`GET .../document`), for the message's metadata: from the
-    offsets when the SBD is UTF-8, else by converting it once. None when the document cannot be located (the inbox
-    then answers that the SBD must be fetched whole): a size figure is no reason to refuse a verified message."""
-    sbd.seek(0)
-    try:
-        span = locate_business_document(sbd)
-    except SbdhError as exc:
-        log.warning("business document not located in a received SBD", extra={"reason": str(exc)})
-        return None
+    offsets when the SBD is UTF-8, else by converting it once (the AS4 steps located the document already)."""
     length = document_length(span)
     return length if length is not None else sum(len(chunk) for chunk in iter_business_document(sbd, span))
 

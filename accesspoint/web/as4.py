@@ -3,23 +3,25 @@
 The body is streamed from `request.stream` into `receiving.receive`, never read whole: under gunicorn a chunked
 request arrives de-chunked and terminated (`wsgi.input_terminated`), a Content-Length request as a stream limited to
 that length; the MIME reader stops at `as4.max_message_bytes` either way. A declared Content-Length above the limit is
-refused before reading anything. Peppol requires receivers to accept chunked requests (as4.md pitfall 8).
+refused before reading anything, and a body shorter than its Content-Length is a transport error, HTTP 400 before
+anything is stored or receipted (`request_body`). Peppol requires receivers to accept chunked requests (as4.md
+pitfall 8).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 
 from flask import Blueprint, Response, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from accesspoint.core import MIME_INCONSISTENCY
 from accesspoint.flows.receiving import TEXT_CONTENT_TYPE, Outcome, receive
 from accesspoint.metrics import metrics
 from accesspoint.web import access_log
 from accesspoint.web.context import gateway
+from accesspoint.web.request_body import complete_chunks
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +54,13 @@ def _handle() -> tuple[Response, str, str | None]:
                           f"access point accepts ({limit} bytes)"), Outcome.REFUSED, MIME_INCONSISTENCY
     try:
         # the core takes byte chunks; reading 64 KiB at a time keeps the body streamed
-        chunks = iter(functools.partial(request.stream.read, 64 << 10), b"")
-        result = receive(gw, chunks, request.headers.get("Content-Type"))
+        result = receive(gw, complete_chunks(request.stream, declared), request.headers.get("Content-Type"))
+    except ClientDisconnected as exc:
+        # A transport error like unreadable MIME (phase4: HTTP 400 with a text body), not an ebMS error: what we
+        # read is not the request that was sent, so there is no message to refer to.
+        return _text(400, f"Bad Request: {exc.description}"), Outcome.REFUSED, None
     except HTTPException:
-        raise  # e.g. the client disconnected before the declared Content-Length arrived (400)
+        raise  # e.g. the body did not arrive in time (408, server.body_deadlines)
     except Exception:
         # A fault of ours (database down, disk full): no receipt and no ebMS error, because an error tells the
         # sender to give up; a 500 is a transport failure it retries with the same MessageId (as4.md pitfall 16).

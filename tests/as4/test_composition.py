@@ -94,7 +94,7 @@ def _open(aps: Aps, out: OutgoingMessage, body: bytes | None = None, limits: Inb
           key: KeyMaterial | None = None) -> InboundMessage:
     data = body if body is not None else b"".join(out.chunks())
     return open_message(data, out.content_type, our_key=key or aps.receiver,
-                        check_signer=aps.check_signer, limits=limits)
+                        now=NOW, check_signer=aps.check_signer, limits=limits)
 
 
 def _refusal(aps: Aps, out: OutgoingMessage, **kwargs) -> InboundRefusal:
@@ -270,7 +270,7 @@ def test_ping_is_accepted_without_payload(aps: Aps) -> None:
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"), [])
 
     with open_message(chunks, content_type, our_key=aps.receiver,
-                      check_signer=aps.check_signer) as inbound:
+                      now=NOW, check_signer=aps.check_signer) as inbound:
         assert inbound.user_message.is_ping
         assert inbound.payload is None and inbound.sbdh is None
         receipt = respond(inbound, aps.receiver, now=datetime.now(UTC)).raw
@@ -294,7 +294,7 @@ def _uncompressed(aps: Aps, sbdh: Sbdh, sbd: bytes) -> tuple[str, bytes]:
 
 def test_uncompressed_payload_is_accepted(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     content_type, body = _uncompressed(aps, sbdh, sbd)
-    with open_message(body, content_type, our_key=aps.receiver, check_signer=aps.check_signer) as inbound:
+    with open_message(body, content_type, our_key=aps.receiver, now=NOW, check_signer=aps.check_signer) as inbound:
         assert inbound.payload is not None and inbound.payload.read() == sbd
         assert inbound.payload_sha256 == hashlib.sha256(sbd).hexdigest()
 
@@ -302,7 +302,7 @@ def test_uncompressed_payload_is_accepted(aps: Aps, sbdh: Sbdh, sbd: bytes) -> N
 def test_uncompressed_payload_over_the_limit_is_refused(aps: Aps, sbdh: Sbdh, sbd: bytes) -> None:
     content_type, body = _uncompressed(aps, sbdh, sbd)
     with pytest.raises(InboundRefusal) as refused:
-        open_message(body, content_type, our_key=aps.receiver, check_signer=aps.check_signer,
+        open_message(body, content_type, our_key=aps.receiver, now=NOW, check_signer=aps.check_signer,
                      limits=InboundLimits(max_payload_bytes=len(sbd) - 1))
     assert refused.value.code == "EBMS:0004"
     assert "limit" in refused.value.description
@@ -314,6 +314,7 @@ def test_uncompressed_payload_over_the_limit_is_refused(aps: Aps, sbdh: Sbdh, sb
 def test_untrusted_signer_is_ebms_0101(aps: Aps, message: OutgoingMessage) -> None:
     with pytest.raises(InboundRefusal) as refused:
         open_message(message.chunks(), message.content_type, our_key=aps.receiver,
+                     now=NOW,
                      check_signer=lambda c: CertificateValidator(aps.pki.anchors()).validate(c, Purpose.SMP_SIGNING))
     assert refused.value.code == "EBMS:0101"
     assert refused.value.message_id == message.message_id
@@ -357,7 +358,7 @@ def test_unencrypted_attachment_is_ebms_0102(aps: Aps, sbdh: Sbdh, sbd: bytes) -
     content_type, chunks = mime.write_message(etree.tostring(envelope, xml_declaration=True, encoding="UTF-8"),
                                               [mime.OutgoingAttachment(content_id, compressed)])
     with pytest.raises(InboundRefusal) as refused:
-        open_message(chunks, content_type, our_key=aps.receiver, check_signer=aps.check_signer)
+        open_message(chunks, content_type, our_key=aps.receiver, now=NOW, check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0102"
     assert content_id in refused.value.description
 
@@ -419,13 +420,13 @@ def test_signal_posted_as_a_request_is_ebms_0010(aps: Aps, message: OutgoingMess
         receipt = respond(inbound, aps.receiver, now=datetime.now(UTC)).raw
     with pytest.raises(InboundRefusal) as refused:
         open_message(receipt, "application/soap+xml;charset=UTF-8", our_key=aps.receiver,
-                     check_signer=aps.check_signer)
+                     now=NOW, check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0010"
 
 
 def test_unreadable_mime_is_http_400_without_message_id(aps: Aps) -> None:
     with pytest.raises(InboundRefusal) as refused:
-        open_message(b"hello", None, our_key=aps.receiver, check_signer=aps.check_signer)
+        open_message(b"hello", None, our_key=aps.receiver, now=NOW, check_signer=aps.check_signer)
     assert refused.value.code == "EBMS:0007"
     assert refused.value.http_status == 400 and refused.value.message_id is None
 
@@ -451,7 +452,7 @@ def test_error_response_is_signed_and_refers_to_the_message(aps: Aps, message: O
 
 def test_error_response_without_message_id(aps: Aps) -> None:
     with pytest.raises(InboundRefusal) as refused:
-        open_message(b"", "multipart/related", our_key=aps.receiver, check_signer=aps.check_signer)
+        open_message(b"", "multipart/related", our_key=aps.receiver, now=NOW, check_signer=aps.check_signer)
     signal = error_response(refused.value, refused.value.message_id, aps.receiver, now=datetime.now(UTC))
     parsed = messaging.parse_envelope_bytes(signal)
     assert parsed.error is not None and parsed.error.ref_to_message_id is None
@@ -546,6 +547,6 @@ def test_phase4_vectors_get_phase4s_answer(vectors: Path, name: str, code: str) 
         else:
             body, content_type = dump.read(), "application/soap+xml;charset=UTF-8"
         with pytest.raises(InboundRefusal) as refused:
-            open_message(body, content_type, our_key=key, check_signer=lambda c: pytest.fail("not reached"))
+            open_message(body, content_type, our_key=key, now=NOW, check_signer=lambda c: pytest.fail("not reached"))
     assert refused.value.code == code, refused.value.description
     assert refused.value.message_id  # every one of them has a readable MessageId for the error signal

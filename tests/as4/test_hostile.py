@@ -84,7 +84,7 @@ def _receive(setup: Setup, body: bytes) -> InboundRefusal | None:
     """The refusal `open_message` raises, or None when it accepts the message. Anything else propagates."""
     try:
         with open_message(body, setup.content_type, our_key=setup.receiver,
-                          check_signer=setup.check_signer):
+                          now=NOW, check_signer=setup.check_signer):
             return None
     except InboundRefusal as refusal:
         return refusal

@@ -69,14 +69,18 @@ def test_not_yet_valid_leaf(validator: CertificateValidator, dev_pki: DevPki, le
     assert validator.validate(leaf.certificate, Purpose.AP_SIGNING, at=NOW + timedelta(days=2)).valid
 
 
-def test_key_usage_must_fit_the_purpose(validator: CertificateValidator, dev_pki: DevPki, leaf_dir: Path) -> None:
+def test_an_ap_certificate_needs_both_key_usages_for_either_purpose(validator: CertificateValidator,
+                                                                    dev_pki: DevPki, leaf_dir: Path) -> None:
+    # One AP certificate signs and is encrypted for; the G3 profile gives it both usages (and dataEncipherment).
     encrypt_only = issue_leaf(dev_pki, cn="POP000012", key_usage=("key_encipherment",), out_dir=leaf_dir)
     sign_only = issue_leaf(dev_pki, cn="POP000013", key_usage=("digital_signature",), out_dir=leaf_dir)
-    assert validator.validate(encrypt_only.certificate, Purpose.AP_SIGNING).reason == "bad-key-usage"
-    assert validator.validate(encrypt_only.certificate, Purpose.AP_ENCRYPTION).valid
-    verdict = validator.validate(sign_only.certificate, Purpose.AP_ENCRYPTION)
-    assert verdict.reason == "bad-key-usage" and "keyEncipherment" in verdict.detail
-    assert validator.validate(sign_only.certificate, Purpose.AP_SIGNING).valid
+    both = issue_leaf(dev_pki, cn="POP000014", key_usage=("digital_signature", "key_encipherment"), out_dir=leaf_dir)
+    for purpose in (Purpose.AP_SIGNING, Purpose.AP_ENCRYPTION):
+        verdict = validator.validate(encrypt_only.certificate, purpose)
+        assert verdict.reason == "bad-key-usage" and "lacks digitalSignature" in verdict.detail
+        verdict = validator.validate(sign_only.certificate, purpose)
+        assert verdict.reason == "bad-key-usage" and "lacks keyEncipherment" in verdict.detail
+        assert validator.validate(both.certificate, purpose).valid
 
 
 def test_ap_cn_must_be_a_seat_id(validator: CertificateValidator, dev_pki: DevPki, leaf_dir: Path) -> None:

@@ -8,20 +8,13 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 import requests
-from sqlalchemy import func, select
 
-from accesspoint.config import load_config
-from accesspoint.core.peppol.outbound import build_message
-from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
-from accesspoint.gateway import build_gateway
-from accesspoint.store.models import Message
-from certs.keystore import load_pem
 from tests.e2e.gateway_process import GatewayProcess
+from tests.hostile.process_support import stored, valid_message_is_receipted
 
 pytestmark = pytest.mark.integration
 
@@ -58,29 +51,9 @@ def _status(sock: socket.socket) -> int:
     return int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.") else 0
 
 
-def _stored(gateway: GatewayProcess) -> int:
-    gw = build_gateway(load_config(None, gateway.env), migrate=False)
-    try:
-        with gw.read() as session:
-            return int(session.scalar(select(func.count()).select_from(Message)) or 0)
-    finally:
-        gw.engine.dispose()
-
-
-def _valid_message_is_receipted(gateway: GatewayProcess, vectors: Path) -> None:
-    invoice = (vectors / "bis" / "base-example.xml").read_bytes()
-    sbd = build_sbd(sbdh_from_ubl(invoice, country_c1="NO", creation=datetime.now(UTC)), invoice)
-    recipient = load_pem(gateway.pki.ap_key, gateway.pki.ap_cert).certificate
-    with build_message(sbd=sbd, our_key=gateway.sender()[0], recipient_cert=recipient, domain="sender.example",
-                       now=datetime.now(UTC)) as built:
-        response = requests.post(gateway.as4_url, data=b"".join(built.chunks()), timeout=30,
-                                 headers={"Content-Type": built.content_type})
-    assert response.status_code == 200 and b"Receipt" in response.content, response.text[:300]
-
-
 def test_stalled_bodies_are_cut_off_while_health_and_as4_keep_answering(gateway: GatewayProcess,
                                                                          vectors: Path) -> None:
-    before = _stored(gateway)
+    before = stored(gateway)[0]
     started = time.monotonic()
     stalled = [_begin(gateway) for _ in range(STALLED)]
     time.sleep(0.3)  # the requests are in their threads, each blocked reading its body
@@ -90,16 +63,16 @@ def test_stalled_bodies_are_cut_off_while_health_and_as4_keep_answering(gateway:
         assert requests.get(f"{gateway.url}/health", timeout=5).status_code == 200
         slowest = max(slowest, time.monotonic() - asked)
     assert slowest < 1.0, f"/health took {slowest:.2f} s while {STALLED} bodies stalled"
-    _valid_message_is_receipted(gateway, vectors)  # AS4 answers meanwhile too
+    valid_message_is_receipted(gateway, vectors)  # AS4 answers meanwhile too
     statuses = [_status(sock) for sock in stalled]
     waited = time.monotonic() - started
     assert statuses == [408] * STALLED
     assert IDLE - 0.5 < waited < IDLE + 4, f"cut off after {waited:.1f} s, read timeout {IDLE} s"
-    assert _stored(gateway) == before + 1  # only the valid message
+    assert stored(gateway)[0] == before + 1  # only the valid message
 
 
 def test_a_trickling_body_is_cut_off_at_the_whole_body_limit(gateway: GatewayProcess, vectors: Path) -> None:
-    before = _stored(gateway)
+    before = stored(gateway)[0]
     sock = _begin(gateway)
     stop = threading.Event()
 
@@ -119,5 +92,5 @@ def test_a_trickling_body_is_cut_off_at_the_whole_body_limit(gateway: GatewayPro
     waited = time.monotonic() - started
     assert status == 408
     assert TOTAL - 0.5 < waited < TOTAL + 4, f"cut off after {waited:.1f} s, body limit {TOTAL} s"
-    assert _stored(gateway) == before
-    _valid_message_is_receipted(gateway, vectors)
+    assert stored(gateway)[0] == before
+    valid_message_is_receipted(gateway, vectors)

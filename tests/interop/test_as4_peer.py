@@ -45,7 +45,7 @@ def _open(peer_pki: PeerPki, headers: dict[str, str], body: bytes) -> InboundMes
         body,
         content_type,
         our_key=peer_pki.ours.material,
-        check_signer=lambda certificate: validator.validate(certificate, Purpose.AP_SIGNING),
+        now=datetime.now(UTC), check_signer=lambda certificate: validator.validate(certificate, Purpose.AP_SIGNING),
     )
 
 
@@ -134,6 +134,7 @@ def test_as4_message_from_an_untrusted_ap_is_refused(
             body,
             content_type,
             our_key=peer_pki.ours.material,
+            now=datetime.now(UTC),
             check_signer=lambda certificate: peer_pki.validator().validate(certificate, Purpose.SMP_SIGNING),
         )
     assert refused.value.code == "EBMS:0101"
@@ -248,6 +249,7 @@ def _our_endpoint(peer_pki: PeerPki, purpose: Purpose = Purpose.AP_SIGNING):
         key = peer_pki.ours.material
         try:
             inbound = open_message(body, headers.get("content-type"), our_key=key,
+                                   now=datetime.now(UTC),
                                    check_signer=lambda certificate: validator.validate(certificate, purpose))
         except InboundRefusal as refusal:
             signal = error_response(refusal, refusal.message_id, key, now=datetime.now(UTC))

@@ -80,6 +80,7 @@ class FakeAccessPoint:
             self.bodies.append(body)
         try:
             inbound = open_message(body, request.headers.get("Content-Type"), our_key=self.key,
+                                   now=datetime.now(UTC),
                                    check_signer=lambda c: self.validator.validate(c, Purpose.AP_SIGNING))
         except InboundRefusal as exc:
             body = error_response(exc, exc.message_id, self.key, now=datetime.now(UTC))

@@ -1,9 +1,9 @@
 """Opening an incoming Peppol AS4 UserMessage, and answering it (DESIGN.md, inbound step 1 and the answer of 4).
 
 `open_message` runs the step list of `steps.INBOUND_STEPS` (MIME, SOAP, signature policy, envelope, Peppol profile,
-decryption, signature, signer certificate, eb:From, payload, SBDH, cross-check) and stops at the first failure: an
-`InboundRefusal` carrying the ebMS code we answer with. `error_response` turns it into a signed ebMS Error signal;
-`respond` acknowledges a good message with a signed non-repudiation receipt.
+decryption, signature, wsu:Timestamp, signer certificate, eb:From, payload, SBDH, cross-check) and stops at the first
+failure: an `InboundRefusal` carrying the ebMS code we answer with. `error_response` turns it into a signed ebMS Error
+signal; `respond` acknowledges a good message with a signed non-repudiation receipt.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from accesspoint.core.as4.errors import As4Error
 from accesspoint.core.as4.messaging import UserMessage
 from accesspoint.core.as4.receipts import nri_reference_mismatch, sign_receipt
 from accesspoint.core.peppol.steps import INBOUND_STEPS, InboundLimits, Opening, SignerCheck, run_steps
-from accesspoint.core.sbdh import Sbdh
+from accesspoint.core.sbdh import DocumentSpan, Sbdh
 from base.chunks import chunk_stream
 from certs.keystore import KeyMaterial
 
 
 @dataclass
 class InboundMessage:
-    """A verified and decrypted UserMessage. `payload` is the decompressed SBD, rewound (None for an ebMS ping);
-    close the message (or use it as a context manager) to remove the spooled files."""
+    """A verified and decrypted UserMessage. `payload` is the decompressed SBD, rewound, and `document` where its
+    business document lies (both None for an ebMS ping); close the message (or use it as a context manager) to
+    remove the spooled files."""
 
     envelope: etree._Element
     user_message: UserMessage
@@ -40,6 +41,7 @@ class InboundMessage:
     payload_size: int
     payload_sha256: str | None
     sbdh: Sbdh | None
+    document: DocumentSpan | None
     _spooled: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     @property
@@ -72,14 +74,16 @@ def open_message(
     *,
     our_key: KeyMaterial,
     check_signer: SignerCheck,
+    now: datetime,
     limits: InboundLimits | None = None,
 ) -> InboundMessage:
     """Parse, decrypt, verify and unpack one AS4 request body; raises InboundRefusal for anything we must refuse.
 
     `body` is the HTTP request body (de-chunked) as byte chunks, `content_type` its Content-Type header.
-    `check_signer` judges the signing certificate, e.g. `lambda c: validator.validate(c, Purpose.AP_SIGNING, now)`.
+    `check_signer` judges the signing certificate, e.g. `lambda c: validator.validate(c, Purpose.AP_SIGNING, now)`;
+    `now` is the time a wsu:Timestamp in the security header is judged at.
     """
-    opening = Opening(chunk_stream(body), content_type, [our_key], check_signer, limits or InboundLimits())
+    opening = Opening(chunk_stream(body), content_type, [our_key], check_signer, limits or InboundLimits(), now)
     try:
         run_steps(INBOUND_STEPS, opening, stop_at_failure=True)
     except As4Error as exc:
@@ -91,7 +95,7 @@ def open_message(
     o = opening
     assert o.root is not None and o.user_message is not None and o.signature is not None and o.signer is not None
     return InboundMessage(o.root, o.user_message, o.signature, o.signer, o.payload, o.payload_size or 0,
-                          o.payload_sha256, o.sbdh, o.spooled)
+                          o.payload_sha256, o.sbdh, o.document, o.spooled)
 
 
 @dataclass(frozen=True)

@@ -206,7 +206,7 @@ def inspect_message(
                                         exc))
             return report
     check_signer = None if validator is None else (lambda cert: validator.validate(cert, Purpose.AP_SIGNING, at))
-    opening = Opening(stream, content_type, list(keys), check_signer, limits or InboundLimits())
+    opening = Opening(stream, content_type, list(keys), check_signer, limits or InboundLimits(), at)
     try:
         outcomes = run_steps(INBOUND_STEPS[:3], opening, stop_at_failure=False)  # transport, SOAP, signature policy
         kind, report.message_id, report.ref_to_message_id = (

@@ -14,9 +14,10 @@ The order mirrors phase4's (shared/docs/as4.md section 5):
    um-unknown-signature-algorithm.xml: phase4 answers EBMS:0101 for that message although its Body is not empty,
    which our envelope rules alone would answer with EBMS:0003);
 3. envelope and Peppol profile (EBMS:0009/0003/0010/0011/0004);
-4. decryption, every attachment must be encrypted (EBMS:0102); the signature and its coverage (EBMS:0101);
-5. signer certificate and eb:From = its seat ID (EBMS:0101); payload: bounded gunzip (EBMS:0303); SBDH and its
-   cross-check with the ebMS header (EBMS:0004).
+4. decryption, every attachment must be encrypted (EBMS:0102); the signature and its coverage (EBMS:0101); a
+   wsu:Timestamp, if the sender put one in the security header, must not have expired (EBMS:0101, see as4.timestamp);
+5. signer certificate and eb:From = its seat ID (EBMS:0101); payload: bounded gunzip (EBMS:0303); SBDH, the whole
+   payload as exactly one SBD, and the SBDH's cross-check with the ebMS header (EBMS:0004).
 
 Error codes follow phase4 where it has one. phase4 does not compare Action/Service with the SBDH DOCUMENTID/PROCESSID
 (as4.md section 5, "Not checked by phase4"); we do, and answer a mismatch with EBMS:0004 like the other SBDH
@@ -30,6 +31,7 @@ import io
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import IO, BinaryIO, Literal, Protocol, cast
 
 from cryptography import x509
@@ -41,13 +43,15 @@ from accesspoint.core.as4.errors import (
     FAILED_AUTHENTICATION,
     FAILED_DECRYPTION,
     INVALID_HEADER,
+    MIME_INCONSISTENCY,
     OTHER,
     PMODE_MISMATCH,
     As4Error,
 )
 from accesspoint.core.as4.messaging import COMPRESSION_GZIP, ParsedEnvelope, Participant, UserMessage
+from accesspoint.core.as4.timestamp import check_timestamp, read_timestamp
 from accesspoint.core.peppol import profile
-from accesspoint.core.sbdh import Sbdh, SbdhError, parse_sbdh
+from accesspoint.core.sbdh import DocumentSpan, Sbdh, SbdhError, locate_business_document, parse_sbdh
 from base import safexml
 from certs import untrusted
 from certs.keystore import KeyMaterial
@@ -90,6 +94,8 @@ class InboundLimits:
     # The SOAP part is parsed in memory (lxml tree + signature canonicalisation), unlike the attachments, which
     # are streamed; a real Peppol header is a few kB, so this cap only ever stops abuse.
     max_header_bytes: int = 4 << 20
+    # how far the sender's clock may be off ours when its wsu:Timestamp is judged (as4.timestamp)
+    timestamp_clock_skew_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -104,13 +110,15 @@ class Clear:
 @dataclass
 class Opening:
     """One message being opened: the inputs, then whatever the steps have found out so far. Each step fills in its
-    own fields; a field left None means that step did not get that far."""
+    own fields; a field left None means that step did not get that far. `now` is the time the message is judged
+    at (its wsu:Timestamp; the signer certificate's time is `check_signer`'s)."""
 
     source: BinaryIO
     content_type: str | None
     keys: Sequence[KeyMaterial]
     check_signer: SignerCheck | None
     limits: InboundLimits
+    now: datetime
     mime: mime.MimeMessage | None = None
     root: etree._Element | None = None
     message_id: str | None = None
@@ -125,6 +133,7 @@ class Opening:
     payload_size: int | None = None
     payload_sha256: str | None = None
     sbdh: Sbdh | None = None
+    document: DocumentSpan | None = None
     spooled: list[IO[bytes]] = field(default_factory=list, repr=False)
 
     def close(self) -> None:
@@ -205,9 +214,22 @@ def _transport(o: Opening) -> str:
     o.mime = mime.parse_message(o.source, o.content_type, spill_threshold=o.limits.spill_threshold_bytes,
                                 max_total=o.limits.max_message_bytes)
     o.spooled += [o.mime.root.body, *(part.body for part in o.mime.attachments)]
+    _read_to_the_end(o.source, o.limits.max_message_bytes)
     listed = ", ".join(f"<{p.content_id}> {p.media_type} {p.size} bytes" for p in o.mime.attachments)
     return (f"{(o.content_type or '').split(';')[0]}: SOAP part of {o.mime.root.size} bytes, "
             f"{len(o.mime.attachments)} attachment(s){': ' + listed if listed else ''}")
+
+
+def _read_to_the_end(source: BinaryIO, limit: int) -> None:
+    """Read what follows the MIME closing boundary. The epilogue means nothing (RFC 2046), but a request is whole
+    only once its end has been read, and that is where the edge finds out that a body was shorter than it declared
+    (web.request_body): before anything is stored or receipted, not after."""
+    epilogue = 0
+    while data := source.read(COPY_CHUNK):
+        epilogue += len(data)
+        if epilogue > limit:
+            raise As4Error(MIME_INCONSISTENCY, f"more than {limit} bytes follow the MIME closing boundary",
+                           http_status=413)
 
 
 def _soap(o: Opening) -> str:
@@ -348,6 +370,22 @@ def _signature(o: Opening) -> str:
     return f"valid ({counts}) signer {report.signer_subject}"
 
 
+def _timestamp(o: Opening) -> str:
+    assert o.root is not None
+    _, header, _ = wssec.soap_parts(o.root)
+    security = header.find(f"{{{ns.WSSE}}}Security") if header is not None else None
+    if security is None:
+        return Skipped("no wsse:Security header")  # the signature step reports that
+    stamp = read_timestamp(security)
+    if stamp is None:
+        return Skipped("no wsu:Timestamp (phase4 sends none, and none is required)")
+    skew = timedelta(seconds=o.limits.timestamp_clock_skew_seconds)
+    check_timestamp(stamp, o.now, skew)
+    expires = messaging.format_timestamp(stamp.expires) if stamp.expires is not None else "never"
+    return (f"created {messaging.format_timestamp(stamp.created)}, expires {expires}: current at "
+            f"{messaging.format_timestamp(o.now)} (clock skew tolerated: {skew.total_seconds():g} s)")
+
+
 # --------------------------------------------------------------------------- signer
 
 
@@ -426,10 +464,21 @@ def _payload(o: Opening) -> str:
 
 
 def _sbdh(o: Opening) -> str:
+    """The SBDH, then the whole payload as exactly one SBD: one well-formed XML document (nothing after its root
+    element, no DOCTYPE) holding one header and one business document. parse_sbdh stops at the business document's
+    start tag, so without the second, streamed parse a second document (another gzip member, or plain bytes after
+    </StandardBusinessDocument>) would be receipted and stored with the first one's header, possibly addressed to
+    another participant. phase4 parses the whole SBD and answers anything it cannot read as one with EBMS:0004
+    Other (as4.md section 5), so this is EBMS:0004 too. Several gzip members stay acceptable when together they are
+    one SBD: gzip defines a file as a series of members and phase4's GZIPInputStream reads them as one stream
+    (compression.py); it is the document they make that must be one."""
     assert o.payload is not None
     try:
         o.sbdh = header = parse_sbdh(spool.reader(o.payload))
+        with spool.reader(o.payload) as whole:
+            o.document = locate_business_document(whole)
     except SbdhError as exc:
+        o.sbdh = None  # a header without its one document around it is no SBDH of this message
         raise As4Error(OTHER, f"the first attachment is not a valid Peppol SBD ({exc.code}): {exc}") from None
     finally:
         o.payload.seek(0)  # views share the file position; the payload is handed out rewound
@@ -486,6 +535,7 @@ INBOUND_STEPS: tuple[Step, ...] = (
     Step("profile", _profile, {"user_message": None, "mime": None}),
     DECRYPTION,
     SIGNATURE,
+    Step("timestamp", _timestamp, {"root": None}),
     CERTIFICATE,
     Step("sender", _sender, {"signer": None, "user_message": None}),
     Step("payload", _payload, {"user_message": None, "clear": None, "mime": None}),

@@ -25,6 +25,10 @@ _EXPAT_SEPARATOR = " "
 _SBDH_PREFIX = SBDH_NS + _EXPAT_SEPARATOR
 _XML_DECLARATION_UTF8 = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 _UTF8_CODECS = frozenset({"utf-8", "ascii"})
+# expat keeps every open element on its stack, about a hundred bytes each, so nesting is what a payload can amplify:
+# 200 MB of "<a>" (1 MB gzipped) would cost gigabytes. libxml2 stops at 256 levels unless told otherwise; a Peppol
+# document with its envelope needs fewer than 20 (the deepest vector has 12).
+MAX_DEPTH = 256
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,8 @@ class _Locator:
     def _start(self, name: str, attributes: dict[str, str]) -> None:
         self._mark()
         self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise SbdhError("invalid-sbd-xml", f"the SBD nests elements deeper than {MAX_DEPTH} levels")
         declared, self.pending = self.pending, []
         if self.depth == 1:
             if name.split(_EXPAT_SEPARATOR)[:2] != [SBDH_NS, "StandardBusinessDocument"]:
@@ -157,7 +163,8 @@ def locate_business_document(sbd_stream: IO[bytes]) -> DocumentSpan:
     """Find the business document in a complete SBD by parsing it once, streaming (memory stays flat).
 
     Reads the stream to its end from where it stands; the offsets count from that position. Raises SbdhError
-    (`invalid-sbd-xml`) for a malformed SBD, a DOCTYPE, or an envelope without exactly one business document.
+    (`invalid-sbd-xml`) for a malformed SBD, a DOCTYPE, elements nested deeper than MAX_DEPTH, or an envelope
+    without exactly one business document.
     """
     head = b""
     while len(head) < 4 and (more := sbd_stream.read(4 - len(head))):
