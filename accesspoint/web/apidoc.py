@@ -164,6 +164,7 @@ class ApiDoc:
             else:
                 described[f"HTTP_{status}"] = (model, (inspect.getdoc(model) or model.__name__).splitlines()[0])
         if json is not None:
+            described["HTTP_400"] = (Problem, "the body is not well-formed JSON")
             described["HTTP_415"] = (Problem, PROBLEM_DESCRIPTIONS[415])
         self._extras[operation_id] = dict(extra or {})
         validate = self._tree.validate(query=query, json=json, resp=Response(*bare, **described), tags=tags,
@@ -185,10 +186,13 @@ class ApiDoc:
 
             @wraps(validated)
             def json_only(*args: Any, **kwargs: Any) -> Any:
-                # spectree would validate a form or text body as an empty object and answer "url is required"
+                # spectree would validate a form, a text or a malformed body as an empty object and answer that
+                # the first field is missing
                 if not flask.request.is_json:
                     raise ProblemError(415, "Unsupported Media Type", "send the body as Content-Type: "
                                                                       "application/json")
+                if flask.request.get_json(silent=True) is None:
+                    raise ProblemError(400, "Bad Request", "the body is not well-formed JSON", parameter="body")
                 return validated(*args, **kwargs)
 
             return json_only
