@@ -114,6 +114,16 @@ class _Plugin(FlaskPlugin):
         return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
 
 
+def _not_nullable(parameter: dict[str, Any]) -> None:
+    """A query parameter is there or not, never JSON null: `x: str | None = None` in a query model means optional,
+    and the document says so instead of pydantic's `anyOf: [..., {type: null}]`."""
+    schema = parameter["schema"]
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+    if len(branches) == 1 and len(schema["anyOf"]) == 2:
+        outer = {key: value for key, value in schema.items() if key != "anyOf" and (key, value) != ("default", None)}
+        parameter["schema"] = {**branches[0], **outer}
+
+
 def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
@@ -206,6 +216,9 @@ class ApiDoc:
         for operations in spec["paths"].values():
             for operation in operations.values():
                 operation["responses"] = dict(sorted(operation["responses"].items()))
+                for parameter in operation["parameters"]:
+                    if parameter["in"] == "query":
+                        _not_nullable(parameter)
                 for status, response in operation["responses"].items():
                     if int(status) >= 400 and "content" in response:
                         response["content"] = {PROBLEM_TYPE: response["content"]["application/json"]}
