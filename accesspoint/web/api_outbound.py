@@ -27,7 +27,7 @@ from accesspoint.flows.sending import document_name, retry_failed
 from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
-from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
+from accesspoint.web.apidoc import INVOICE_XML, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -127,7 +127,7 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
 @blueprint.get("/api/v1/outbound")
 @require_client()
 @NETWORK.operation("listOutbound", tags=TAGS, query=OutboundQuery, responses={200: OutboundPage},
-                   problems=(401, 403), extra={"responses": {"200": {"headers": LINK_HEADER}}})
+                   problems=(401, 403))
 def list_messages(query: OutboundQuery) -> ResponseReturnValue:
     """The organisation's outbound messages, newest first
 

@@ -29,7 +29,7 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from accesspoint import __version__
 from accesspoint.web.problems import PROBLEM_TYPE, ProblemError
-from accesspoint.web.schemas.common import Problem
+from accesspoint.web.schemas.common import Page, Problem
 
 PROBLEM_DESCRIPTIONS = {
     400: "a query parameter is not valid (`parameter` names it)",
@@ -158,8 +158,9 @@ class ApiDoc:
         """Validate `query` / `json` before the view and document the operation.
 
         responses: status -> model (None for a body no model describes, described in `extra`); the views
-        return model instances, which are serialised as they are. problems: the problem statuses the view can
-        answer besides a failed model (401 and 403 come from the token check).
+        return model instances, which are serialised as they are; a Page gets the Link header documented.
+        problems: the problem statuses the view can answer besides a failed model (401 and 403 come from the
+        token check).
         """
         # an operation without a model never fails validation: spectree documents its validation status anyway,
         # so point it at a problem status the operation documents already
@@ -176,7 +177,12 @@ class ApiDoc:
         if json is not None:
             described["HTTP_400"] = (Problem, "the body is not well-formed JSON")
             described["HTTP_415"] = (Problem, PROBLEM_DESCRIPTIONS[415])
-        self._extras[operation_id] = dict(extra or {})
+        extras: dict[str, Any] = {}
+        for status, model in responses.items():
+            if isinstance(model, type) and issubclass(model, Page):
+                _merge(extras, {"responses": {str(status): {"headers": LINK_HEADER}}})
+        _merge(extras, extra or {})
+        self._extras[operation_id] = extras
         validate = self._tree.validate(query=query, json=json, resp=Response(*bare, **described), tags=tags,
                                        operation_id=operation_id, validation_error_status=invalid)
 
