@@ -125,9 +125,12 @@ def _not_nullable(parameter: dict[str, Any]) -> None:
 
 
 def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """`extra` into `target`, recursively; lists (the parameters) are extended: spectree's come first."""
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
             _merge(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key].extend(copy.deepcopy(value))
         else:
             target[key] = copy.deepcopy(value)
 
