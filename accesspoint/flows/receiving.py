@@ -154,6 +154,7 @@ def _hand_over(session: Session, message: Message, sbdh: Sbdh) -> None:
             "document_type": message.document_type,
             "process": message.process,
             "sbdh_instance_id": sbdh.instance_identifier,
+            "document_id": message.document_id,
             "sbdh_instance_reused": message.sbdh_instance_reused,
             "received_at": message.received_at.isoformat(),
         },

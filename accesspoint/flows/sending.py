@@ -272,7 +272,7 @@ def record_event(session: Session, message: Message, type_: str, data: dict[str,
         raise ValueError(f"outbound message {message.id} belongs to no organisation; submission always sets one")
     return webhooks.record_event(session, type_, message.organisation_id, message_id=message.id, data={
         "message_id": message.id, "state": message.state, "sender": message.sender, "receiver": message.receiver,
-        **data})
+        "document_id": message.document_id, **data})
 
 
 def reuse_message_id(message: Message) -> bool:

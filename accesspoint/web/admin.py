@@ -51,7 +51,7 @@ from accesspoint.store.models import (
     RegistrationStatus,
 )
 from accesspoint.store.queries import find_participant
-from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER, int32_path_ids
+from accesspoint.web.apidoc import ADMIN, LOCATION_HEADER, int32_path_ids
 from accesspoint.web.auth import admin_guard, current_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -179,7 +179,6 @@ def _created(body: Any, endpoint: str, **values: int) -> ResponseReturnValue:
 
 
 _CREATED = {"responses": {"201": {"headers": LOCATION_HEADER}}}
-_PAGED = {"responses": {"200": {"headers": LINK_HEADER}}}
 
 
 # --- organisations --------------------------------------------------------------------------------------
@@ -187,7 +186,7 @@ _PAGED = {"responses": {"200": {"headers": LINK_HEADER}}}
 
 @blueprint.get("/organisations")
 @ADMIN.operation("listOrganisations", tags=ORGANISATIONS, query=api.OrganisationQuery,
-                 responses={200: api.OrganisationPage}, problems=(401, 403), extra=_PAGED)
+                 responses={200: api.OrganisationPage}, problems=(401, 403))
 def list_organisations(query: api.OrganisationQuery) -> ResponseReturnValue:
     """Organisations with their participants, oldest first"""
     rows = select(Organisation).options(
@@ -292,7 +291,7 @@ def delete_organisation(organisation_id: int, query: api.ForceQuery) -> Response
 
 @blueprint.get("/organisations/<int:organisation_id>/participants")
 @ADMIN.operation("listOrganisationParticipants", tags=PARTICIPANTS, query=ListQuery,
-                 responses={200: api.ParticipantPage}, problems=(401, 403, 404), extra=_PAGED)
+                 responses={200: api.ParticipantPage}, problems=(401, 403, 404))
 def list_organisation_participants(organisation_id: int, query: ListQuery) -> ResponseReturnValue:
     """The participants of an organisation, oldest first"""
     rows = (select(Participant).where(Participant.organisation_id == organisation_id)
@@ -324,7 +323,7 @@ def create_participant(organisation_id: int, json: api.ParticipantRequest) -> Re
 
 @blueprint.get("/participants")
 @ADMIN.operation("findParticipants", tags=PARTICIPANTS, query=api.ParticipantQuery,
-                 responses={200: api.ParticipantPage}, problems=(401, 403), extra=_PAGED)
+                 responses={200: api.ParticipantPage}, problems=(401, 403))
 def find_participants(query: api.ParticipantQuery) -> ResponseReturnValue:
     """Look a participant up by its identifier (a page of at most one)"""
     try:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
 from accesspoint.store.models import Message
-from accesspoint.web.apidoc import ADMIN, LINK_HEADER
+from accesspoint.web.apidoc import ADMIN
 from accesspoint.web.auth import admin_guard
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -31,7 +31,7 @@ blueprint.before_request(admin_guard())
 
 @blueprint.get("")
 @ADMIN.operation("listMessages", tags=TAGS, query=AdminMessageQuery, responses={200: AdminMessagePage},
-                 problems=(401, 403), extra={"responses": {"200": {"headers": LINK_HEADER}}})
+                 problems=(401, 403))
 def list_messages(query: AdminMessageQuery) -> ResponseReturnValue:
     """Messages of any organisation, newest first
 

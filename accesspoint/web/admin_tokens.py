@@ -22,7 +22,7 @@ from accesspoint.flows.tokens import TokenNotFound, TokenRequestError
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import ApiClient
 from accesspoint.store.scopes import ApiRole, Scope
-from accesspoint.web.apidoc import ADMIN, LINK_HEADER, LOCATION_HEADER, int32_path_ids
+from accesspoint.web.apidoc import ADMIN, LOCATION_HEADER, int32_path_ids
 from accesspoint.web.auth import admin_guard, current_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -65,8 +65,7 @@ def create_token(json: TokenRequest) -> ResponseReturnValue:
 
 
 @blueprint.get("")
-@ADMIN.operation("listTokens", tags=TAGS, query=TokenQuery, responses={200: TokenPage}, problems=(401, 403),
-                 extra={"responses": {"200": {"headers": LINK_HEADER}}})
+@ADMIN.operation("listTokens", tags=TAGS, query=TokenQuery, responses={200: TokenPage}, problems=(401, 403))
 def list_tokens(query: TokenQuery) -> ResponseReturnValue:
     """Every API token, oldest first (without the tokens)"""
     rows = select(ApiClient)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from accesspoint.flows.webhooks import event_document
 from accesspoint.store.models import Event as EventRow
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import LINK_HEADER, NETWORK
+from accesspoint.web.apidoc import NETWORK
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -26,7 +26,7 @@ blueprint = Blueprint("api_events", __name__, url_prefix="/api/v1/events")
 @blueprint.get("")
 @require_client(Scope.EVENTS_READ)
 @NETWORK.operation("listEvents", tags=("events",), query=EventQuery, responses={200: EventPage},
-                   problems=(401, 403), extra={"responses": {"200": {"headers": LINK_HEADER}}})
+                   problems=(401, 403))
 def list_events(query: EventQuery) -> ResponseReturnValue:
     """The organisation's events, oldest first (the same documents webhooks POST)
 

@@ -22,7 +22,7 @@ from accesspoint.core.sbdh import SbdhError, document_length, iter_business_docu
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, NETWORK, RECEIPT_XML, xml_body
+from accesspoint.web.apidoc import INVOICE_XML, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -58,8 +58,7 @@ def _own_message(session: Session, message_id: str, *, for_update: bool = False)
 
 @blueprint.get("")
 @require_client(Scope.INBOUND_READ)
-@NETWORK.operation("listInbound", tags=TAGS, query=InboundQuery, responses={200: InboundPage}, problems=(401, 403),
-                   extra={"responses": {"200": {"headers": LINK_HEADER}}})
+@NETWORK.operation("listInbound", tags=TAGS, query=InboundQuery, responses={200: InboundPage}, problems=(401, 403))
 def list_messages(query: InboundQuery) -> ResponseReturnValue:
     """Inbound messages of the token's organisation
 

@@ -28,7 +28,7 @@ from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused,
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import INVOICE_XML, LINK_HEADER, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
+from accesspoint.web.apidoc import INVOICE_XML, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -135,7 +135,7 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
 @blueprint.get("/api/v1/outbound")
 @require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("listOutbound", tags=TAGS, query=OutboundQuery, responses={200: OutboundPage},
-                   problems=(401, 403), extra={"responses": {"200": {"headers": LINK_HEADER}}})
+                   problems=(401, 403))
 def list_messages(query: OutboundQuery) -> ResponseReturnValue:
     """The organisation's outbound messages, newest first
 

@@ -22,7 +22,7 @@ from accesspoint.flows.webhooks import new_secret
 from accesspoint.store.models import DeliveryState, Event, Organisation, WebhookSubscription
 from accesspoint.store.models import WebhookDelivery as WebhookDeliveryRow
 from accesspoint.store.scopes import Scope
-from accesspoint.web.apidoc import LINK_HEADER, LOCATION_HEADER, NETWORK, int32_path_ids
+from accesspoint.web.apidoc import LOCATION_HEADER, NETWORK, int32_path_ids
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
@@ -74,8 +74,7 @@ def _own_subscription(session: Session, subscription_id: int) -> WebhookSubscrip
 
 @blueprint.get("")
 @require_client(Scope.WEBHOOKS)
-@NETWORK.operation("listWebhooks", tags=TAGS, query=ListQuery, responses={200: WebhookPage}, problems=(401, 403),
-                   extra={"responses": {"200": {"headers": LINK_HEADER}}})
+@NETWORK.operation("listWebhooks", tags=TAGS, query=ListQuery, responses={200: WebhookPage}, problems=(401, 403))
 def list_subscriptions(query: ListQuery) -> ResponseReturnValue:
     """The organisation's webhook subscriptions, oldest first"""
     rows = select(WebhookSubscription).where(
@@ -152,7 +151,7 @@ def _delivery_document(delivery: WebhookDeliveryRow, event_type: str) -> Webhook
 @blueprint.get("/<int:subscription_id>/deliveries")
 @require_client(Scope.WEBHOOKS)
 @NETWORK.operation("listWebhookDeliveries", tags=TAGS, query=DeliveryQuery, responses={200: WebhookDeliveryPage},
-                   problems=(401, 403, 404), extra={"responses": {"200": {"headers": LINK_HEADER}}})
+                   problems=(401, 403, 404))
 def deliveries(subscription_id: int, query: DeliveryQuery) -> ResponseReturnValue:
     """Delivery history of a subscription, newest first: what was sent, how often, and the last answer"""
     with gateway().read() as session:

@@ -29,10 +29,10 @@ from spectree.plugins.flask_plugin import FlaskPlugin
 
 from accesspoint import __version__
 from accesspoint.web.problems import PROBLEM_TYPE, ProblemError
-from accesspoint.web.schemas.common import Problem
+from accesspoint.web.schemas.common import Page, Problem
 
 PROBLEM_DESCRIPTIONS = {
-    400: "a query parameter is not valid (`parameter` names it), or the JSON body nests deeper than allowed",
+    400: "a query parameter is not valid (`parameter` names it)",
     401: "no token, or an unknown, revoked or expired token",
     403: "the token may not use this endpoint: another role, or without the scope it needs (`scope` names it)",
     404: "no such resource (or not one the token's organisation may see)",
@@ -114,10 +114,23 @@ class _Plugin(FlaskPlugin):
         return super().validate_response(resp, resp_model, skip_validation, force_resp_serialize)
 
 
+def _not_nullable(parameter: dict[str, Any]) -> None:
+    """A query parameter is there or not, never JSON null: `x: str | None = None` in a query model means optional,
+    and the document says so instead of pydantic's `anyOf: [..., {type: null}]`."""
+    schema = parameter["schema"]
+    branches = [branch for branch in schema.get("anyOf", []) if branch != {"type": "null"}]
+    if len(branches) == 1 and len(schema["anyOf"]) == 2:
+        outer = {key: value for key, value in schema.items() if key != "anyOf" and (key, value) != ("default", None)}
+        parameter["schema"] = {**branches[0], **outer}
+
+
 def _merge(target: dict[str, Any], extra: Mapping[str, Any]) -> None:
+    """`extra` into `target`, recursively; lists (the parameters) are extended: spectree's come first."""
     for key, value in extra.items():
         if isinstance(value, Mapping) and isinstance(target.get(key), dict):
             _merge(target[key], value)
+        elif isinstance(value, list) and isinstance(target.get(key), list):
+            target[key].extend(copy.deepcopy(value))
         else:
             target[key] = copy.deepcopy(value)
 
@@ -148,8 +161,9 @@ class ApiDoc:
         """Validate `query` / `json` before the view and document the operation.
 
         responses: status -> model (None for a body no model describes, described in `extra`); the views
-        return model instances, which are serialised as they are. problems: the problem statuses the view can
-        answer besides a failed model (401 and 403 come from the token check).
+        return model instances, which are serialised as they are; a Page gets the Link header documented.
+        problems: the problem statuses the view can answer besides a failed model (401 and 403 come from the
+        token check).
         """
         # an operation without a model never fails validation: spectree documents its validation status anyway,
         # so point it at a problem status the operation documents already
@@ -165,8 +179,15 @@ class ApiDoc:
                 described[f"HTTP_{status}"] = (model, (inspect.getdoc(model) or model.__name__).splitlines()[0])
         if json is not None:
             # every JSON body is bounded in size and depth before the view (accesspoint.web.json_limits)
-            described.update({f"HTTP_{status}": (Problem, PROBLEM_DESCRIPTIONS[status]) for status in (400, 413, 415)})
-        self._extras[operation_id] = dict(extra or {})
+            described["HTTP_400"] = (Problem, "the body is not well-formed JSON, or nests deeper than allowed")
+            described["HTTP_413"] = (Problem, PROBLEM_DESCRIPTIONS[413])
+            described["HTTP_415"] = (Problem, PROBLEM_DESCRIPTIONS[415])
+        extras: dict[str, Any] = {}
+        for status, model in responses.items():
+            if isinstance(model, type) and issubclass(model, Page):
+                _merge(extras, {"responses": {str(status): {"headers": LINK_HEADER}}})
+        _merge(extras, extra or {})
+        self._extras[operation_id] = extras
         validate = self._tree.validate(query=query, json=json, resp=Response(*bare, **described), tags=tags,
                                        operation_id=operation_id, validation_error_status=invalid)
 
@@ -186,10 +207,13 @@ class ApiDoc:
 
             @wraps(validated)
             def json_only(*args: Any, **kwargs: Any) -> Any:
-                # spectree would validate a form or text body as an empty object and answer "url is required"
+                # spectree would validate a form, a text or a malformed body as an empty object and answer that
+                # the first field is missing
                 if not flask.request.is_json:
                     raise ProblemError(415, "Unsupported Media Type", "send the body as Content-Type: "
                                                                       "application/json")
+                if flask.request.get_json(silent=True) is None:
+                    raise ProblemError(400, "Bad Request", "the body is not well-formed JSON", parameter="body")
                 return validated(*args, **kwargs)
 
             return json_only
@@ -203,6 +227,9 @@ class ApiDoc:
         for operations in spec["paths"].values():
             for operation in operations.values():
                 operation["responses"] = dict(sorted(operation["responses"].items()))
+                for parameter in operation["parameters"]:
+                    if parameter["in"] == "query":
+                        _not_nullable(parameter)
                 for status, response in operation["responses"].items():
                     if int(status) >= 400 and "content" in response:
                         response["content"] = {PROBLEM_TYPE: response["content"]["application/json"]}

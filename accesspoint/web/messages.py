@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import url_for
-from sqlalchemy import Select
+from sqlalchemy import Select, func
 
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.web.schemas.messages import (
@@ -83,12 +83,15 @@ def admin_message(message: Message) -> AdminMessage:
 
 
 def filtered(query: Select[Any], params: MessageQuery) -> Select[Any]:
-    """`query` narrowed by the filters of a message list."""
-    for column, value in ((Message.state, params.state), (Message.sender, params.sender),
-                          (Message.receiver, params.receiver), (Message.document_type, params.document_type),
+    """`query` narrowed by the filters of a message list. Participants compare without case, as Peppol's
+    iso6523 identifiers do (phase4, for one, lower-cases them in the SBDH)."""
+    for column, value in ((Message.state, params.state), (Message.document_type, params.document_type),
                           (Message.document_id, params.document_id)):
         if value is not None:
             query = query.where(column == value)
+    for column, participant in ((Message.sender, params.sender), (Message.receiver, params.receiver)):
+        if participant is not None:
+            query = query.where(func.lower(column) == participant.lower())
     if params.since is not None:
         query = query.where(Message.created_at >= params.since)
     if params.until is not None:

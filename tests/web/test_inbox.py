@@ -145,6 +145,8 @@ def test_filters_an_integrator_needs(client: FlaskClient, acme: Org, globex: Org
     assert ids(document_id="nothing") == []
     assert ids(sender=one["sender"]) == [invoice.id]
     assert ids(sender=one["sender"].removeprefix("iso6523-actorid-upis::")) == [invoice.id]  # ICD:id form
+    receiver = client.get(f"/api/v1/inbound/{credit_note.id}", headers=acme.auth).get_json()["receiver"]
+    assert receiver != receiver.lower() and ids(receiver=receiver.lower()) == [credit_note.id]  # without case
     assert ids(receiver=one["receiver"]) == [invoice.id]
     assert ids(document_type=one["document_type"]) == [invoice.id]
     assert ids(until=(START + timedelta(minutes=1)).isoformat()) == [invoice.id]

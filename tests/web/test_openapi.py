@@ -107,3 +107,8 @@ def test_every_operation_was_exercised() -> None:
     assert set(CASES) == {f"{method.upper()} {path}" for path, operations in openapi_document()["paths"].items()
                           for method in operations}
     assert all(count >= 5 for count in CASES.values()), CASES
+
+
+def test_the_submit_operation_keeps_its_query_and_header_parameters() -> None:
+    parameters = {(p["in"], p["name"]) for p in openapi_document()["paths"]["/api/v1/outbound"]["post"]["parameters"]}
+    assert parameters == {("query", "receiver"), ("header", "Idempotency-Key")}

@@ -436,6 +436,8 @@ def test_subscription_requests_are_validated(client: FlaskClient, acme: Org) -> 
     assert response.status_code == 422 and response.get_json()["parameter"] == "body"
     response = client.post("/api/v1/webhooks", headers=acme.auth, data="url=https://h/")
     assert response.status_code == 415 and response.mimetype == "application/problem+json"
+    response = client.post("/api/v1/webhooks", headers=acme.auth, data='{"url": ', content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["parameter"] == "body"
 
 
 def test_delivery_history_pages_newest_first(gateway: Gateway, client: FlaskClient, acme: Org,

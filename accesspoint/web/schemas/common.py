@@ -18,6 +18,11 @@ class Schema(BaseModel):
     model_config = ConfigDict(json_schema_serialization_defaults_required=True)
 
 
+class FieldProblem(BaseModel):
+    field: str = Field(description="`participants[0].identifier`: where in the request")
+    message: str
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document"""
 
@@ -33,6 +38,10 @@ class Problem(BaseModel):
     title: str
     status: int
     detail: str | None = None
+    parameter: str | None = Field(None, description="the request parameter (query parameter, body field) at fault")
+    field: str | None = Field(None, description="the field of a submitted document at fault (`sender`, "
+                              "`receiver`, `document`, ...)")
+    errors: list[FieldProblem] | None = Field(None, description="every invalid field, when there are several")
 
 
 def _rfc3339(value: Any) -> datetime:
