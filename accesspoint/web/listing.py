@@ -13,7 +13,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlencode
 
 from flask import request
@@ -22,8 +22,6 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from accesspoint.web.problems import ProblemError
 from accesspoint.web.schemas.common import ListQuery
-
-Row = TypeVar("Row")
 
 
 def bad_request(detail: str, parameter: str) -> ProblemError:
