@@ -23,14 +23,16 @@ def parse_expiry(text: str, now: datetime) -> datetime:
     """`90d` / `12h` from `now`, or an ISO 8601 date (00:00 UTC that day) or date and time (UTC unless it names a
     zone)."""
     text = text.strip()
-    if match := _DURATION.fullmatch(text):
-        return now + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     try:
+        if match := _DURATION.fullmatch(text):
+            return now + timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
         moment = datetime.fromisoformat(text)
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     except ValueError:
         raise click.BadParameter(f"{text!r} is neither a duration (90d, 12h) nor an ISO date or date and time "
                                  "(2027-03-01, 2027-03-01T12:00:00+01:00)") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except OverflowError:
+        raise click.BadParameter(f"{text!r} lies beyond the year 9999") from None
 
 
 def _state(client: ApiClient, now: datetime) -> str:

@@ -55,7 +55,8 @@ def test_expiry_is_a_duration_or_an_iso_moment(text: str, expected: datetime) ->
     assert parse_expiry(text, NOW) == expected
 
 
-@pytest.mark.parametrize("text", ["90", "3 months", "tomorrow", "90x", "-1d"])
+@pytest.mark.parametrize("text", ["90", "3 months", "tomorrow", "90x", "-1d", "99999999999d",
+                                  "9999-12-31T23:00:00-05:00"])
 def test_other_expiries_are_refused(text: str) -> None:
     with pytest.raises(click.BadParameter):
         parse_expiry(text, NOW)

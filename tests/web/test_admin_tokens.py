@@ -168,6 +168,8 @@ def test_invalid_requests_name_the_field(gateway: Gateway, client: FlaskClient, 
         ({"name": " ", "role": "admin"}, "name"),
         ({"name": "x", "role": "root"}, "role"),
         ({"name": "x", "role": "admin", "expires_at": "2030-01-01T00:00:00"}, "expires_at"),
+        # no UTC form, which the database keeps (it was a 500)
+        ({"name": "x", "role": "admin", "expires_at": "9999-12-31T23:00:00-05:00"}, "expires_at"),
         ({"name": "x", "role": "admin", "token": "pap_mine"}, "token"),
     ]
     for body, field in cases:
