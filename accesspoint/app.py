@@ -15,6 +15,7 @@ from accesspoint.web import (
     access_log,
     admin,
     admin_audit,
+    admin_messages,
     api_events,
     api_inbound,
     api_outbound,
@@ -41,6 +42,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(as4.blueprint)
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(admin_audit.blueprint)
+    app.register_blueprint(admin_messages.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
         source = StoreParticipantSource(gw.read)

@@ -66,10 +66,16 @@ from accesspoint.core import (
     repeat_difference,
     respond,
 )
-from accesspoint.core.sbdh import DocumentSpan, Sbdh, document_length, iter_business_document
+from accesspoint.core.sbdh import (
+    DocumentSpan,
+    Sbdh,
+    business_document_id,
+    document_length,
+    iter_business_document,
+)
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
-from accesspoint.store.models import Direction, Message, MessageState, Receipt
+from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState, Receipt
 from accesspoint.store.queries import inbound_by_as4_id, serving_participant
 from certs.validation import Purpose
 
@@ -154,6 +160,7 @@ def _hand_over(session: Session, message: Message, sbdh: Sbdh) -> None:
             "document_type": message.document_type,
             "process": message.process,
             "sbdh_instance_id": sbdh.instance_identifier,
+            "document_id": message.document_id,
             "sbdh_instance_reused": message.sbdh_instance_reused,
             "received_at": message.received_at.isoformat(),
         },
@@ -195,8 +202,8 @@ def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -
             try:
                 document_size = _document_size(inbound.payload, inbound.document)
                 receipt = respond(inbound, gateway.key, now=now, domain=gateway.message_id_domain)
-                stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob, document_size,
-                                receipt, now)
+                stored = _store(gateway, inbound, inbound.sbdh, accepting.organisation_id, blob,
+                                (document_size, _document_id(inbound.payload)), receipt, now)
             except IntegrityError:
                 gateway.blobs.delete(blob.key)
                 # two requests with this MessageId raced past the duplicate check; the first commit won
@@ -259,10 +266,19 @@ def _document_size(sbd: BinaryIO, span: DocumentSpan) -> int:
     return length if length is not None else sum(len(chunk) for chunk in iter_business_document(sbd, span))
 
 
+def _document_id(sbd: BinaryIO) -> str | None:
+    """The business document's own ID (the invoice number) for finding the message by it, cut to the column."""
+    sbd.seek(0)
+    found = business_document_id(sbd)
+    return found[:DOCUMENT_ID_LENGTH] if found else None
+
+
 def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_id: int, blob: BlobRef,
-           document_size: int | None, receipt: SignedReceipt, now: datetime) -> Message:
-    """One transaction: Message, Receipt and the post-receipt actions' work; committed before the receipt is sent."""
+           document: tuple[int | None, str | None], receipt: SignedReceipt, now: datetime) -> Message:
+    """One transaction: Message, Receipt and the post-receipt actions' work; committed before the receipt is sent.
+    document: the business document's size and own ID."""
     um = inbound.user_message
+    document_size, document_id = document
     # write(): the write lock first, so the instance check and the insert see one state of the database
     with gateway.write() as session:
         duplicate_of = _earlier_instance(session, sbdh)
@@ -276,6 +292,7 @@ def _store(gateway: Gateway, inbound: InboundMessage, sbdh: Sbdh, organisation_i
             as4_message_id=um.message_id,
             conversation_id=um.conversation_id,
             sbdh_instance_id=sbdh.instance_identifier,
+            document_id=document_id,
             sender=sbdh.sender.uri,
             receiver=sbdh.receiver.uri,
             document_type=sbdh.document_type.uri,

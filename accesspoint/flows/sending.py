@@ -85,9 +85,6 @@ from smp.identifiers import DocumentTypeId, ParticipantId, ProcessId
 
 log = logging.getLogger(__name__)
 
-EVENT_SENT = "outbound.sent"
-EVENT_RETRYING = "outbound.retrying"
-EVENT_FAILED = "outbound.failed"
 # the audit log action of POST .../retry
 AUDIT_RETRY = "message.retry"
 
@@ -275,7 +272,7 @@ def record_event(session: Session, message: Message, type_: str, data: dict[str,
         raise ValueError(f"outbound message {message.id} belongs to no organisation; submission always sets one")
     return webhooks.record_event(session, type_, message.organisation_id, message_id=message.id, data={
         "message_id": message.id, "state": message.state, "sender": message.sender, "receiver": message.receiver,
-        **data})
+        "document_id": message.document_id, **data})
 
 
 def reuse_message_id(message: Message) -> bool:
@@ -505,7 +502,7 @@ class Sender:
                 message.receipt = Receipt(as4_message_id=result.receipt_message_id,
                                           ref_to_message_id=result.ref_to_message_id, raw=result.raw,
                                           sha256=hashlib.sha256(result.raw).hexdigest())
-                record_event(session, message, EVENT_SENT, {
+                record_event(session, message, webhooks.OUTBOUND_SENT, {
                     "as4_message_id": as4_id, "receiving_ap": message.peer_ap_cn, "attempts": number})
                 log.info("outbound message sent", extra={"message_id": message_id, "as4_message_id": as4_id})
                 return stale_wire
@@ -519,9 +516,10 @@ class Sender:
             data = {"reason": after.reason, "hint": after.hint, "error_code": result.code, "attempts": number}
             message.state, message.next_attempt_at = after.state, after.retry_at
             if after.retry_at is not None:
-                record_event(session, message, EVENT_RETRYING, {**data, "next_attempt_at": after.retry_at.isoformat()})
+                record_event(session, message, webhooks.OUTBOUND_RETRYING,
+                             {**data, "next_attempt_at": after.retry_at.isoformat()})
             else:
-                record_event(session, message, EVENT_FAILED, data)
+                record_event(session, message, webhooks.OUTBOUND_FAILED, data)
             log.info("outbound attempt failed", extra={"message_id": message_id, "error_code": result.code,
                                                        "state": str(message.state)})
         return stale_wire

@@ -23,9 +23,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from accesspoint.config import SendingSettings
-from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, parse_sbdh, sbdh_from_ubl
+from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, business_document_id, parse_sbdh, sbdh_from_ubl
 from accesspoint.gateway import Gateway
-from accesspoint.store.models import Direction, Message, MessageState
+from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState
 from accesspoint.store.queries import find_participant
 from accesspoint.store.types import utcnow
 from base.safexml import XmlError, iterparse
@@ -70,6 +70,7 @@ class Prepared:
     sbdh: Sbdh
     document_size: int
     organisation_id: int
+    document_id: str | None = None  # the business document's own ID (cbc:ID, the invoice number)
 
 
 OutboundCheck = Callable[[Prepared], None]
@@ -179,7 +180,8 @@ def _prepare(gateway: Gateway, document: bytes, receiver: str | None, organisati
     sbd, header = _wrap(document, receiver)
     with gateway.read() as session:
         sender = _sender_organisation(session, header, organisation_id)
-    prepared = Prepared(sbd, header, len(document), sender)
+    document_id = business_document_id(io.BytesIO(sbd))
+    prepared = Prepared(sbd, header, len(document), sender, document_id[:DOCUMENT_ID_LENGTH] if document_id else None)
     for check in OUTBOUND_CHECKS:
         check(prepared)
     return prepared
@@ -208,7 +210,8 @@ def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, ke
         direction=Direction.OUTBOUND, organisation_id=prepared.organisation_id, state=MessageState.QUEUED,
         sender=header.sender.uri, receiver=header.receiver.uri, document_type=header.document_type.uri,
         process=header.process.uri, country_c1=header.country_c1, sbdh_instance_id=header.instance_identifier,
-        blob_key=ref.key, payload_size=ref.size, payload_sha256=ref.sha256, document_size=prepared.document_size,
+        document_id=prepared.document_id, blob_key=ref.key, payload_size=ref.size, payload_sha256=ref.sha256,
+        document_size=prepared.document_size,
         next_attempt_at=now, deadline_at=now + SendingSettings.from_config(gateway.config).deadline,
         created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key, attempt_log=[],
     )

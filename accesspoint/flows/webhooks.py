@@ -77,9 +77,13 @@ MIN_KEY_BYTES = 24
 MAX_KEY_BYTES = 64
 EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 
-# the event types the gateway itself creates; subscriptions may name others that later versions add
+# the event types the gateway creates: the one list the APIs' schemas enumerate (accesspoint.web.schemas)
 INBOUND_RECEIVED = "inbound.received"
 INBOUND_ACKED = "inbound.acked"
+OUTBOUND_SENT = "outbound.sent"
+OUTBOUND_RETRYING = "outbound.retrying"
+OUTBOUND_FAILED = "outbound.failed"
+EVENT_TYPES = (INBOUND_RECEIVED, INBOUND_ACKED, OUTBOUND_SENT, OUTBOUND_RETRYING, OUTBOUND_FAILED)
 
 # connect / read timeouts as phoss-ap uses for its forwarding; a consumer that needs longer should queue the event
 TIMEOUTS = (5.0, 10.0)

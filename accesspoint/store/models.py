@@ -38,6 +38,8 @@ PARTICIPANT_LENGTH = 256
 DOCUMENT_TYPE_LENGTH = 1024
 PROCESS_LENGTH = 512
 AS4_ID_LENGTH = 512
+# a UBL cbc:ID longer than this is cut when stored: it is a search key, the document keeps the whole ID
+DOCUMENT_ID_LENGTH = 200
 
 PARTICIPANT_SCHEME = "iso6523-actorid-upis"
 
@@ -282,6 +284,8 @@ class Message(Base):
     as4_message_id: Mapped[str | None] = mapped_column(String(AS4_ID_LENGTH))
     conversation_id: Mapped[str | None] = mapped_column(String(AS4_ID_LENGTH))
     sbdh_instance_id: Mapped[str | None] = mapped_column(String(AS4_ID_LENGTH))
+    # the business document's own ID (UBL cbc:ID: the invoice number), for finding a message by it
+    document_id: Mapped[str | None] = mapped_column(String(DOCUMENT_ID_LENGTH))
     sender: Mapped[str | None] = mapped_column(String(PARTICIPANT_LENGTH))
     receiver: Mapped[str | None] = mapped_column(String(PARTICIPANT_LENGTH))
     document_type: Mapped[str | None] = mapped_column(String(DOCUMENT_TYPE_LENGTH))
@@ -339,6 +343,7 @@ class Message(Base):
         Index(None, "direction", "state", "next_attempt_at"),
         Index(None, "direction", "sbdh_instance_id"),
         Index(None, "organisation_id", "direction", "created_at"),
+        Index(None, "organisation_id", "direction", "document_id"),
         # the orphaned blob sweep asks which of the blobs it listed a message refers to (maintenance.py)
         Index(None, "blob_key"),
         Index(None, "wire_blob_key"),

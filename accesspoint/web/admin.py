@@ -4,9 +4,9 @@ Receiving is off for a new participant (it costs the customer); switching it on 
 SMP, the SML and the Peppol Directory (accesspoint.flows.registrations). A remote failure does not fail the request:
 the answer is the registration state, whose per-step status and error say what happened and what to do, and
 `resync` repeats the steps. Errors of the request itself are problem documents (RFC 9457); invalid fields give
-422 with `errors: [{field, message}]`.
+422 with `errors: [{field, message}]`. The request and response models are in accesspoint.web.schemas.admin.
 
-    GET    /organisations[?org_number=&limit=&offset=]      list, with participants
+    GET    /organisations[?org_number=&limit=&cursor=]      list, with participants
     POST   /organisations                                   {name, country, org_number?, vat_number?, contact_*?,
                                                              participants?: [{identifier, document_types?,
                                                              receiving?}]}
@@ -29,21 +29,16 @@ import codecs
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request, url_for
-from sqlalchemy import func, select
+from flask import Blueprint, request, url_for
+from flask.typing import ResponseReturnValue
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from accesspoint.flows import enrolment, registrations
 from accesspoint.flows.enrolment import EnrolmentConflict, OrganisationNotFound, ParticipantSpec
 from accesspoint.flows.importer import ImportFileError, run_import
-from accesspoint.flows.organisations import (
-    ORGANISATION_FIELDS,
-    FieldError,
-    clean_organisation,
-    parse_document_types,
-    parse_participant,
-)
+from accesspoint.flows.organisations import FieldError
 from accesspoint.flows.registrations import Registrar, RegistrationConfigError, RegistrationState
 from accesspoint.gateway import Gateway
 from accesspoint.store import audit
@@ -56,20 +51,26 @@ from accesspoint.store.models import (
     RegistrationStatus,
 )
 from accesspoint.store.queries import find_participant
+from accesspoint.web.apidoc import ADMIN, LOCATION_HEADER, int32_path_ids
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
+from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.problems import ProblemError
-from smp.identifiers import ParticipantId
+from accesspoint.web.schemas import admin as api
+from accesspoint.web.schemas.common import ListQuery
+from smp.identifiers import IdentifierError, ParticipantId
 from smp.sml import SmlError, SmlNotFound, migration_key_problem
 
 PREFIX = "/admin/api"
-MAX_PAGE = 1000
 # audit log actions of the routes below (those of creation, receiving, resync, migrate, SML and import: in their
 # flows)
 AUDIT_ORGANISATION_UPDATE = "organisation.update"
 AUDIT_ORGANISATION_DELETE = "organisation.delete"
 AUDIT_PARTICIPANT_DELETE = "participant.delete"
 AUDIT_DOCUMENT_TYPES = "participant.document_types"
+ORGANISATIONS = ("organisations",)
+PARTICIPANTS = ("participants",)
+REGISTRATION = ("registration",)
 
 blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 
@@ -80,6 +81,9 @@ def _admins_only() -> None:
     """Every route of this blueprint needs an admin token."""
 
 
+blueprint.before_request(int32_path_ids)
+
+
 # --- request and response helpers ----------------------------------------------------------------------
 
 
@@ -88,39 +92,9 @@ def _actor() -> Actor:
     return Actor.of_client(current_client())
 
 
-def _json_object() -> dict[str, Any]:
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ProblemError(400, "Bad Request", "send a JSON object with Content-Type: application/json")
-    return data
-
-
 def _invalid(errors: list[FieldError]) -> ProblemError:
-    return ProblemError(422, "Invalid request", "; ".join(map(str, errors)), errors=[e.to_dict() for e in errors])
-
-
-def _unknown_fields(data: dict[str, Any], allowed: set[str], prefix: str = "") -> list[FieldError]:
-    return [FieldError(prefix + key, f"is not a known field (known: {', '.join(sorted(allowed))})")
-            for key in data if key not in allowed]
-
-
-def _bool(data: dict[str, Any], key: str, errors: list[FieldError], where: str | None = None) -> bool | None:
-    value = data.get(key)
-    if value is None or isinstance(value, bool):
-        return value
-    errors.append(FieldError(where or key, "must be true or false"))
-    return None
-
-
-def _page() -> tuple[int, int]:
-    try:
-        limit = int(request.args.get("limit", 100))
-        offset = int(request.args.get("offset", 0))
-    except ValueError:
-        raise ProblemError(400, "Bad Request", "limit and offset must be whole numbers") from None
-    if not 1 <= limit <= MAX_PAGE or offset < 0:
-        raise ProblemError(400, "Bad Request", f"limit must be 1-{MAX_PAGE} and offset 0 or more")
-    return limit, offset
+    return ProblemError(422, "Unprocessable Content", "; ".join(map(str, errors)),
+                        errors=[e.to_dict() for e in errors])
 
 
 def _organisation(session: Session, organisation_id: int) -> Organisation:
@@ -139,50 +113,37 @@ def _participant(session: Session, participant_id: int) -> Participant:
     return participant
 
 
-def participant_json(participant: Participant) -> dict[str, Any]:
-    return {
-        "id": participant.id,
-        "organisation_id": participant.organisation_id,
-        "identifier": participant.uri,
-        "receiving_enabled": participant.receiving_enabled,
-        "document_types": [{"document_type": d.document_type, "process": d.process}
-                           for d in sorted(participant.document_types, key=lambda d: (d.document_type, d.process))],
-        "registration": RegistrationState.of(participant).to_dict(),
-        "created_at": participant.created_at.isoformat(),
-    }
+def _document_types(participant: Participant) -> list[api.DocumentType]:
+    return [api.DocumentType(document_type=d.document_type, process=d.process)
+            for d in sorted(participant.document_types, key=lambda d: (d.document_type, d.process))]
 
 
-def organisation_json(organisation: Organisation) -> dict[str, Any]:
-    body: dict[str, Any] = {"id": organisation.id}
-    body.update({name: getattr(organisation, name) for name in ORGANISATION_FIELDS})
-    body["participants"] = [participant_json(p) for p in sorted(organisation.participants, key=lambda p: p.id)]
-    body["created_at"] = organisation.created_at.isoformat()
-    body["updated_at"] = organisation.updated_at.isoformat()
-    return body
+def _registration(state: RegistrationState) -> api.Registration:
+    return api.Registration.model_validate(state.to_dict())
 
 
-# --- participant specifications in requests ------------------------------------------------------------
+def participant_json(participant: Participant) -> api.Participant:
+    return api.Participant(id=participant.id, organisation_id=participant.organisation_id,
+                           identifier=participant.uri, receiving_enabled=participant.receiving_enabled,
+                           document_types=_document_types(participant),
+                           registration=_registration(RegistrationState.of(participant)),
+                           created_at=participant.created_at)
 
-_PARTICIPANT_FIELDS = {"identifier", "document_types", "receiving"}
+
+def organisation_json(organisation: Organisation) -> api.Organisation:
+    return api.Organisation(
+        id=organisation.id, name=organisation.name, country=organisation.country,
+        org_number=organisation.org_number, vat_number=organisation.vat_number,
+        contact_name=organisation.contact_name, contact_email=organisation.contact_email,
+        contact_phone=organisation.contact_phone,
+        participants=[participant_json(p) for p in sorted(organisation.participants, key=lambda p: p.id)],
+        created_at=organisation.created_at, updated_at=organisation.updated_at)
 
 
-def _participant_spec(item: Any, prefix: str, errors: list[FieldError]) -> ParticipantSpec | None:
-    if not isinstance(item, dict):
-        errors.append(FieldError(prefix.rstrip("."), "must be an object with identifier, document_types, receiving"))
-        return None
-    before = len(errors)
-    errors.extend(_unknown_fields(item, _PARTICIPANT_FIELDS, prefix))
-    identifier, problem = parse_participant(item.get("identifier"), prefix + "identifier")
-    if problem is not None:
-        errors.append(problem)
-    document_types = None
-    if "document_types" in item:
-        document_types, problems = parse_document_types(item["document_types"], prefix + "document_types")
-        errors.extend(problems)
-    receiving = _bool(item, "receiving", errors, prefix + "receiving")
-    if len(errors) > before or identifier is None:
-        return None
-    return ParticipantSpec(identifier, document_types, bool(receiving))
+def _spec(request: api.ParticipantRequest) -> ParticipantSpec:
+    document_types = None if request.document_types is None else list(
+        dict.fromkeys((d.document_type, d.process) for d in request.document_types))
+    return ParticipantSpec(request.identifier, document_types, request.receiving)
 
 
 def _conflict(exc: EnrolmentConflict, participant_field: str) -> ProblemError:
@@ -214,70 +175,71 @@ def _deregistration_failed(failed: list[RegistrationState]) -> ProblemError:
                                                  "delete anyway.", registrations=[s.to_dict() for s in failed])
 
 
+def _created(body: Any, endpoint: str, **values: int) -> ResponseReturnValue:
+    return body, 201, {"Location": url_for(endpoint, **values)}
+
+
+_CREATED = {"responses": {"201": {"headers": LOCATION_HEADER}}}
+
+
 # --- organisations --------------------------------------------------------------------------------------
 
 
 @blueprint.get("/organisations")
-def list_organisations() -> Response:
-    limit, offset = _page()
-    query = select(Organisation)
-    org_number = request.args.get("org_number")
-    if org_number:
-        query = query.where(Organisation.org_number == org_number.strip())
+@ADMIN.operation("listOrganisations", tags=ORGANISATIONS, query=api.OrganisationQuery,
+                 responses={200: api.OrganisationPage}, problems=(401, 403))
+def list_organisations(query: api.OrganisationQuery) -> ResponseReturnValue:
+    """Organisations with their participants, oldest first"""
+    rows = select(Organisation).options(
+        selectinload(Organisation.participants).selectinload(Participant.document_types))
+    if query.org_number:
+        rows = rows.where(Organisation.org_number == query.org_number.strip())
     with gateway().read() as session:
-        total = session.scalar(select(func.count()).select_from(query.subquery()))
-        items = session.scalars(query.order_by(Organisation.id).limit(limit).offset(offset).options(
-            selectinload(Organisation.participants).selectinload(Participant.document_types)))
-        return jsonify(items=[organisation_json(o) for o in items], total=total, limit=limit, offset=offset)
+        organisations, next_page = fetch_page(session, rows, query, created=Organisation.created_at,
+                                              key=Organisation.id, newest_first=False, key_type=int)
+        items = [organisation_json(o) for o in organisations]
+    return api.OrganisationPage(items=items, next=next_page), 200, link_header(next_page)
 
 
 @blueprint.post("/organisations")
-def create_organisation() -> tuple[Response, int, dict[str, str]]:
-    data = _json_object()
-    errors = _unknown_fields(data, set(ORGANISATION_FIELDS) | {"participants"})
-    fields, problems = clean_organisation(data)
-    errors.extend(problems)
-    specs = []
-    items = data.get("participants", [])
-    if not isinstance(items, list):
-        errors.append(FieldError("participants", "must be a list"))
-        items = []
-    for index, item in enumerate(items):
-        spec = _participant_spec(item, f"participants[{index}].", errors)
-        if spec is not None:
-            specs.append((index, spec))
+@ADMIN.operation("createOrganisation", tags=ORGANISATIONS, json=api.OrganisationRequest,
+                 responses={201: api.Organisation}, problems=(401, 403, 409), extra=_CREATED)
+def create_organisation(json: api.OrganisationRequest) -> ResponseReturnValue:
+    """Create an organisation, optionally with its participants (those with `receiving` are registered)"""
     seen: dict[ParticipantId, int] = {}
-    for index, spec in specs:
+    errors = []
+    for index, spec in enumerate(json.participants):
         if spec.identifier in seen:
             errors.append(FieldError(f"participants[{index}].identifier",
                                      f"{spec.identifier.uri} is also participants[{seen[spec.identifier]}]"))
         seen.setdefault(spec.identifier, index)
     if errors:
         raise _invalid(errors)
+    fields = json.model_dump(exclude={"participants"})
     gw = gateway()
     try:
-        organisation_id = enrolment.create_organisation(gw, fields, [spec for _, spec in specs], _actor())
+        organisation_id = enrolment.create_organisation(gw, fields, [_spec(p) for p in json.participants], _actor())
     except EnrolmentConflict as exc:
         raise _conflict(exc, "participants[{}].identifier") from None
     with gw.read() as session:
         body = organisation_json(_organisation(session, organisation_id))
-    return jsonify(body), 201, {"Location": url_for(".get_organisation", organisation_id=organisation_id)}
+    return _created(body, ".get_organisation", organisation_id=organisation_id)
 
 
 @blueprint.get("/organisations/<int:organisation_id>")
-def get_organisation(organisation_id: int) -> Response:
+@ADMIN.operation("getOrganisation", tags=ORGANISATIONS, responses={200: api.Organisation}, problems=(401, 403, 404))
+def get_organisation(organisation_id: int) -> ResponseReturnValue:
+    """One organisation with its participants"""
     with gateway().read() as session:
-        return jsonify(organisation_json(_organisation(session, organisation_id)))
+        return organisation_json(_organisation(session, organisation_id))
 
 
 @blueprint.patch("/organisations/<int:organisation_id>")
-def update_organisation(organisation_id: int) -> Response:
-    data = _json_object()
-    errors = _unknown_fields(data, set(ORGANISATION_FIELDS))
-    fields, problems = clean_organisation(data, partial=True)
-    errors.extend(problems)
-    if errors:
-        raise _invalid(errors)
+@ADMIN.operation("updateOrganisation", tags=ORGANISATIONS, json=api.OrganisationUpdate,
+                 responses={200: api.Organisation}, problems=(401, 403, 404, 409))
+def update_organisation(organisation_id: int, json: api.OrganisationUpdate) -> ResponseReturnValue:
+    """Change an organisation's fields (those given)"""
+    fields = json.model_dump(exclude_unset=True)
     gw = gateway()
     try:
         with gw.read() as session:
@@ -303,16 +265,19 @@ def update_organisation(organisation_id: int) -> Response:
         # the business card is built from these fields: the Directory re-reads it
         registrations.republish(gw, listed)
     with gw.read() as session:
-        return jsonify(organisation_json(_organisation(session, organisation_id)))
+        return organisation_json(_organisation(session, organisation_id))
 
 
 @blueprint.delete("/organisations/<int:organisation_id>")
-def delete_organisation(organisation_id: int) -> tuple[str, int]:
+@ADMIN.operation("deleteOrganisation", tags=ORGANISATIONS, query=api.ForceQuery, responses={204: None},
+                 problems=(401, 403, 404, 409), extra={"responses": {"204": {"description": "deleted"}}})
+def delete_organisation(organisation_id: int, query: api.ForceQuery) -> ResponseReturnValue:
+    """Delete an organisation: its participants are deregistered first (409 while that fails, unless `force`)"""
     gw = gateway()
     with gw.read() as session:
         participants = list(_organisation(session, organisation_id).participants)
     failed = _deregister(gw, participants)
-    if failed and request.args.get("force") != "true":
+    if failed and not query.force:
         raise _deregistration_failed(failed)
     with gw.read() as session:
         organisation = _organisation(session, organisation_id)
@@ -326,57 +291,70 @@ def delete_organisation(organisation_id: int) -> tuple[str, int]:
 
 
 @blueprint.get("/organisations/<int:organisation_id>/participants")
-def list_organisation_participants(organisation_id: int) -> Response:
+@ADMIN.operation("listOrganisationParticipants", tags=PARTICIPANTS, query=ListQuery,
+                 responses={200: api.ParticipantPage}, problems=(401, 403, 404))
+def list_organisation_participants(organisation_id: int, query: ListQuery) -> ResponseReturnValue:
+    """The participants of an organisation, oldest first"""
+    rows = (select(Participant).where(Participant.organisation_id == organisation_id)
+            .options(selectinload(Participant.document_types)))
     with gateway().read() as session:
-        organisation = _organisation(session, organisation_id)
-        return jsonify(items=[participant_json(p) for p in sorted(organisation.participants, key=lambda p: p.id)])
+        _organisation(session, organisation_id)
+        participants, next_page = fetch_page(session, rows, query, created=Participant.created_at,
+                                             key=Participant.id, newest_first=False, key_type=int)
+        items = [participant_json(p) for p in participants]
+    return api.ParticipantPage(items=items, next=next_page), 200, link_header(next_page)
 
 
 @blueprint.post("/organisations/<int:organisation_id>/participants")
-def create_participant(organisation_id: int) -> tuple[Response, int, dict[str, str]]:
-    errors: list[FieldError] = []
-    spec = _participant_spec(_json_object(), "", errors)
-    if errors or spec is None:
-        raise _invalid(errors)
+@ADMIN.operation("createParticipant", tags=PARTICIPANTS, json=api.ParticipantRequest,
+                 responses={201: api.Participant}, problems=(401, 403, 404, 409), extra=_CREATED)
+def create_participant(organisation_id: int, json: api.ParticipantRequest) -> ResponseReturnValue:
+    """Add a participant identifier to an organisation (registered when `receiving` is true)"""
     gw = gateway()
     try:
-        participant_id = enrolment.add_participant(gw, organisation_id, spec, _actor())
+        participant_id = enrolment.add_participant(gw, organisation_id, _spec(json), _actor())
     except OrganisationNotFound as exc:
         raise ProblemError(404, "Not Found", str(exc)) from None
     except EnrolmentConflict as exc:
         raise _conflict(exc, "identifier") from None
     with gw.read() as session:
         body = participant_json(_participant(session, participant_id))
-    return jsonify(body), 201, {"Location": url_for(".get_participant", participant_id=participant_id)}
+    return _created(body, ".get_participant", participant_id=participant_id)
 
 
 @blueprint.get("/participants")
-def find_participants() -> Response:
-    text = request.args.get("identifier")
-    if not text:
-        raise ProblemError(400, "Bad Request", "give ?identifier=scheme::value (or ICD:id) to look a participant up")
+@ADMIN.operation("findParticipants", tags=PARTICIPANTS, query=api.ParticipantQuery,
+                 responses={200: api.ParticipantPage}, problems=(401, 403))
+def find_participants(query: api.ParticipantQuery) -> ResponseReturnValue:
+    """Look a participant up by its identifier (a page of at most one)"""
     try:
-        identifier = ParticipantId.parse(text, strict=False)
-    except ValueError as exc:
-        raise _invalid([FieldError("identifier", str(exc))]) from None
+        identifier = ParticipantId.parse(query.identifier, strict=False)
+    except IdentifierError as exc:
+        raise ProblemError(400, "Bad Request", f"identifier: {exc}", parameter="identifier",
+                           errors=[{"field": "identifier", "message": str(exc)}]) from None
     with gateway().read() as session:
         found = find_participant(session, identifier.scheme, identifier.value)
-        return jsonify(items=[participant_json(found)] if found is not None else [])
+        return api.ParticipantPage(items=[participant_json(found)] if found is not None else [], next=None)
 
 
 @blueprint.get("/participants/<int:participant_id>")
-def get_participant(participant_id: int) -> Response:
+@ADMIN.operation("getParticipant", tags=PARTICIPANTS, responses={200: api.Participant}, problems=(401, 403, 404))
+def get_participant(participant_id: int) -> ResponseReturnValue:
+    """One participant with its document types and registration"""
     with gateway().read() as session:
-        return jsonify(participant_json(_participant(session, participant_id)))
+        return participant_json(_participant(session, participant_id))
 
 
 @blueprint.delete("/participants/<int:participant_id>")
-def delete_participant(participant_id: int) -> tuple[str, int]:
+@ADMIN.operation("deleteParticipant", tags=PARTICIPANTS, query=api.ForceQuery, responses={204: None},
+                 problems=(401, 403, 404, 409), extra={"responses": {"204": {"description": "deleted"}}})
+def delete_participant(participant_id: int, query: api.ForceQuery) -> ResponseReturnValue:
+    """Delete a participant: deregistered first (409 while the SML still holds it, unless `force`)"""
     gw = gateway()
     with gw.read() as session:
         participant = _participant(session, participant_id)
     failed = _deregister(gw, [participant])
-    if failed and request.args.get("force") != "true":
+    if failed and not query.force:
         raise _deregistration_failed(failed)
     with gw.read() as session:
         participant = _participant(session, participant_id)
@@ -386,23 +364,25 @@ def delete_participant(participant_id: int) -> tuple[str, int]:
     return "", 204
 
 
-@blueprint.get("/participants/<int:participant_id>/document-types")
-def get_document_types(participant_id: int) -> Response:
+def _document_types_of(participant_id: int) -> api.DocumentTypes:
     with gateway().read() as session:
-        return jsonify(document_types=participant_json(_participant(session, participant_id))["document_types"])
+        return api.DocumentTypes(document_types=_document_types(_participant(session, participant_id)))
+
+
+@blueprint.get("/participants/<int:participant_id>/document-types")
+@ADMIN.operation("getDocumentTypes", tags=PARTICIPANTS, responses={200: api.DocumentTypes},
+                 problems=(401, 403, 404))
+def get_document_types(participant_id: int) -> ResponseReturnValue:
+    """The document types + processes the participant receives (what our SMP publishes)"""
+    return _document_types_of(participant_id)
 
 
 @blueprint.put("/participants/<int:participant_id>/document-types")
-def put_document_types(participant_id: int) -> Response:
-    """Replace the document types + processes the participant receives (what our SMP publishes)."""
-    data = _json_object()
-    errors = _unknown_fields(data, {"document_types"})
-    if "document_types" not in data:
-        errors.append(FieldError("document_types", "is required: a list of {document_type, process}"))
-    wanted, problems = parse_document_types(data.get("document_types", []))
-    errors.extend(problems)
-    if errors:
-        raise _invalid(errors)
+@ADMIN.operation("putDocumentTypes", tags=PARTICIPANTS, json=api.DocumentTypes, responses={200: api.DocumentTypes},
+                 problems=(401, 403, 404))
+def put_document_types(participant_id: int, json: api.DocumentTypes) -> ResponseReturnValue:
+    """Replace the document types + processes the participant receives (what our SMP publishes)"""
+    wanted = list(dict.fromkeys((d.document_type, d.process) for d in json.document_types))
     gw = gateway()
     with gw.read() as session:
         participant = _participant(session, participant_id)
@@ -422,55 +402,47 @@ def put_document_types(participant_id: int) -> Response:
                          after=participant_snapshot(participant))
     if changed and listed:
         registrations.republish(gw, [participant_id])
-    return get_document_types(participant_id)
+    return _document_types_of(participant_id)
 
 
-def _state_response(state: RegistrationState) -> Response:
-    return jsonify(state.to_dict())
-
-
-def _registration_call(action: Any, participant_id: int, *args: Any, **kwargs: Any) -> Response:
+def _registration_call(action: Any, participant_id: int, *args: Any, **kwargs: Any) -> api.Registration:
     try:
-        return _state_response(action(gateway(), participant_id, *args, **kwargs))
+        return _registration(action(gateway(), participant_id, *args, **kwargs))
     except registrations.ParticipantNotFound as exc:
         raise ProblemError(404, "Not Found", str(exc)) from None
 
 
 @blueprint.post("/participants/<int:participant_id>/receiving")
-def set_receiving(participant_id: int) -> Response:
-    data = _json_object()
-    errors = _unknown_fields(data, {"enabled"})
-    enabled = _bool(data, "enabled", errors)
-    if enabled is None and not errors:
-        errors.append(FieldError("enabled", "is required: true to receive (registers), false to stop (unregisters)"))
-    if errors:
-        raise _invalid(errors)
-    action = registrations.enable_receiving if enabled else registrations.disable_receiving
+@ADMIN.operation("setReceiving", tags=REGISTRATION, json=api.Receiving, responses={200: api.Registration},
+                 problems=(401, 403, 404))
+def set_receiving(participant_id: int, json: api.Receiving) -> ResponseReturnValue:
+    """Switch receiving on (registers in our SMP, the SML and the Directory) or off (unregisters)"""
+    action = registrations.enable_receiving if json.enabled else registrations.disable_receiving
     return _registration_call(action, participant_id, actor=_actor())
 
 
 @blueprint.get("/participants/<int:participant_id>/registration")
-def get_registration(participant_id: int) -> Response:
+@ADMIN.operation("getRegistration", tags=REGISTRATION, responses={200: api.Registration}, problems=(401, 403, 404))
+def get_registration(participant_id: int) -> ResponseReturnValue:
+    """Where the participant is registered, step by step"""
     return _registration_call(registrations.state, participant_id)
 
 
 @blueprint.post("/participants/<int:participant_id>/resync")
-def resync(participant_id: int) -> Response:
+@ADMIN.operation("resync", tags=REGISTRATION, responses={200: api.Registration}, problems=(401, 403, 404))
+def resync(participant_id: int) -> ResponseReturnValue:
+    """Repeat the registration steps (after a remote failure)"""
     return _registration_call(registrations.resync, participant_id, actor=_actor())
 
 
 @blueprint.post("/participants/<int:participant_id>/migrate")
-def migrate(participant_id: int) -> Response:
-    """Move a participant another provider registered to us, with the migration key the customer got there."""
-    data = _json_object()
-    errors = _unknown_fields(data, {"key"})
-    key = data.get("key")
-    if not isinstance(key, str) or not key.strip():
-        errors.append(FieldError("key", "is required: the migration key the current provider gave the customer"))
-    elif (problem := migration_key_problem(key.strip())) is not None:
-        errors.append(FieldError("key", f"is not a migration key the SML accepts: it {problem}"))
-    if errors:
-        raise _invalid(errors)
+@ADMIN.operation("migrate", tags=REGISTRATION, json=api.MigrationKey, responses={200: api.Registration},
+                 problems=(401, 403, 404))
+def migrate(participant_id: int, json: api.MigrationKey) -> ResponseReturnValue:
+    """Move a participant another provider registered to us, with the migration key the customer got there"""
+    key = json.key.strip()
+    if (problem := migration_key_problem(key)) is not None:
+        raise _invalid([FieldError("key", f"is not a migration key the SML accepts: it {problem}")])
     return _registration_call(registrations.migrate_in, participant_id, key, actor=_actor())
 
 
@@ -481,7 +453,7 @@ def _csv_lines() -> Iterator[str]:
     if request.mimetype == "multipart/form-data":
         upload = request.files.get("file")
         if upload is None:
-            raise ProblemError(400, "Bad Request", "send the CSV as the form field 'file'")
+            raise ProblemError(400, "Bad Request", "send the CSV as the form field 'file'", parameter="file")
         return text_lines(upload.stream)
     return text_lines(request.stream)
 
@@ -504,25 +476,40 @@ def text_lines(stream: Any, chunk_size: int = 65536) -> Iterator[str]:
         yield pending
 
 
+_CSV_EXAMPLE = "org_number,name,country,participant,receive\n5567321707,Acme AB,SE,0007:5567321707,yes\n"
+_IMPORT_BODY = {"requestBody": {"required": True, "content": {
+    "text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE},
+    "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                       "properties": {"file": {"type": "string", "format": "binary"}}},
+                            "example": {"file": _CSV_EXAMPLE}},
+}}}
+
+
 @blueprint.post("/imports")
-def import_register() -> Response:
-    """Import a CSV customer register (columns in accesspoint.flows.importer); answers the per-row report."""
-    dry_run = request.args.get("dry_run", "false").lower() in ("true", "1", "yes")
+@ADMIN.operation("importRegister", tags=ORGANISATIONS, query=api.ImportQuery, responses={200: api.ImportReport},
+                 problems=(401, 403, 422), extra=_IMPORT_BODY)
+def import_register(query: api.ImportQuery) -> ResponseReturnValue:
+    """Import a CSV customer register (one row per participant); answers the per-row report
+
+    Columns: org_number, name, country, participant (required), vat_number, contact_name, contact_email,
+    contact_phone, receive. Rows of one org_number are one organisation; importing again changes only what
+    differs.
+    """
     try:
-        report = run_import(gateway(), _csv_lines(), actor=_actor(), dry_run=dry_run)
+        report = run_import(gateway(), _csv_lines(), actor=_actor(), dry_run=query.dry_run)
     except ImportFileError as exc:
         raise ProblemError(422, "Invalid file", str(exc)) from None
     except UnicodeDecodeError:
         raise ProblemError(422, "Invalid file", "the file is not UTF-8 text: save the CSV as UTF-8 and import it "
                                                 "again (rows before the bad bytes may have been imported; importing "
                                                 "them again is harmless)") from None
-    return jsonify(report.to_dict())
+    return api.ImportReport.model_validate(report.to_dict())
 
 
 # --- our SMP in the SML ----------------------------------------------------------------------------------
 
 
-def _smp_call(register: bool) -> Response:
+def _smp_call(register: bool) -> api.SmlRecord:
     gw = gateway()
     try:
         with Registrar(gw) as registrar:
@@ -532,17 +519,19 @@ def _smp_call(register: bool) -> Response:
     except SmlError as exc:
         status = 404 if isinstance(exc, SmlNotFound) else 502
         raise ProblemError(status, "SML error", exc.message, sml_detail=exc.detail or None) from None
-    return jsonify(smp_id=record.smp_id, logical_address=record.logical_address,
-                   physical_address=record.physical_address, expected_logical_address=gw.smp_url)
+    return api.SmlRecord(smp_id=record.smp_id, logical_address=record.logical_address,
+                         physical_address=record.physical_address, expected_logical_address=gw.smp_url)
 
 
 @blueprint.get("/sml")
-def read_sml() -> Response:
-    """Our SMP's registration in the SML (SMP ID, logical address = where NAPTR records point)."""
+@ADMIN.operation("getSml", tags=("sml",), responses={200: api.SmlRecord}, problems=(401, 403, 404, 409, 502))
+def read_sml() -> ResponseReturnValue:
+    """Our SMP's registration in the SML (SMP ID, logical address = where NAPTR records point)"""
     return _smp_call(register=False)
 
 
 @blueprint.put("/sml")
-def register_sml() -> Response:
-    """Register our SMP in the SML at gateway.smp_url, or correct the address; needed once before participants."""
+@ADMIN.operation("registerSml", tags=("sml",), responses={200: api.SmlRecord}, problems=(401, 403, 404, 409, 502))
+def register_sml() -> ResponseReturnValue:
+    """Register our SMP in the SML at gateway.smp_url, or correct the address; needed once before participants"""
     return _smp_call(register=True)

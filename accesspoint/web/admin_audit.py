@@ -6,33 +6,23 @@ who (`actor`: the token's name or `cli:<os user>`, and `api_client_id`), what (`
 `target_id`), when (`created_at`) and JSON snapshots `before` / `after` (no secrets).
 
     GET /audit?action=&target=TYPE[:ID]&since=&until=&order=newest|oldest&limit=&cursor=
-        -> {items: [...], next_cursor}     (cursor pagination as every list, accesspoint.web.listing)
+        -> {items: [...], next}     (the pagination of every list, accesspoint.web.listing)
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from flask import Blueprint, jsonify, request
+from flask import Blueprint
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 
 from accesspoint.store.models import ApiRole, AuditRecord
+from accesspoint.web.apidoc import ADMIN
 from accesspoint.web.auth import require_client
 from accesspoint.web.context import gateway
-from accesspoint.web.listing import (
-    after,
-    bad_request,
-    cursor_parameter,
-    encode_cursor,
-    limit_parameter,
-    parse_timestamp,
-    since_parameter,
-)
+from accesspoint.web.listing import fetch_page, link_header
+from accesspoint.web.schemas.audit import AuditEntry, AuditPage, AuditQuery
 
 blueprint = Blueprint("admin_audit", __name__, url_prefix="/admin/api")
-
-ORDERS = ("newest", "oldest")
 
 
 @blueprint.before_request
@@ -41,54 +31,27 @@ def _admins_only() -> None:
     """The audit log is for admin tokens only."""
 
 
-def record_json(entry: AuditRecord) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "created_at": entry.created_at.isoformat(),
-        "actor": entry.actor,
-        "api_client_id": entry.api_client_id,
-        "action": entry.action,
-        "target_type": entry.target_type,
-        "target_id": entry.target_id,
-        "before": entry.before,
-        "after": entry.after,
-    }
-
-
 @blueprint.get("/audit")
-def list_audit() -> ResponseReturnValue:
-    order = request.args.get("order", "newest")
-    if order not in ORDERS:
-        raise bad_request(f"order must be one of {', '.join(ORDERS)}, not {order!r}", "order")
-    newest_first = order == "newest"
-    limit = limit_parameter()
-    position = cursor_parameter(order, int)
-    since = since_parameter()
-    until_raw = request.args.get("until")
-    until = None if until_raw is None else parse_timestamp(until_raw, "until")
-    query = select(AuditRecord)
-    action = request.args.get("action")
-    if action:
-        query = query.where(AuditRecord.action == action)
-    target = request.args.get("target")
-    if target:
-        target_type, _, target_id = target.partition(":")
-        query = query.where(AuditRecord.target_type == target_type)
+@ADMIN.operation("listAudit", tags=("audit",), query=AuditQuery, responses={200: AuditPage}, problems=(401, 403))
+def list_audit(query: AuditQuery) -> ResponseReturnValue:
+    """The audit log of admin actions, newest first
+
+    `target` is `TYPE` or `TYPE:ID` (e.g. `participant:12`); `since` and `until` bound the time.
+    """
+    rows = select(AuditRecord)
+    if query.action:
+        rows = rows.where(AuditRecord.action == query.action)
+    if query.target:
+        target_type, _, target_id = query.target.partition(":")
+        rows = rows.where(AuditRecord.target_type == target_type)
         if target_id:
-            query = query.where(AuditRecord.target_id == target_id)
-    if since is not None:
-        query = query.where(AuditRecord.created_at >= since)
-    if until is not None:
-        query = query.where(AuditRecord.created_at < until)
-    if position is not None:
-        query = query.where(after(AuditRecord.created_at, AuditRecord.id, position, newest_first))
-    if newest_first:
-        query = query.order_by(AuditRecord.created_at.desc(), AuditRecord.id.desc())
-    else:
-        query = query.order_by(AuditRecord.created_at, AuditRecord.id)
+            rows = rows.where(AuditRecord.target_id == target_id)
+    if query.since is not None:
+        rows = rows.where(AuditRecord.created_at >= query.since)
+    if query.until is not None:
+        rows = rows.where(AuditRecord.created_at < query.until)
     with gateway().read() as session:
-        entries = list(session.scalars(query.limit(limit + 1)))
-        page = entries[:limit]
-        items = [record_json(entry) for entry in page]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id, order) if len(entries) > limit else None
-    return jsonify(items=items, next_cursor=next_cursor)
+        entries, next_page = fetch_page(session, rows, query, created=AuditRecord.created_at, key=AuditRecord.id,
+                                        newest_first=query.order == "newest", key_type=int)
+        items = [AuditEntry.model_validate(entry, from_attributes=True) for entry in entries]
+    return AuditPage(items=items, next=next_page), 200, link_header(next_page)

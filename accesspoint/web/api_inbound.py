@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import IO, Any
+from typing import IO
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
@@ -20,33 +20,18 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
-from accesspoint.store.models import INBOUND_STATES, Direction, Message, MessageState
+from accesspoint.store.models import Direction, Message, MessageState
+from accesspoint.web.apidoc import INVOICE_XML, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
-from accesspoint.web.listing import (
-    CURSOR_PARAMETER,
-    LIMIT_PARAMETER,
-    NULLABLE_STRING,
-    NULLABLE_TIMESTAMP,
-    SINCE_PARAMETER,
-    TIMESTAMP,
-    after,
-    bad_request,
-    cursor_parameter,
-    encode_cursor,
-    json_content,
-    limit_parameter,
-    page_schema,
-    problem_responses,
-    ref,
-    since_parameter,
-)
+from accesspoint.web.listing import fetch_page, link_header
+from accesspoint.web.messages import filtered, inbound_message
 from accesspoint.web.problems import ProblemError
+from accesspoint.web.schemas.messages import DocumentQuery, InboundMessage, InboundPage, InboundQuery
 
 blueprint = Blueprint("api_inbound", __name__, url_prefix="/api/v1/inbound")
 
-ORDERS = ("oldest", "newest")
-FORMATS = ("document", "sbd")
+TAGS = ("inbound",)
 XML = "application/xml"
 SOAP_XML = "application/soap+xml"
 _COPY_CHUNK = 64 * 1024
@@ -70,91 +55,32 @@ def _own_message(session: Session, message_id: str, *, for_update: bool = False)
     return message
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def message_document(message: Message) -> dict[str, Any]:
-    receipt = message.receipt
-    return {
-        "id": message.id,
-        "state": message.state,
-        "as4_message_id": message.as4_message_id,
-        "conversation_id": message.conversation_id,
-        "sbdh_instance_id": message.sbdh_instance_id,
-        "sender": message.sender,
-        "receiver": message.receiver,
-        "document_type": message.document_type,
-        "process": message.process,
-        "country_c1": message.country_c1,
-        "peer_ap_cn": message.peer_ap_cn,
-        "sbd_size": message.payload_size,
-        "sbd_sha256": message.payload_sha256,
-        "document_size": message.document_size,
-        "duplicate_of": message.duplicate_of,
-        "received_at": (message.received_at or message.created_at).isoformat(),
-        "acked_at": _iso(message.acked_at),
-        "receipt": None if receipt is None else {
-            "as4_message_id": receipt.as4_message_id,
-            "sha256": receipt.sha256,
-            "url": url_for("api_inbound.receipt", message_id=message.id),
-        },
-        "links": {
-            "self": url_for("api_inbound.get_message", message_id=message.id),
-            "document": url_for("api_inbound.document", message_id=message.id),
-            "sbd": url_for("api_inbound.document", message_id=message.id, format="sbd"),
-            "ack": url_for("api_inbound.ack", message_id=message.id),
-        },
-    }
-
-
-def _choice(name: str, allowed: tuple[str, ...], default: str | None) -> str | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if raw not in allowed:
-        raise bad_request(f"{name} must be one of {', '.join(allowed)}, not {raw!r}", name)
-    return raw
-
-
 @blueprint.get("")
 @require_client()
-def list_messages() -> ResponseReturnValue:
-    state = _choice("state", tuple(INBOUND_STATES), None)
-    order = _choice("order", ORDERS, "oldest") or "oldest"
-    newest_first = order == "newest"
-    since = since_parameter()
-    limit = limit_parameter()
-    position = cursor_parameter(order, str)
-    query = (
-        select(Message)
-        .where(Message.direction == Direction.INBOUND,
-               Message.organisation_id == current_client().organisation_id)
-        .options(selectinload(Message.receipt))
-    )
-    if state is not None:
-        query = query.where(Message.state == state)
-    if since is not None:
-        query = query.where(Message.created_at >= since)
-    if position is not None:
-        query = query.where(after(Message.created_at, Message.id, position, newest_first))
-    if newest_first:
-        query = query.order_by(Message.created_at.desc(), Message.id.desc())
-    else:
-        query = query.order_by(Message.created_at, Message.id)
+@NETWORK.operation("listInbound", tags=TAGS, query=InboundQuery, responses={200: InboundPage}, problems=(401, 403))
+def list_messages(query: InboundQuery) -> ResponseReturnValue:
+    """Inbound messages of the token's organisation
+
+    `order=oldest` (default) lists in arrival order, the order to process and ack in; `order=newest` starts with
+    the latest. Poll with `state=new`; the other filters find a message (`document_id` is the invoice number).
+    """
+    rows = filtered(select(Message).where(Message.direction == Direction.INBOUND,
+                                          Message.organisation_id == current_client().organisation_id)
+                    .options(selectinload(Message.receipt)), query)
     with gateway().read() as session:
-        messages = list(session.scalars(query.limit(limit + 1)))
-        page = messages[:limit]
-        items = [message_document(message) for message in page]
-    next_cursor = encode_cursor(page[-1].created_at, page[-1].id, order) if len(messages) > limit else None
-    return jsonify(items=items, next_cursor=next_cursor)
+        messages, next_page = fetch_page(session, rows, query, created=Message.created_at, key=Message.id,
+                                         newest_first=query.order == "newest")
+        items = [inbound_message(message) for message in messages]
+    return InboundPage(items=items, next=next_page), 200, link_header(next_page)
 
 
 @blueprint.get("/<message_id>")
 @require_client()
+@NETWORK.operation("getInbound", tags=TAGS, responses={200: InboundMessage}, problems=(401, 403, 404))
 def get_message(message_id: str) -> ResponseReturnValue:
+    """Metadata of one inbound message"""
     with gateway().read() as session:
-        return jsonify(message_document(_own_message(session, message_id)))
+        return inbound_message(_own_message(session, message_id))
 
 
 def _open_sbd(message: Message) -> IO[bytes]:
@@ -185,9 +111,16 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 
 @blueprint.get("/<message_id>/document")
 @require_client()
-def document(message_id: str) -> ResponseReturnValue:
-    """The business document (UTF-8, envelope removed) or, with `format=sbd`, the SBD exactly as received."""
-    kind = _choice("format", FORMATS, "document")
+@NETWORK.operation("getInboundDocument", tags=TAGS, query=DocumentQuery, responses={200: None},
+                   problems=(401, 403, 404, 410), extra=xml_body(XML, "the XML document", INVOICE_XML))
+def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
+    """The business document, or the whole SBD
+
+    Default: the business document alone (the UBL invoice), as UTF-8 XML; the bytes are those inside the envelope,
+    with the namespace declarations it inherited from the envelope added to its root. `format=sbd`: the Standard
+    Business Document exactly as received (its sha256 is `sbd_sha256`). 410 once retention removed it.
+    """
+    kind = query.format
     with gateway().read() as session:
         message = _own_message(session, message_id)
     stream = _open_sbd(message)
@@ -216,8 +149,10 @@ def document(message_id: str) -> ResponseReturnValue:
 
 @blueprint.get("/<message_id>/receipt")
 @require_client()
+@NETWORK.operation("getInboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
+                   extra=xml_body(SOAP_XML, "the SOAP envelope of the receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
-    """The signed AS4 receipt we returned to the sending access point, byte for byte (the evidence)."""
+    """The signed AS4 receipt we sent for the message (non-repudiation evidence), byte for byte"""
     with gateway().read() as session:
         message = _own_message(session, message_id)
         if message.receipt is None:
@@ -228,8 +163,13 @@ def receipt(message_id: str) -> ResponseReturnValue:
 
 @blueprint.post("/<message_id>/ack")
 @require_client()
+@NETWORK.operation("ackInbound", tags=TAGS, responses={200: InboundMessage}, problems=(401, 403, 404))
 def ack(message_id: str) -> ResponseReturnValue:
-    """Mark the message collected: state `acked` and the time; acking again changes nothing (idempotent)."""
+    """Acknowledge a message as collected (idempotent)
+
+    Sets `state` to `acked` and `acked_at`, and creates an `inbound.acked` event the first time; acking again
+    answers the same without changing anything.
+    """
     with gateway().write() as session:
         message = _own_message(session, message_id, for_update=True)
         if message.state != MessageState.ACKED:
@@ -237,126 +177,4 @@ def ack(message_id: str) -> ResponseReturnValue:
             message.acked_at = datetime.now(UTC)
             record_event(session, INBOUND_ACKED, current_client().organisation_id, message_id=message.id,
                          data={"message_id": message.id, "acked_by": current_client().name})
-        return jsonify(message_document(message))  # the receipt is loaded while the session is open
-
-
-# --- OpenAPI ----------------------------------------------------------------------------------------
-
-_ID_PARAMETER = {"name": "message_id", "in": "path", "required": True, "description": "the message id",
-                 "schema": {"type": "string"}}
-_TAG = ["inbound"]
-
-OPENAPI_PATHS: dict[str, Any] = {
-    "/api/v1/inbound": {
-        "get": {
-            "operationId": "listInbound",
-            "tags": _TAG,
-            "summary": "Inbound messages of the token's organisation",
-            "description": "Paged by `cursor`. `order=oldest` (default) lists in arrival order, the order to "
-                           "process and ack in; `order=newest` starts with the latest. Poll with `state=new`.",
-            "parameters": [
-                {"name": "state", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": [str(s) for s in INBOUND_STATES]}},
-                {"name": "order", "in": "query", "required": False,
-                 "schema": {"type": "string", "enum": list(ORDERS), "default": "oldest"}},
-                SINCE_PARAMETER, LIMIT_PARAMETER, CURSOR_PARAMETER,
-            ],
-            "responses": {"200": {"description": "a page of messages", "content": json_content(ref("InboundPage"))},
-                          **problem_responses(400, 401, 403)},
-        },
-    },
-    "/api/v1/inbound/{message_id}": {
-        "get": {
-            "operationId": "getInbound",
-            "tags": _TAG,
-            "summary": "Metadata of one inbound message",
-            "parameters": [_ID_PARAMETER],
-            "responses": {"200": {"description": "the message", "content": json_content(ref("InboundMessage"))},
-                          **problem_responses(401, 403, 404)},
-        },
-    },
-    "/api/v1/inbound/{message_id}/document": {
-        "get": {
-            "operationId": "getInboundDocument",
-            "tags": _TAG,
-            "summary": "The business document, or the whole SBD",
-            "description": "Default: the business document alone (the UBL invoice), as UTF-8 XML; the bytes are "
-                           "those inside the envelope, with the namespace declarations it inherited from the "
-                           "envelope added to its root. `format=sbd`: the Standard Business Document exactly as "
-                           "received (its sha256 is `sbd_sha256`).",
-            "parameters": [_ID_PARAMETER,
-                           {"name": "format", "in": "query", "required": False,
-                            "schema": {"type": "string", "enum": list(FORMATS), "default": "document"}}],
-            "responses": {"200": {"description": "the XML document",
-                                  "content": {XML: {"schema": {"type": "string"}}}},
-                          **problem_responses(400, 401, 403, 404)},
-        },
-    },
-    "/api/v1/inbound/{message_id}/receipt": {
-        "get": {
-            "operationId": "getInboundReceipt",
-            "tags": _TAG,
-            "summary": "The signed AS4 receipt we sent for the message (non-repudiation evidence)",
-            "parameters": [_ID_PARAMETER],
-            "responses": {"200": {"description": "the SOAP envelope of the receipt, byte for byte",
-                                  "content": {SOAP_XML: {"schema": {"type": "string"}}}},
-                          **problem_responses(401, 403, 404)},
-        },
-    },
-    "/api/v1/inbound/{message_id}/ack": {
-        "post": {
-            "operationId": "ackInbound",
-            "tags": _TAG,
-            "summary": "Acknowledge a message as collected (idempotent)",
-            "description": "Sets `state` to `acked` and `acked_at`, and creates an `inbound.acked` event the "
-                           "first time; acking again answers the same without changing anything.",
-            "parameters": [_ID_PARAMETER],
-            "responses": {"200": {"description": "the acknowledged message",
-                                  "content": json_content(ref("InboundMessage"))},
-                          **problem_responses(401, 403, 404)},
-        },
-    },
-}
-
-OPENAPI_SCHEMAS: dict[str, Any] = {
-    "InboundMessage": {
-        "type": "object",
-        "required": ["id", "state", "as4_message_id", "sender", "receiver", "document_type", "process",
-                     "received_at", "acked_at", "receipt", "links"],
-        "properties": {
-            "id": {"type": "string"},
-            "state": {"type": "string", "enum": [str(s) for s in INBOUND_STATES],
-                      "description": "`new` until acknowledged, then `acked`"},
-            "as4_message_id": NULLABLE_STRING,
-            "conversation_id": NULLABLE_STRING,
-            "sbdh_instance_id": NULLABLE_STRING,
-            "sender": {**NULLABLE_STRING, "description": "participant `scheme::value`"},
-            "receiver": {**NULLABLE_STRING, "description": "participant `scheme::value`"},
-            "document_type": {**NULLABLE_STRING, "description": "document type `scheme::value`"},
-            "process": {**NULLABLE_STRING, "description": "process `scheme::value`"},
-            "country_c1": NULLABLE_STRING,
-            "peer_ap_cn": {**NULLABLE_STRING, "description": "CN of the sending access point's certificate"},
-            "sbd_size": {"type": ["integer", "null"], "description": "bytes of the SBD as received"},
-            "sbd_sha256": NULLABLE_STRING,
-            "document_size": {"type": ["integer", "null"]},
-            "duplicate_of": {**NULLABLE_STRING, "description": "an earlier message with the same SBDH "
-                                                               "InstanceIdentifier"},
-            "received_at": TIMESTAMP,
-            "acked_at": NULLABLE_TIMESTAMP,
-            "receipt": {
-                "oneOf": [
-                    {"type": "null"},
-                    {"type": "object", "required": ["as4_message_id", "sha256", "url"],
-                     "properties": {"as4_message_id": {"type": "string"}, "sha256": {"type": "string"},
-                                    "url": {"type": "string"}}},
-                ],
-            },
-            "links": {
-                "type": "object",
-                "required": ["self", "document", "sbd", "ack"],
-                "properties": {name: {"type": "string"} for name in ("self", "document", "sbd", "ack")},
-            },
-        },
-    },
-    "InboundPage": page_schema("InboundMessage"),
-}
+        return inbound_message(message)  # the receipt is loaded while the session is open

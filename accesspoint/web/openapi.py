@@ -1,65 +1,50 @@
-"""`GET /api/v1/openapi.json`: one OpenAPI 3.1 document for the whole network API.
+"""`GET /api/v1/openapi.json` (network API) and `GET /admin/api/openapi.json` (admin API): the OpenAPI 3.1
+documents generated from the models of the views (accesspoint.web.apidoc).
 
-Each API module exports `OPENAPI_PATHS` and `OPENAPI_SCHEMAS`; the document is assembled from the modules
-listed in API_MODULES, so a path is described next to the view that serves it.
+A document needs only the routes, not a gateway: it is generated from an app that holds just the API's
+blueprints, so tests load it at collection time as clients download it.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from functools import cache
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from accesspoint import __version__
+from accesspoint.web import admin, admin_audit, admin_messages, api_events, api_inbound, api_outbound, api_webhooks
+from accesspoint.web.apidoc import ADMIN, NETWORK
 
-API_MODULES: tuple[str, ...] = (
-    "accesspoint.web.api_inbound",
-    "accesspoint.web.api_webhooks",
-    "accesspoint.web.api_events",
-    "accesspoint.web.api_outbound",
-)
-
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": "RFC 9457 problem document",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-    },
-    "required": ["title", "status"],
-}
+NETWORK_BLUEPRINTS = (api_outbound.blueprint, api_inbound.blueprint, api_webhooks.blueprint, api_events.blueprint)
+ADMIN_BLUEPRINTS = (admin.blueprint, admin_audit.blueprint, admin_messages.blueprint)
 
 blueprint = Blueprint("openapi", __name__)
 
 
+def _routes(blueprints: tuple[Blueprint, ...]) -> Flask:
+    app = Flask(__name__)
+    for each in blueprints:
+        app.register_blueprint(each)
+    return app
+
+
+@cache
 def openapi_document() -> dict[str, Any]:
-    paths: dict[str, Any] = {}
-    schemas: dict[str, Any] = {"Problem": PROBLEM_SCHEMA}
-    for name in API_MODULES:
-        module = import_module(name)
-        paths.update(getattr(module, "OPENAPI_PATHS", {}))
-        schemas.update(getattr(module, "OPENAPI_SCHEMAS", {}))
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "peppol-ap network API",
-            "version": __version__,
-            "description": "Submit outbound documents, follow their status, collect inbound documents.",
-        },
-        "servers": [{"url": "/"}],
-        "security": [{"bearer": []}],
-        "paths": paths,
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-        },
-    }
+    return NETWORK.document(_routes(NETWORK_BLUEPRINTS))
+
+
+@cache
+def admin_openapi_document() -> dict[str, Any]:
+    return ADMIN.document(_routes(ADMIN_BLUEPRINTS))
 
 
 @blueprint.get("/api/v1/openapi.json")
 def openapi_json() -> ResponseReturnValue:
     return jsonify(openapi_document())
+
+
+@blueprint.get("/admin/api/openapi.json")
+def admin_openapi_json() -> ResponseReturnValue:
+    """Public like the network document: it says what the API takes, nothing about the data behind it."""
+    return jsonify(admin_openapi_document())

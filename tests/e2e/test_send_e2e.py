@@ -62,7 +62,7 @@ def test_invoice_arrives_at_b_and_a_holds_the_verified_receipt(world: SendWorld,
     assert body["receiving_ap"] == {"seat_id": "POP000002", "endpoint_url": world.b.as4_url}
     stored = inbound(world, body["as4_message_id"])
     assert len(stored) == 1
-    assert stored[0].sbdh_instance_id == body["sbdh_instance_identifier"]
+    assert stored[0].sbdh_instance_id == body["sbdh_instance_id"]
     assert stored[0].receiver == Y.uri and stored[0].sender == X.uri
     # in B's inbox for Y's organisation: the SBD exactly as A stored and sent it
     b_auth = {"Authorization": f"Bearer {token_for(world.b, Y)}"}

@@ -258,4 +258,4 @@ def test_a_secret_given_by_the_subscriber_must_be_a_standard_webhooks_secret(cli
     assert created.status_code == 201 and created.get_json()["secret"] == mine
     refused = client.post("/api/v1/webhooks", headers=acme.auth,
                           json={"url": "https://erp.example/", "secret": "just-a-password-1234"})
-    assert refused.status_code == 400 and refused.get_json()["parameter"] == "secret"
+    assert refused.status_code == 422 and refused.get_json()["parameter"] == "secret"

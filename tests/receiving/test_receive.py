@@ -24,6 +24,7 @@ from accesspoint.core.as4.messaging import Participant
 from accesspoint.core.as4.receipts import verify_receipt
 from accesspoint.core.peppol.outbound import OutgoingMessage, build_message, seal, user_message_for
 from accesspoint.core.sbdh import Sbdh, build_sbd, iter_business_document, locate_business_document, sbdh_from_ubl
+from accesspoint.core.sbdh.model import UBL_CBC
 from accesspoint.flows import receiving
 from accesspoint.flows.webhooks import INBOUND_RECEIVED
 from accesspoint.store.models import Event, MessageState, WebhookDelivery, WebhookSubscription
@@ -85,6 +86,8 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
         span = locate_business_document(blob)
         served = b"".join(iter_business_document(blob, span))
     assert stored.document_size == len(served) > 0
+    # and the business document's own ID (cbc:ID), to find the message by its invoice number
+    assert stored.document_id == etree.fromstring(served).findtext(f"{{{UBL_CBC}}}ID") is not None
     with rx.gateway.blobs.open(stored.blob_key) as blob:
         assert blob.read() == sbd
     with rx.gateway.read() as session:
@@ -96,6 +99,7 @@ def test_message_is_stored_then_receipted(rx: Receiver, sbd: bytes, sbdh: Sbdh) 
     assert event.type == INBOUND_RECEIVED and event.message_id == stored.id
     assert event.organisation_id == stored.organisation_id is not None
     assert event.data["as4_message_id"] == message.message_id
+    assert event.data["document_id"] == stored.document_id
 
 
 def test_webhook_delivery_is_queued_with_the_message(make_receiver: ReceiverFactory, sbd: bytes) -> None:

@@ -200,12 +200,12 @@ def test_audit_api_filters_and_pages(gateway: Gateway, admin: FlaskClient) -> No
     admin.delete(f"/admin/api/organisations/{second}")
 
     def walk(query: str) -> list[dict]:  # type: ignore[type-arg]
-        items, cursor = [], None
+        items, url = [], f"/admin/api/audit?{query}"
         for _ in range(10):
-            page = admin.get(f"/admin/api/audit?{query}" + (f"&cursor={cursor}" if cursor else "")).get_json()
+            page = admin.get(url).get_json()
             items += page["items"]
-            cursor = page["next_cursor"]
-            if cursor is None:
+            url = page["next"]
+            if url is None:
                 return items
         raise AssertionError("cursor did not end")
 

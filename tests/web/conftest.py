@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from accesspoint.app import create_app
 from accesspoint.config import load_config
-from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
+from accesspoint.core.sbdh import build_sbd, business_document_id, sbdh_from_ubl
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import (
@@ -144,7 +144,8 @@ def inbound_store(gateway: Gateway, vectors: Path) -> StoreInbound:
         with gateway.read() as session:
             message = Message(
                 direction=Direction.INBOUND, organisation_id=org.id, state=state, as4_message_id=as4_id,
-                conversation_id="conv-1", sbdh_instance_id=header.instance_identifier, sender=header.sender.uri,
+                conversation_id="conv-1", sbdh_instance_id=header.instance_identifier,
+                document_id=business_document_id(io.BytesIO(document)), sender=header.sender.uri,
                 receiver=header.receiver.uri, document_type=header.document_type.uri, process=header.process.uri,
                 country_c1=header.country_c1, peer_ap_cn="POP000002", payload_size=ref.size,
                 payload_sha256=ref.sha256, blob_key=ref.key, document_size=len(document), received_at=received,

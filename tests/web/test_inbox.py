@@ -90,7 +90,7 @@ def test_metadata_of_a_message(client: FlaskClient, acme: Org, store_inbound: St
     assert item["sender"] == "iso6523-actorid-upis::0088:9482348239847239874"
     assert item["receiver"] == "iso6523-actorid-upis::0002:FR23342"
     assert item["document_type"].endswith("::2.1") and item["process"].startswith("cenbii-procid-ubl::")
-    assert item["country_c1"] == "GB" and item["peer_ap_cn"] == "POP000002"
+    assert item["country_c1"] == "GB" and item["sending_ap"] == {"seat_id": "POP000002", "endpoint_url": None}
     assert item["sbd_size"] == len(stored.sbd)
     assert item["sbd_sha256"] == hashlib.sha256(stored.sbd).hexdigest()
     assert item["document_size"] == len(stored.document)
@@ -105,15 +105,17 @@ def test_filters_order_and_cursor_pagination(client: FlaskClient, acme: Org, sto
     ids = [s.id for s in stored]
 
     def walk(query: str) -> list[str]:
-        seen, cursor, pages = [], None, 0
+        seen, url, pages = [], f"/api/v1/inbound?{query}", 0
         while True:
-            url = f"/api/v1/inbound?{query}" + (f"&cursor={cursor}" if cursor else "")
-            page = client.get(url, headers=acme.auth).get_json()
+            response = client.get(url, headers=acme.auth)
+            page = response.get_json()
             seen += [item["id"] for item in page["items"]]
             pages += 1
-            cursor = page["next_cursor"]
-            if cursor is None:
+            url = page["next"]
+            if url is None:
+                assert "Link" not in response.headers
                 return seen
+            assert response.headers["Link"] == f'<{url}>; rel="next"'
             assert pages < 10
 
     assert walk("limit=4") == ids
@@ -124,6 +126,33 @@ def test_filters_order_and_cursor_pagination(client: FlaskClient, acme: Org, sto
     since = (START + timedelta(minutes=3)).isoformat()
     assert walk(f"limit=2&since={since.replace('+00:00', 'Z')}") == ids[3:]
     assert walk("since=2026-11-21T10:04:00%2B01:00") == ids[4:]
+
+
+def test_filters_an_integrator_needs(client: FlaskClient, acme: Org, globex: Org, store_inbound: StoreInbound,
+                                     vectors: Path) -> None:
+    invoice = store_inbound(acme, (vectors / "bis" / "Norwegian-example-1.xml").read_bytes())
+    credit_note = store_inbound(acme, (vectors / "bis" / "base-creditnote-correction.xml").read_bytes())
+    store_inbound(globex, (vectors / "bis" / "Norwegian-example-1.xml").read_bytes())
+    one = client.get(f"/api/v1/inbound/{invoice.id}", headers=acme.auth).get_json()
+    assert one["document_id"] == "TOSL108"
+
+    def ids(**query: str) -> list[str]:
+        response = client.get("/api/v1/inbound", headers=acme.auth, query_string=query)
+        assert response.status_code == 200, response.get_data(as_text=True)
+        return [item["id"] for item in response.get_json()["items"]]
+
+    assert ids(document_id="TOSL108") == [invoice.id]  # not globex's message with the same number
+    assert ids(document_id="nothing") == []
+    assert ids(sender=one["sender"]) == [invoice.id]
+    assert ids(sender=one["sender"].removeprefix("iso6523-actorid-upis::")) == [invoice.id]  # ICD:id form
+    receiver = client.get(f"/api/v1/inbound/{credit_note.id}", headers=acme.auth).get_json()["receiver"]
+    assert receiver != receiver.lower() and ids(receiver=receiver.lower()) == [credit_note.id]  # without case
+    assert ids(receiver=one["receiver"]) == [invoice.id]
+    assert ids(document_type=one["document_type"]) == [invoice.id]
+    assert ids(until=(START + timedelta(minutes=1)).isoformat()) == [invoice.id]
+    assert ids(since=(START + timedelta(minutes=1)).isoformat()) == [credit_note.id]
+    body = _problem(client.get("/api/v1/inbound?sender=nonsense", headers=acme.auth), 400)
+    assert body["parameter"] == "sender" and body["errors"][0]["field"] == "sender"
 
 
 def test_bad_list_parameters_are_named(client: FlaskClient, acme: Org, store_inbound: StoreInbound) -> None:
@@ -137,8 +166,8 @@ def test_bad_list_parameters_are_named(client: FlaskClient, acme: Org, store_inb
     for query, parameter in cases.items():
         body = _problem(client.get(f"/api/v1/inbound?{query}", headers=acme.auth), 400)
         assert body["parameter"] == parameter, query
-    oldest_cursor = client.get("/api/v1/inbound?limit=1", headers=acme.auth).get_json()["next_cursor"]
-    body = _problem(client.get(f"/api/v1/inbound?order=newest&cursor={oldest_cursor}", headers=acme.auth), 400)
+    oldest_next = client.get("/api/v1/inbound?limit=1", headers=acme.auth).get_json()["next"]
+    body = _problem(client.get(f"{oldest_next}&order=newest", headers=acme.auth), 400)
     assert "oldest" in body["detail"]
 
 

@@ -2,10 +2,12 @@
 
 The package follows the envelope's life: `model` (the `Sbdh` value, `SbdhError`, the envelope's constants),
 `reading` (peppol-commons' PeppolSBDHDataReader rules), `ubl` (deriving a header from a UBL document), `writing`
-(our header in front of the business document bytes exactly as received) and `extraction` (the business document
-out of a stored SBD, by byte offsets). This module is its public surface.
+(our header in front of the business document bytes exactly as received), `extraction` (the business document
+out of a stored SBD, by byte offsets) and `document_id` (the business document's own cbc:ID). This module is its
+public surface.
 """
 
+from accesspoint.core.sbdh.document_id import business_document_id
 from accesspoint.core.sbdh.extraction import (
     DocumentSpan,
     document_length,
@@ -23,6 +25,7 @@ __all__ = [
     "Sbdh",
     "SbdhError",
     "build_sbd",
+    "business_document_id",
     "document_length",
     "format_xs_datetime",
     "iter_business_document",

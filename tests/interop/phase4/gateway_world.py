@@ -153,15 +153,14 @@ class GatewayWorld:
     def inbound_by_as4_id(self, as4_message_id: str) -> list[dict[str, Any]]:
         """Our inbox entries (network API) carrying this AS4 MessageId."""
         found: list[dict[str, Any]] = []
-        params: dict[str, str] = {"limit": "100"}
-        while True:
-            response = self.api("GET", "/api/v1/inbound", params=params)
+        url: str | None = "/api/v1/inbound?limit=100"
+        while url:
+            response = self.api("GET", url)
             response.raise_for_status()
             page = response.json()
             found += [m for m in page["items"] if m["as4_message_id"] == as4_message_id]
-            if not page.get("next_cursor"):
-                return found
-            params["cursor"] = page["next_cursor"]
+            url = page["next"]
+        return found
 
     def worker_log_tail(self) -> str:
         path = self.gateway.data_dir / "worker.log"

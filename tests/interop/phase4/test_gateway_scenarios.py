@@ -225,7 +225,7 @@ def test_phase4_sends_to_gateway(peer: Phase4Peer, world: GatewayWorld, phase4_p
     assert stored["document_type"].endswith(document.document_type)
     assert stored["process"].endswith(BIS3_PROCESS)
     assert stored["country_c1"] == "SE"
-    assert stored["peer_ap_cn"] == "POP000002"
+    assert stored["sending_ap"]["seat_id"] == "POP000002"
     # the receipt phase4 received and checked is the one we stored as evidence
     phase4_got = Path(sent.response_path or "").read_bytes()
     assert stored["receipt"]["sha256"] == hashlib.sha256(phase4_got).hexdigest()
