@@ -17,10 +17,15 @@ from typing import Any
 
 from cryptography import x509
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from accesspoint.gateway import Gateway
 from accesspoint.store.database import display_url
-from accesspoint.store.liveness import Background, background
+from accesspoint.store.liveness import Background, background, live_workers
+
+NO_WORKER_HINT = ("No background worker is running (none has reported within health.worker_stale_seconds), so "
+                  "nothing is being sent: start `peppol-ap worker`, or the whole gateway with `peppol-ap run`. The "
+                  "message waits and goes out once a worker runs.")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -53,6 +58,11 @@ def certificate_facts(cert: x509.Certificate, now: datetime) -> dict[str, Any]:
         "days_left": (cert.not_valid_after_utc - now).days,
         "ok": cert.not_valid_before_utc <= now <= cert.not_valid_after_utc,
     }
+
+
+def worker_missing(gateway: Gateway, session: Session, now: datetime) -> bool:
+    """No worker has a fresh heartbeat: queued messages wait for nothing (their hint says so, NO_WORKER_HINT)."""
+    return live_workers(session, now, timedelta(seconds=gateway.config.health.worker_stale_seconds)) == 0
 
 
 def check(gateway: Gateway, now: datetime) -> Health:

@@ -66,7 +66,13 @@ from accesspoint.core import (
     repeat_difference,
     respond,
 )
-from accesspoint.core.sbdh import DocumentSpan, Sbdh, business_document_id, document_length, iter_business_document
+from accesspoint.core.sbdh import (
+    DocumentSpan,
+    Sbdh,
+    business_document_id,
+    document_length,
+    iter_business_document,
+)
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState, Receipt

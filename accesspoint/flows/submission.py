@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -26,11 +27,14 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.config import SendingSettings
 from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, business_document_id, parse_sbdh, sbdh_from_ubl
 from accesspoint.gateway import Gateway
+from accesspoint.health import worker_missing
 from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState
 from accesspoint.store.queries import find_participant
 from accesspoint.store.types import utcnow
 from base.safexml import XmlError, iterparse
 from smp.identifiers import IdentifierError, ParticipantId
+
+log = logging.getLogger(__name__)
 
 # SBDH error ids (accesspoint.core.sbdh) -> the field of the submission they are about
 _FIELD_OF_CODE = {
@@ -277,4 +281,10 @@ def submit(gateway: Gateway, source: BinaryIO, *, declared_size: int | None = No
     if earlier is not None:
         return Accepted(earlier, replayed=True)
     prepared = _prepare(gateway, document, receiver, organisation_id)
-    return _enqueue(gateway, prepared, api_client_id, idempotency_key, request)
+    accepted = _enqueue(gateway, prepared, api_client_id, idempotency_key, request)
+    with gateway.read() as session:
+        if worker_missing(gateway, session, utcnow()):
+            # the one line in the log that explains a message that stays queued (the status hint says it too)
+            log.warning("message queued, but no background worker is running: start `peppol-ap worker` (or "
+                        "`peppol-ap run`)", extra={"message_id": accepted.message.id})
+    return accepted

@@ -34,6 +34,12 @@ def forget(session: Session, worker: str) -> None:
     session.execute(delete(WorkerHeartbeat).where(WorkerHeartbeat.worker == worker))
 
 
+def live_workers(session: Session, now: datetime, stale: timedelta) -> int:
+    """Workers whose heartbeat is younger than `stale`."""
+    return session.scalar(select(func.count()).select_from(WorkerHeartbeat)
+                          .where(WorkerHeartbeat.beat_at >= now - stale)) or 0
+
+
 @dataclass(frozen=True)
 class Background:
     """The background work as the database sees it at `now`."""

@@ -139,7 +139,6 @@ def organisation_json(organisation: Organisation) -> api.Organisation:
 
 
 def _spec(request: api.ParticipantRequest) -> ParticipantSpec:
-    """The enrolment flow's form of a participant in a request (document types listed once, in their order)."""
     document_types = None if request.document_types is None else list(
         dict.fromkeys((d.document_type, d.process) for d in request.document_types))
     return ParticipantSpec(request.identifier, document_types, request.receiving)

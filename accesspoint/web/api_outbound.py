@@ -19,15 +19,17 @@ from typing import Any
 from flask import Blueprint, Response, request, url_for
 from flask.typing import ResponseReturnValue
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
 from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused, SubmissionError
+from accesspoint.health import worker_missing
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
+from accesspoint.store.types import utcnow
 from accesspoint.web.apidoc import INVOICE_XML, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -81,11 +83,15 @@ def _idempotency_key() -> str | None:
     return key
 
 
-def _accepted(message: Message, replayed: bool) -> ResponseReturnValue:
+def _no_worker(session: Session) -> bool:
+    return worker_missing(gateway(), session, utcnow())
+
+
+def _accepted(session: Session, message: Message, replayed: bool) -> ResponseReturnValue:
     headers = {"Location": url_for("api_outbound.status", message_id=message.id)}
     if replayed:
         headers["Idempotent-Replayed"] = "true"
-    return outbound_message(message), 202, headers
+    return outbound_message(message, no_worker=_no_worker(session)), 202, headers
 
 
 _SUBMIT_EXTRA = {
@@ -129,7 +135,7 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
     with gateway().read() as session:
-        return _accepted(_own_message(session, accepted.message.id), replayed=accepted.replayed)
+        return _accepted(session, _own_message(session, accepted.message.id), replayed=accepted.replayed)
 
 
 @blueprint.get("/api/v1/outbound")
@@ -148,7 +154,8 @@ def list_messages(query: OutboundQuery) -> ResponseReturnValue:
     with gateway().read() as session:
         messages, next_page = fetch_page(session, rows, query, created=Message.created_at, key=Message.id,
                                          newest_first=query.order == "newest")
-        items = [outbound_message(message) for message in messages]
+        no_worker = _no_worker(session)
+        items = [outbound_message(message, no_worker=no_worker) for message in messages]
     return OutboundPage(items=items, next=next_page), 200, link_header(next_page)
 
 
@@ -158,7 +165,7 @@ def list_messages(query: OutboundQuery) -> ResponseReturnValue:
 def status(message_id: str) -> ResponseReturnValue:
     """State of an outbound message: attempts, receiving AP, reason and hint on failure"""
     with gateway().read() as session:
-        return outbound_message(_own_message(session, message_id))
+        return outbound_message(_own_message(session, message_id), no_worker=_no_worker(session))
 
 
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
@@ -195,7 +202,7 @@ def retry(message_id: str) -> ResponseReturnValue:
             raise ProblemError(409, "Conflict", f"message {message_id} cannot be retried: its document was removed "
                                                 "after the retention period; submit it again", state=message.state)
         retry_failed(session, message, deadline, Actor.of_client(current_client()))
-        return _accepted(message, replayed=False)
+        return _accepted(session, message, replayed=False)
 
 
 def _identifier(kind: Any, field: str, text: str, **options: Any) -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 from flask import url_for
 from sqlalchemy import Select, func
 
+from accesspoint.health import NO_WORKER_HINT
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.web.schemas.messages import (
     AccessPoint,
@@ -53,7 +54,8 @@ def inbound_message(message: Message) -> InboundMessage:
     )
 
 
-def outbound_message(message: Message) -> OutboundMessage:
+def outbound_message(message: Message, *, no_worker: bool = False) -> OutboundMessage:
+    """`no_worker`: no background worker is alive, so a waiting message's hint says that (health.worker_missing)."""
     waiting = message.state in (MessageState.QUEUED, MessageState.RETRYING)
     return OutboundMessage(
         **message_fields(message, "api_outbound.receipt"),
@@ -64,7 +66,8 @@ def outbound_message(message: Message) -> OutboundMessage:
         attempts=[Attempt(number=a.number, started_at=a.started_at, finished_at=a.finished_at, outcome=a.outcome,
                           error_code=a.error_code, error=a.error_reason, endpoint_url=a.endpoint_url,
                           http_status=a.http_status) for a in message.attempt_log],
-        error_code=message.error_code, reason=message.error_reason, hint=message.error_hint,
+        error_code=message.error_code, reason=message.error_reason,
+        hint=NO_WORKER_HINT if waiting and no_worker else message.error_hint,
         links=OutboundLinks(self=url_for("api_outbound.status", message_id=message.id)),
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,7 +48,13 @@ class RunningSml:
 
 @pytest.fixture
 def local_sml(tmp_path: Path) -> Iterator[RunningSml]:
-    directory = tmp_path / "sml"
+    with serve_local_sml(tmp_path / "sml") as running:
+        yield running
+
+
+@contextmanager
+def serve_local_sml(directory: Path) -> Iterator[RunningSml]:
+    """The local SML's SOAP interface on a free loopback port, in this process."""
     directory.mkdir()
     sml = LocalSml(directory / "sml.sqlite")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -10,12 +10,13 @@ from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from accesspoint.app import create_app
 from accesspoint.core.sbdh import build_sbd, sbdh_from_ubl
 from accesspoint.flows.sending import send_due
-from accesspoint.store.models import ApiClient, ApiRole, Message, Organisation
+from accesspoint.store.liveness import beat
+from accesspoint.store.models import ApiClient, ApiRole, Message, Organisation, WorkerHeartbeat
 from smp.identifiers import ParticipantId
 from tests.sending.harness import RECEIVER, SENDER, Network, invoice, network
 
@@ -198,3 +199,26 @@ def test_openapi_describes_the_sending_paths(api: FlaskClient) -> None:
     assert {"/api/v1/outbound", "/api/v1/outbound/{message_id}", "/api/v1/outbound/{message_id}/receipt",
             "/api/v1/outbound/{message_id}/retry", "/api/v1/lookup/{participant}"} <= set(document["paths"])
     assert "OutboundMessage" in document["components"]["schemas"]
+
+
+def test_a_queued_message_says_when_no_worker_is_running(api: FlaskClient, net: Network, document: bytes,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    with net.gateway.write() as session:
+        session.execute(delete(WorkerHeartbeat))
+    with caplog.at_level("WARNING", logger="accesspoint.flows.submission"):
+        submitted = post(api, net, document)
+    assert submitted.status_code == 202
+    assert submitted.get_json()["state"] == "queued"
+    assert "No background worker is running" in submitted.get_json()["hint"]
+    assert any("no background worker is running" in r.getMessage() and r.message_id == submitted.get_json()["id"]
+               for r in caplog.records)
+    status = api.get(submitted.headers["Location"], headers=auth(net)).get_json()
+    assert "peppol-ap worker" in status["hint"]
+    listed = api.get("/api/v1/outbound?state=queued", headers=auth(net)).get_json()["items"]
+    assert all("No background worker" in item["hint"] for item in listed)
+    # a worker reports: the hint goes
+    with net.gateway.write() as session:
+        beat(session, "test-worker", datetime.now(UTC))
+    assert api.get(submitted.headers["Location"], headers=auth(net)).get_json()["hint"] is None
+    send_due(net.gateway)
+    assert api.get(submitted.headers["Location"], headers=auth(net)).get_json()["state"] == "sent"

@@ -3,13 +3,12 @@ network API (tests/web/test_openapi.py): the schema's examples and generated req
 admin token, against a gateway with organisations, participants, messages and audit records; every check but
 positive_data_acceptance (identifiers carry check digits no JSON schema describes).
 
-A local SML (real SOAP on 127.0.0.1, served from this process) answers `GET|PUT /sml` and the registrations: in the
-local environment an unreachable one would be a 502, which schemathesis counts as a server error."""
+The gateway registers in a local SML served in this process, so switching receiving on and `PUT /sml` reach a real
+SML (and answer its errors as documented)."""
 
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,14 +18,13 @@ import schemathesis
 from flask import Flask
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from werkzeug.serving import make_server
 
 from accesspoint.app import create_app
 from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
 from accesspoint.store.models import ApiClient, ApiRole
 from accesspoint.web.openapi import admin_openapi_document
-from smp.localsml import LocalSml, create_local_sml_app
+from tests.registrations.conftest import serve_local_sml
 from tests.web.conftest import gateway_env, inbound_store, make_org
 from tests.web.openapi_support import assert_documented_with_examples
 
@@ -34,25 +32,12 @@ CASES: Counter[str] = Counter()
 
 
 @pytest.fixture(scope="module")
-def sml_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    sml = LocalSml(tmp_path_factory.mktemp("admin-openapi-sml") / "sml.sqlite")
-    server = make_server("127.0.0.1", 0, create_local_sml_app(sml), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        sml.close()
-
-
-@pytest.fixture(scope="module")
-def admin_gateway(tmp_path_factory: pytest.TempPathFactory, dev_pki: Path, sml_url: str) -> Iterator[Gateway]:
-    env = {**gateway_env(tmp_path_factory.mktemp("admin-openapi"), dev_pki), "PEPPOL_AP_SML__MANAGEMENT_URL": sml_url}
-    gw = build_gateway(load_config(None, env))
-    yield gw
-    gw.engine.dispose()
+def admin_gateway(tmp_path_factory: pytest.TempPathFactory, dev_pki: Path) -> Iterator[Gateway]:
+    data = tmp_path_factory.mktemp("admin-openapi")
+    with serve_local_sml(data / "sml") as sml:
+        gw = build_gateway(load_config(None, {**gateway_env(data, dev_pki), "PEPPOL_AP_SML__MANAGEMENT_URL": sml.url}))
+        yield gw
+        gw.engine.dispose()
 
 
 @pytest.fixture(scope="module")
