@@ -16,11 +16,13 @@ from accesspoint.web import (
     admin,
     admin_audit,
     admin_messages,
+    admin_tokens,
     api_events,
     api_inbound,
     api_outbound,
     api_webhooks,
     as4,
+    json_limits,
     openapi,
 )
 from accesspoint.web.problems import register_problem_handlers
@@ -34,6 +36,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.extensions["gateway"] = gw
     register_problem_handlers(app)
     access_log.install(app)
+    json_limits.install(app, gw.config.api)
     app.register_blueprint(openapi.blueprint)
     app.register_blueprint(api_outbound.blueprint)
     app.register_blueprint(api_inbound.blueprint)
@@ -43,6 +46,7 @@ def create_app(config: Config | None = None, *, gateway: Gateway | None = None) 
     app.register_blueprint(admin.blueprint)
     app.register_blueprint(admin_audit.blueprint)
     app.register_blueprint(admin_messages.blueprint)
+    app.register_blueprint(admin_tokens.blueprint)
     if gw.smp_key is not None:
         # Our SMP (discovery.md 3), live from the store; the SML points senders at gw.smp_url.
         source = StoreParticipantSource(gw.read)

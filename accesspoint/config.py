@@ -366,6 +366,12 @@ class WebhooksSection(_Section):
     max_subscriptions: Count
 
 
+class ApiSection(_Section):
+    max_json_bytes: Count
+    # below the parser's own recursion limit (about 1000), which would otherwise answer first
+    max_json_depth: Annotated[Int, Field(ge=1, le=500)]
+
+
 class LogSection(_Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
     format: Literal["json", "text"]
@@ -391,6 +397,7 @@ class Config(_Section):
     sending: SendingSection
     egress: EgressSection
     webhooks: WebhooksSection
+    api: ApiSection
     log: LogSection
     retention: RetentionSection
     # the files read, for `config check`; not a setting

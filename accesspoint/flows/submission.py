@@ -12,6 +12,7 @@ is the sending pipeline's job (`accesspoint.flows.sending`).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import io
 import logging
 from collections.abc import Callable
@@ -64,6 +65,16 @@ class DocumentTooLarge(SubmissionError):
     def __init__(self, limit: int) -> None:
         super().__init__("document", f"the document is larger than {limit} bytes (as4.max_payload_bytes)")
         self.limit = limit
+
+
+class IdempotencyKeyReused(Exception):
+    """The Idempotency-Key was used before with another request: the first message stands, this one is not queued
+    (the IETF Idempotency-Key draft answers 422)."""
+
+    def __init__(self, key: str, earlier: Message) -> None:
+        super().__init__(f"Idempotency-Key {key!r} was used for another request (message {earlier.id})")
+        self.key = key
+        self.earlier = earlier
 
 
 @dataclass(frozen=True)
@@ -191,22 +202,37 @@ def _prepare(gateway: Gateway, document: bytes, receiver: str | None, organisati
     return prepared
 
 
+def _fingerprint(document: bytes, receiver: str | None) -> str:
+    """sha256 hex of what makes a submission the same request: the document as sent and the receiver override
+    (the only other input that changes what is queued). Length-prefixed, so no two requests share the bytes hashed."""
+    override = (receiver or "").encode("utf-8")
+    return hashlib.sha256(b"%d:%s" % (len(override), override) + document).hexdigest()
+
+
 def _find_idempotent(session: Session, api_client_id: int, key: str) -> Message | None:
     # the attempts are loaded with it: a door renders the message after the transaction has ended
     return session.scalar(select(Message).options(selectinload(Message.attempt_log))
                           .where(Message.api_client_id == api_client_id, Message.idempotency_key == key))
 
 
-def _replay(gateway: Gateway, api_client_id: int | None, key: str | None) -> Message | None:
+def _replay(gateway: Gateway, api_client_id: int | None, key: str | None, request: str | None) -> Message | None:
+    """The earlier message of this key when `request` (its fingerprint) is the same; IdempotencyKeyReused when it
+    is another. Messages queued before fingerprints were kept have none and are replayed as they were."""
     if api_client_id is None or key is None:
         return None
     with gateway.read() as session:
-        return _find_idempotent(session, api_client_id, key)
+        earlier = _find_idempotent(session, api_client_id, key)
+    if earlier is not None and earlier.idempotency_fingerprint not in (None, request):
+        raise IdempotencyKeyReused(key, earlier)
+    return earlier
 
 
-def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, key: str | None) -> Accepted:
+def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, key: str | None,
+             request: str | None) -> Accepted:
     """Store the SBD and queue the message. When an earlier submission with the same Idempotency-Key won the race
-    (the unique constraint says so), nothing new is kept and the earlier message is the answer."""
+    (the unique constraint says so), nothing new is kept and the earlier message is the answer, or the refusal if
+    it was another request: the key is written with the message in one transaction, so a second request with the
+    key waits for the first one's commit and never sees it half done (no 409 "still in flight" is needed)."""
     now = utcnow()
     ref = gateway.blobs.put(io.BytesIO(prepared.sbd))
     header = prepared.sbdh
@@ -217,14 +243,15 @@ def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, ke
         document_id=prepared.document_id, blob_key=ref.key, payload_size=ref.size, payload_sha256=ref.sha256,
         document_size=prepared.document_size,
         next_attempt_at=now, deadline_at=now + SendingSettings.from_config(gateway.config).deadline,
-        created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key, attempt_log=[],
+        created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key,
+        idempotency_fingerprint=request, attempt_log=[],
     )
     try:
         with gateway.write() as session:
             session.add(message)
     except IntegrityError:
         gateway.blobs.delete(ref.key)
-        earlier = _replay(gateway, api_client_id, key)
+        earlier = _replay(gateway, api_client_id, key, request)
         if earlier is None:
             raise
         return Accepted(earlier, replayed=True)
@@ -244,14 +271,17 @@ def submit(gateway: Gateway, source: BinaryIO, *, declared_size: int | None = No
     `declared_size` (e.g. Content-Length) refuses a document too large before it is read; `receiver` overrides
     the receiver of a UBL document (a complete SBD is never rewritten); `organisation_id` restricts the sender to
     that organisation's participants (None: any of ours, for an admin's CLI). `idempotency_key` is scoped to
-    `api_client_id`: a repeated key answers the earlier message, replayed, without reading `source` again.
+    `api_client_id`: the key repeated with the same document and receiver answers the earlier message, replayed;
+    with another one it raises IdempotencyKeyReused, and nothing is queued.
     """
-    earlier = _replay(gateway, api_client_id, idempotency_key)
+    document = _read(source, declared_size, gateway.config.as4.max_payload_bytes)
+    # only a keyed submission is ever compared with another, so the others (up to as4.max_payload_bytes) are not hashed
+    request = _fingerprint(document, receiver) if idempotency_key is not None else None
+    earlier = _replay(gateway, api_client_id, idempotency_key, request)
     if earlier is not None:
         return Accepted(earlier, replayed=True)
-    document = _read(source, declared_size, gateway.config.as4.max_payload_bytes)
     prepared = _prepare(gateway, document, receiver, organisation_id)
-    accepted = _enqueue(gateway, prepared, api_client_id, idempotency_key)
+    accepted = _enqueue(gateway, prepared, api_client_id, idempotency_key, request)
     with gateway.read() as session:
         if worker_missing(gateway, session, utcnow()):
             # the one line in the log that explains a message that stays queued (the status hint says it too)

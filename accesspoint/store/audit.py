@@ -84,7 +84,8 @@ def participant_snapshot(participant: Participant) -> dict[str, Any]:
 def token_snapshot(client: ApiClient) -> dict[str, Any]:
     """The token's metadata; `token_prefix` is the short public prefix that listings show, not the token."""
     return {"id": client.id, "name": client.name, "role": client.role, "organisation_id": client.organisation_id,
-            "token_prefix": client.token_prefix, "revoked_at": _iso(client.revoked_at)}
+            "scopes": list(client.scopes), "token_prefix": client.token_prefix, "expires_at": _iso(client.expires_at),
+            "revoked_at": _iso(client.revoked_at)}
 
 
 def message_snapshot(message: Message) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
 
+from accesspoint.store.scopes import ApiRole, Scope, scopes_for
 from accesspoint.store.tokens import hash_token, new_token, token_prefix
 from accesspoint.store.types import UtcDateTime, utcnow
 
@@ -66,11 +67,6 @@ class RegistrationStatus(StrEnum):
     FAILED = "failed"
     # another provider's SMP already holds the participant in the SML (a migration key is needed)
     REGISTERED_ELSEWHERE = "registered-elsewhere"
-
-
-class ApiRole(StrEnum):
-    NETWORK = "network"
-    ADMIN = "admin"
 
 
 class Direction(StrEnum):
@@ -236,7 +232,11 @@ class ParticipantDocumentType(Base):
 
 
 class ApiClient(Base):
-    """A bearer token holder of the REST API. Only the token's sha256 is stored; the token is shown once."""
+    """A bearer token holder of the REST API. Only the token's sha256 is stored; the token is shown once.
+
+    `scopes` (JSON list of accesspoint.store.scopes.Scope values of the role) say which routes it may use;
+    `expires_at` (optional) ends it like a revocation; `last_used_at` is updated at most every few minutes.
+    """
 
     __tablename__ = "api_clients"
 
@@ -244,21 +244,28 @@ class ApiClient(Base):
     organisation_id: Mapped[int | None] = mapped_column(ForeignKey("organisations.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
 
     __table_args__ = (CheckConstraint(_in("role", ApiRole), name="role"),)
 
     @classmethod
-    def issue(cls, name: str, role: ApiRole, organisation_id: int | None = None) -> tuple[ApiClient, str]:
-        """A new client and its token; the caller shows the token once and never stores it."""
+    def issue(cls, name: str, role: ApiRole, organisation_id: int | None = None, *,
+              scopes: list[Scope] | None = None, expires_at: datetime | None = None) -> tuple[ApiClient, str]:
+        """A new client and its token; the caller shows the token once and never stores it. Without `scopes`,
+        the full set of the role."""
         token = new_token()
         client = cls(
             name=name,
             role=role,
             organisation_id=organisation_id,
+            scopes=[str(scope) for scope in scopes_for(role, scopes)],
+            expires_at=expires_at,
             token_hash=hash_token(token),
             token_prefix=token_prefix(token),
         )
@@ -267,6 +274,9 @@ class ApiClient(Base):
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
 
 class Message(Base):
@@ -312,6 +322,8 @@ class Message(Base):
     error_reason: Mapped[str | None] = mapped_column(Text)
     error_hint: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # sha256 of the submission the key came with: the same key with another request is refused, not replayed
+    idempotency_fingerprint: Mapped[str | None] = mapped_column(String(64))
     api_client_id: Mapped[int | None] = mapped_column(ForeignKey("api_clients.id", ondelete="SET NULL"))
     # an earlier message with the same SBDH InstanceIdentifier; the flag survives the original's deletion
     duplicate_of: Mapped[str | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))

@@ -1,4 +1,5 @@
-"""`/admin/api`: organisations, their participant identifiers and registrations, bulk import (admin tokens).
+"""`/admin/api`: organisations, their participant identifiers and registrations, bulk import (admin tokens: reads
+need the `support` or `admin` scope, changes `admin`; `resync` is open to `support`).
 
 Receiving is off for a new participant (it costs the customer); switching it on registers the participant in our
 SMP, the SML and the Peppol Directory (accesspoint.flows.registrations). A remote failure does not fail the request:
@@ -44,7 +45,6 @@ from accesspoint.gateway import Gateway
 from accesspoint.store import audit
 from accesspoint.store.audit import Actor, organisation_snapshot, participant_snapshot
 from accesspoint.store.models import (
-    ApiRole,
     Organisation,
     Participant,
     ParticipantDocumentType,
@@ -52,7 +52,7 @@ from accesspoint.store.models import (
 )
 from accesspoint.store.queries import find_participant
 from accesspoint.web.apidoc import ADMIN, LOCATION_HEADER, int32_path_ids
-from accesspoint.web.auth import current_client, require_client
+from accesspoint.web.auth import admin_guard, current_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import fetch_page, link_header
 from accesspoint.web.problems import ProblemError
@@ -75,10 +75,8 @@ REGISTRATION = ("registration",)
 blueprint = Blueprint("admin_api", __name__, url_prefix=PREFIX)
 
 
-@blueprint.before_request
-@require_client(ApiRole.ADMIN)
-def _admins_only() -> None:
-    """Every route of this blueprint needs an admin token."""
+# reads need the `support` scope, changes `admin`; support may also repeat a participant's registration steps
+blueprint.before_request(admin_guard(support_actions={"admin_api.resync"}))
 
 
 blueprint.before_request(int32_path_ids)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from accesspoint.flows.webhooks import event_document
 from accesspoint.store.models import Event as EventRow
+from accesspoint.store.scopes import Scope
 from accesspoint.web.apidoc import NETWORK
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -23,7 +24,7 @@ blueprint = Blueprint("api_events", __name__, url_prefix="/api/v1/events")
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.EVENTS_READ)
 @NETWORK.operation("listEvents", tags=("events",), query=EventQuery, responses={200: EventPage},
                    problems=(401, 403))
 def list_events(query: EventQuery) -> ResponseReturnValue:

@@ -21,6 +21,7 @@ from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import Direction, Message, MessageState
+from accesspoint.store.scopes import Scope
 from accesspoint.web.apidoc import INVOICE_XML, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -56,7 +57,7 @@ def _own_message(session: Session, message_id: str, *, for_update: bool = False)
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 @NETWORK.operation("listInbound", tags=TAGS, query=InboundQuery, responses={200: InboundPage}, problems=(401, 403))
 def list_messages(query: InboundQuery) -> ResponseReturnValue:
     """Inbound messages of the token's organisation
@@ -75,7 +76,7 @@ def list_messages(query: InboundQuery) -> ResponseReturnValue:
 
 
 @blueprint.get("/<message_id>")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 @NETWORK.operation("getInbound", tags=TAGS, responses={200: InboundMessage}, problems=(401, 403, 404))
 def get_message(message_id: str) -> ResponseReturnValue:
     """Metadata of one inbound message"""
@@ -110,7 +111,7 @@ def _chunks(stream: IO[bytes], parts: Iterator[bytes] | None = None) -> Iterator
 
 
 @blueprint.get("/<message_id>/document")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 @NETWORK.operation("getInboundDocument", tags=TAGS, query=DocumentQuery, responses={200: None},
                    problems=(401, 403, 404, 410), extra=xml_body(XML, "the XML document", INVOICE_XML))
 def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
@@ -148,7 +149,7 @@ def document(message_id: str, query: DocumentQuery) -> ResponseReturnValue:
 
 
 @blueprint.get("/<message_id>/receipt")
-@require_client()
+@require_client(Scope.INBOUND_READ)
 @NETWORK.operation("getInboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
                    extra=xml_body(SOAP_XML, "the SOAP envelope of the receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
@@ -162,7 +163,7 @@ def receipt(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/<message_id>/ack")
-@require_client()
+@require_client(Scope.INBOUND_ACK)
 @NETWORK.operation("ackInbound", tags=TAGS, responses={200: InboundMessage}, problems=(401, 403, 404))
 def ack(message_id: str) -> ResponseReturnValue:
     """Acknowledge a message as collected (idempotent)

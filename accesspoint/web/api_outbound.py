@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
-from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
+from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused, SubmissionError
 from accesspoint.health import worker_missing
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
+from accesspoint.store.scopes import Scope
 from accesspoint.store.types import utcnow
 from accesspoint.web.apidoc import INVOICE_XML, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
@@ -98,8 +99,9 @@ _SUBMIT_EXTRA = {
                    "before anything is queued; 422 names the field that is wrong.",
     "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False,
                     "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
-                    "description": "A repeated submit with the same key returns the first answer and never sends "
-                                   "twice."}],
+                    "description": "A repeated submit with the same key and the same document (and receiver) "
+                                   "returns the first answer (Idempotent-Replayed: true) and never sends twice; the "
+                                   "key with another document is refused with 422."}],
     "requestBody": {"required": True, "content": {media_type: {"schema": {"type": "string"}, "example": INVOICE_XML}
                                                   for media_type in XML_TYPES}},
     "responses": {"202": {"headers": {**LOCATION_HEADER, "Idempotent-Replayed": {
@@ -109,7 +111,7 @@ _SUBMIT_EXTRA = {
 
 
 @blueprint.post("/api/v1/outbound")
-@require_client()
+@require_client(Scope.OUTBOUND_WRITE)
 @NETWORK.operation("submitOutbound", tags=TAGS, query=SubmitQuery, responses={202: OutboundMessage},
                    problems=(401, 403, 413, 415, 422), extra=_SUBMIT_EXTRA)
 def submit(query: SubmitQuery) -> ResponseReturnValue:
@@ -124,6 +126,12 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
                                      idempotency_key=key)
     except DocumentTooLarge as exc:
         raise ProblemError(413, "Content Too Large", exc.detail) from None
+    except IdempotencyKeyReused as exc:
+        # draft-ietf-httpapi-idempotency-key-header, "Error Scenarios": a key reused with another payload is a 422
+        raise ProblemError(422, "Idempotency-Key is already used",
+                           f"Idempotency-Key {exc.key!r} was used for another request (message {exc.earlier.id}); "
+                           "a key stands for one submission: send a new document with a new key",
+                           field="Idempotency-Key", idempotency_key=exc.key, message_id=exc.earlier.id) from None
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
     with gateway().read() as session:
@@ -131,7 +139,7 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
 
 
 @blueprint.get("/api/v1/outbound")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("listOutbound", tags=TAGS, query=OutboundQuery, responses={200: OutboundPage},
                    problems=(401, 403))
 def list_messages(query: OutboundQuery) -> ResponseReturnValue:
@@ -152,7 +160,7 @@ def list_messages(query: OutboundQuery) -> ResponseReturnValue:
 
 
 @blueprint.get("/api/v1/outbound/<message_id>")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("getOutbound", tags=TAGS, responses={200: OutboundMessage}, problems=(401, 403, 404))
 def status(message_id: str) -> ResponseReturnValue:
     """State of an outbound message: attempts, receiving AP, reason and hint on failure"""
@@ -161,7 +169,7 @@ def status(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.get("/api/v1/outbound/<message_id>/receipt")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("getOutboundReceipt", tags=TAGS, responses={200: None}, problems=(401, 403, 404),
                    extra=xml_body("application/xml", "the receiving AP's signed receipt, byte for byte", RECEIPT_XML))
 def receipt(message_id: str) -> ResponseReturnValue:
@@ -178,7 +186,7 @@ def receipt(message_id: str) -> ResponseReturnValue:
 
 
 @blueprint.post("/api/v1/outbound/<message_id>/retry")
-@require_client()
+@require_client(Scope.OUTBOUND_WRITE)
 @NETWORK.operation("retryOutbound", tags=TAGS, responses={202: OutboundMessage}, problems=(401, 403, 404, 409),
                    extra={"responses": _ACCEPTED})
 def retry(message_id: str) -> ResponseReturnValue:
@@ -205,7 +213,7 @@ def _identifier(kind: Any, field: str, text: str, **options: Any) -> Any:
 
 
 @blueprint.get("/api/v1/lookup/<participant>")
-@require_client()
+@require_client(Scope.OUTBOUND_READ)
 @NETWORK.operation("lookupReceiver", tags=("lookup",), query=LookupQuery, responses={200: LookupResult},
                    problems=(401, 403, 422, 503))
 def lookup(participant: str, query: LookupQuery) -> ResponseReturnValue:

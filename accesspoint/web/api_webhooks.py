@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from accesspoint.flows.webhooks import new_secret
 from accesspoint.store.models import DeliveryState, Event, Organisation, WebhookSubscription
 from accesspoint.store.models import WebhookDelivery as WebhookDeliveryRow
+from accesspoint.store.scopes import Scope
 from accesspoint.web.apidoc import LOCATION_HEADER, NETWORK, int32_path_ids
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -72,7 +73,7 @@ def _own_subscription(session: Session, subscription_id: int) -> WebhookSubscrip
 
 
 @blueprint.get("")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 @NETWORK.operation("listWebhooks", tags=TAGS, query=ListQuery, responses={200: WebhookPage}, problems=(401, 403))
 def list_subscriptions(query: ListQuery) -> ResponseReturnValue:
     """The organisation's webhook subscriptions, oldest first"""
@@ -86,7 +87,7 @@ def list_subscriptions(query: ListQuery) -> ResponseReturnValue:
 
 
 @blueprint.post("")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 @NETWORK.operation("createWebhook", tags=TAGS, json=WebhookRequest, responses={201: WebhookCreated},
                    problems=(401, 403, 409), extra={"description": _SIGNATURE_TEXT,
                                                     "responses": {"201": {"headers": LOCATION_HEADER}}})
@@ -119,7 +120,7 @@ def create_subscription(json: WebhookRequest) -> ResponseReturnValue:
 
 
 @blueprint.get("/<int:subscription_id>")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 @NETWORK.operation("getWebhook", tags=TAGS, responses={200: Webhook}, problems=(401, 403, 404))
 def get_subscription(subscription_id: int) -> ResponseReturnValue:
     """One subscription (without its secret)"""
@@ -128,7 +129,7 @@ def get_subscription(subscription_id: int) -> ResponseReturnValue:
 
 
 @blueprint.delete("/<int:subscription_id>")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 @NETWORK.operation("deleteWebhook", tags=TAGS, responses={204: None}, problems=(401, 403, 404),
                    extra={"responses": {"204": {"description": "deleted"}}})
 def delete_subscription(subscription_id: int) -> ResponseReturnValue:
@@ -148,7 +149,7 @@ def _delivery_document(delivery: WebhookDeliveryRow, event_type: str) -> Webhook
 
 
 @blueprint.get("/<int:subscription_id>/deliveries")
-@require_client()
+@require_client(Scope.WEBHOOKS)
 @NETWORK.operation("listWebhookDeliveries", tags=TAGS, query=DeliveryQuery, responses={200: WebhookDeliveryPage},
                    problems=(401, 403, 404))
 def deliveries(subscription_id: int, query: DeliveryQuery) -> ResponseReturnValue:

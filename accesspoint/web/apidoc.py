@@ -33,8 +33,8 @@ from accesspoint.web.schemas.common import Page, Problem
 
 PROBLEM_DESCRIPTIONS = {
     400: "a query parameter is not valid (`parameter` names it)",
-    401: "no token, or an unknown or revoked token",
-    403: "the token may not use this endpoint",
+    401: "no token, or an unknown, revoked or expired token",
+    403: "the token may not use this endpoint: another role, or without the scope it needs (`scope` names it)",
     404: "no such resource (or not one the token's organisation may see)",
     409: "the request conflicts with the resource's state",
     410: "the resource was removed after the retention period",
@@ -178,7 +178,9 @@ class ApiDoc:
             else:
                 described[f"HTTP_{status}"] = (model, (inspect.getdoc(model) or model.__name__).splitlines()[0])
         if json is not None:
-            described["HTTP_400"] = (Problem, "the body is not well-formed JSON")
+            # every JSON body is bounded in size and depth before the view (accesspoint.web.json_limits)
+            described["HTTP_400"] = (Problem, "the body is not well-formed JSON, or nests deeper than allowed")
+            described["HTTP_413"] = (Problem, PROBLEM_DESCRIPTIONS[413])
             described["HTTP_415"] = (Problem, PROBLEM_DESCRIPTIONS[415])
         extras: dict[str, Any] = {}
         for status, model in responses.items():
@@ -238,7 +240,10 @@ class ApiDoc:
 
 NETWORK = ApiDoc("peppol-ap network API", "Submit outbound documents, follow their status, collect inbound documents "
                  "(poll and ack, or webhooks). Every list pages the same way: `{items, next}`, where `next` (and "
-                 'the `Link: <...>; rel="next"` header) is the URL of the next page and null on the last.')
+                 'the `Link: <...>; rel="next"` header) is the URL of the next page and null on the last. A network '
+                 "token acts for one organisation, within its scopes (`outbound:read`, `outbound:write`, "
+                 "`inbound:read`, `inbound:ack`, `events:read`, `webhooks`; a missing one is a 403 naming it).")
 ADMIN = ApiDoc("peppol-ap admin API", "Organisations, their participants and registrations (SMP, SML, Peppol "
-               "Directory), bulk import, the messages of every organisation, and the audit log. Admin tokens only. "
+               "Directory), bulk import, the messages of every organisation, API tokens, and the audit log. Admin "
+               "tokens only: the `admin` scope may do everything, `support` may read everything and resync. "
                "Lists page like the network API's: `{items, next}` and a Link header.")

@@ -13,11 +13,20 @@ from typing import Any
 from flask import Blueprint, Flask, jsonify
 from flask.typing import ResponseReturnValue
 
-from accesspoint.web import admin, admin_audit, admin_messages, api_events, api_inbound, api_outbound, api_webhooks
+from accesspoint.web import (
+    admin,
+    admin_audit,
+    admin_messages,
+    admin_tokens,
+    api_events,
+    api_inbound,
+    api_outbound,
+    api_webhooks,
+)
 from accesspoint.web.apidoc import ADMIN, NETWORK
 
 NETWORK_BLUEPRINTS = (api_outbound.blueprint, api_inbound.blueprint, api_webhooks.blueprint, api_events.blueprint)
-ADMIN_BLUEPRINTS = (admin.blueprint, admin_audit.blueprint, admin_messages.blueprint)
+ADMIN_BLUEPRINTS = (admin.blueprint, admin_audit.blueprint, admin_messages.blueprint, admin_tokens.blueprint)
 
 blueprint = Blueprint("openapi", __name__)
 

@@ -36,7 +36,7 @@ def problem(status: int, title: str, detail: str | None = None, *, type_: str = 
     return response
 
 
-def _is_api_request() -> bool:
+def is_api_request() -> bool:
     return request.path.startswith(API_PREFIXES)
 
 
@@ -49,7 +49,7 @@ def register_problem_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_exception(exc: HTTPException) -> Response | HTTPException:
-        if not _is_api_request():
+        if not is_api_request():
             return exc
         response = problem(exc.code or 500, exc.name, exc.description)
         if exc.code == 405 and exc.valid_methods:  # type: ignore[attr-defined]
@@ -59,6 +59,6 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        if _is_api_request():
+        if is_api_request():
             return problem(500, "Internal Server Error", "an unexpected error occurred; it has been logged")
         return Response("Internal Server Error\n", status=500, mimetype="text/plain")

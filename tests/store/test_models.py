@@ -285,9 +285,14 @@ def test_tokens_are_random_and_only_their_hash_is_stored(db_session: Session) ->
     assert found.id == client.id
     assert found.active
     assert db_session.scalars(select(ApiClient).where(ApiClient.token_hash == hash_token(token + "x"))).first() is None
-    clash = ApiClient(name="copy", role=ApiRole.ADMIN, token_hash=client.token_hash, token_prefix="pap_")
+    clash = ApiClient(name="copy", role=ApiRole.ADMIN, scopes=["admin"], token_hash=client.token_hash,
+                      token_prefix="pap_")
     _rejected(db_session, clash)
-    _rejected(db_session, ApiClient(name="x", role="root", token_hash=hash_token(new_token()), token_prefix="pap_"))
+    _rejected(db_session, ApiClient(name="x", role="root", scopes=["admin"], token_hash=hash_token(new_token()),
+                                    token_prefix="pap_"))
+    # scopes are not optional: a token without them could do nothing, or be mistaken for one that may do anything
+    _rejected(db_session, ApiClient(name="y", role=ApiRole.ADMIN, token_hash=hash_token(new_token()),
+                                    token_prefix="pap_"))
 
 
 def test_payload_sizes_beyond_32_bits(db_session: Session) -> None:

@@ -101,7 +101,8 @@ def test_every_admin_operation_needs_an_admin_token(admin_app: Flask, admin_gate
         session.add(client)
     http = admin_app.test_client()
     for path, operations in admin_openapi_document()["paths"].items():
-        url = path.replace("{message_id}", "x").replace("{organisation_id}", "1").replace("{participant_id}", "1")
+        url = (path.replace("{message_id}", "x").replace("{organisation_id}", "1").replace("{participant_id}", "1")
+               .replace("{token_id}", "1"))
         for method in operations:
             assert http.open(url, method=method.upper()).status_code == 401, f"{method} {path}"
             network = http.open(url, method=method.upper(), headers={"Authorization": f"Bearer {network_token}"})

@@ -13,7 +13,8 @@ from accesspoint.app import create_app
 from accesspoint.cli.main import cli
 from accesspoint.config import load_config
 from accesspoint.gateway import Gateway, build_gateway
-from accesspoint.store.models import ApiRole, Organisation
+from accesspoint.store.models import Organisation
+from accesspoint.store.scopes import Scope
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.worker import run_worker
 
@@ -58,12 +59,12 @@ def app_with_probe(gateway: Gateway):  # type: ignore[no-untyped-def]
     probe = Blueprint("probe", __name__)
 
     @probe.get("/api/v1/probe")
-    @require_client()
+    @require_client(Scope.OUTBOUND_READ)
     def network_probe():  # type: ignore[no-untyped-def]
         return jsonify(organisation=current_client().organisation_id)
 
     @probe.get("/admin/api/probe")
-    @require_client(ApiRole.ADMIN)
+    @require_client(Scope.ADMIN)
     def admin_probe():  # type: ignore[no-untyped-def]
         return jsonify(ok=True)
 

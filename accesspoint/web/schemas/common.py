@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
@@ -57,7 +57,11 @@ def _rfc3339(value: Any) -> datetime:
             raise ValueError(f"must be an RFC 3339 timestamp such as 2026-11-21T10:00:00Z, not {value!r}")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise ValueError("has no time zone; add Z or an offset such as +01:00")
-    return parsed
+    try:
+        # the database keeps UTC: an instant that has no UTC form (9999-12-31T23:00-05:00) is no instant to store
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("lies outside the years 1-9999 in UTC") from None
 
 
 # an instant with its time zone: a local time without one would mean something else on every server
