@@ -80,6 +80,8 @@ EVENT_TYPE_PATTERN = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
 # the event types the gateway itself creates; subscriptions may name others that later versions add
 INBOUND_RECEIVED = "inbound.received"
 INBOUND_ACKED = "inbound.acked"
+# the BIS validation report of a received message is stored (accesspoint.flows.validation)
+INBOUND_VALIDATED = "inbound.validated"
 
 # connect / read timeouts as phoss-ap uses for its forwarding; a consumer that needs longer should queue the event
 TIMEOUTS = (5.0, 10.0)

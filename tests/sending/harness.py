@@ -33,6 +33,7 @@ from smp.dnsserver import ZoneServer
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
 from smp.zonestore import ZoneStore, smp_record
+from tests.conftest import rules_env
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 from tests.smp.zones import set_records
 
@@ -152,6 +153,7 @@ def gateway_config(data_dir: Path, dns_port: int, extra: Mapping[str, str] | Non
         "PEPPOL_AP_SML__DNS_SERVERS": f"127.0.0.1:{dns_port}",
         "PEPPOL_AP_SMP_CLIENT__NEGATIVE_CACHE_MINUTES": "0",
         "PEPPOL_AP_LOG__FORMAT": "text",
+        **rules_env(),
     }
     defaults = {"retry_initial_seconds": 1, "retry_max_seconds": 2, "connect_timeout_seconds": 2,
                 "response_timeout_seconds": 10, "lease_seconds": 30}
