@@ -21,6 +21,7 @@ from accesspoint.adapters.blobs import BlobNotFoundError
 from accesspoint.core.sbdh import SbdhError, document_length, iter_business_document, locate_business_document
 from accesspoint.flows.webhooks import INBOUND_ACKED, record_event
 from accesspoint.store.models import INBOUND_STATES, Direction, Message, MessageState
+from accesspoint.web import validation
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.listing import (
@@ -94,6 +95,7 @@ def message_document(message: Message) -> dict[str, Any]:
         "duplicate_of": message.duplicate_of,
         "received_at": (message.received_at or message.created_at).isoformat(),
         "acked_at": _iso(message.acked_at),
+        "validation": validation.message_validation(message),
         "receipt": None if receipt is None else {
             "as4_message_id": receipt.as4_message_id,
             "sha256": receipt.sha256,
@@ -343,6 +345,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
                                                                "InstanceIdentifier"},
             "received_at": TIMESTAMP,
             "acked_at": NULLABLE_TIMESTAMP,
+            "validation": validation.VALIDATION_SCHEMA,
             "receipt": {
                 "oneOf": [
                     {"type": "null"},

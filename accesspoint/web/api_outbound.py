@@ -24,7 +24,7 @@ from sqlalchemy import select, tuple_
 from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
-from accesspoint.flows.submission import DocumentTooLarge, SubmissionError
+from accesspoint.flows.submission import DocumentTooLarge, RulesNotInstalled, SubmissionError, ValidationRefused
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import (
     BIS_BILLING_INVOICE,
@@ -34,6 +34,7 @@ from accesspoint.store.models import (
     Message,
     MessageState,
 )
+from accesspoint.web import validation
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
 from accesspoint.web.problems import ProblemError
@@ -83,6 +84,7 @@ def message_json(message: Message) -> dict[str, Any]:
         "error_code": message.error_code,
         "reason": message.error_reason,
         "hint": message.error_hint,
+        "validation": message.validation,
         "links": {"self": f"/api/v1/outbound/{message.id}"},
     }
     if message.state == MessageState.SENT:
@@ -145,6 +147,10 @@ def submit() -> ResponseReturnValue:
                                      idempotency_key=key)
     except DocumentTooLarge as exc:
         raise ProblemError(413, "Content Too Large", exc.detail) from None
+    except ValidationRefused as exc:
+        raise validation.refused(exc) from None
+    except RulesNotInstalled as exc:
+        raise validation.rules_missing(exc) from None
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
     return _accepted(accepted.message, replayed=accepted.replayed)
@@ -306,8 +312,9 @@ OPENAPI_PATHS: dict[str, Any] = {
                 "202": {"description": "queued", "content": _MESSAGE,
                         "headers": {"Location": {"schema": {"type": "string"}}}},
                 "400": _problem("bad Idempotency-Key"), "413": _problem("document too large"),
-                "415": _problem("not XML"), "422": _problem("the document cannot be sent; `field` says why"),
-                **_ERRORS,
+                "415": _problem("not XML"), "422": _problem("the document cannot be sent; `field` says why, "
+                                                            "`findings` lists every BIS validation finding"),
+                "503": _problem("the BIS validation rules are not installed"), **_ERRORS,
             },
         },
         "get": {
@@ -405,6 +412,7 @@ OPENAPI_SCHEMAS: dict[str, Any] = {
             "error_code": _NULLABLE_STRING,
             "reason": {"type": ["string", "null"], "description": "why the message failed or is retrying"},
             "hint": {"type": ["string", "null"], "description": "what a person can do about it"},
+            "validation": validation.VALIDATION_SCHEMA,
             "links": {"type": "object", "additionalProperties": {"type": "string"}},
         },
     },
