@@ -147,13 +147,13 @@ class Network:
 def gateway_config(data_dir: Path, dns_port: int, extra: Mapping[str, str] | None = None,
                    **sending: int) -> dict[str, str]:
     env = {
+        **rules_env(),
         **(extra or {}),
         "PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir),
         "PEPPOL_AP_SML__ZONE": ZONE,
         "PEPPOL_AP_SML__DNS_SERVERS": f"127.0.0.1:{dns_port}",
         "PEPPOL_AP_SMP_CLIENT__NEGATIVE_CACHE_MINUTES": "0",
         "PEPPOL_AP_LOG__FORMAT": "text",
-        **rules_env(),
     }
     defaults = {"retry_initial_seconds": 1, "retry_max_seconds": 2, "connect_timeout_seconds": 2,
                 "response_timeout_seconds": 10, "lease_seconds": 30}
