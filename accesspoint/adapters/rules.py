@@ -301,7 +301,7 @@ def install(target: Path, source: Path | None = None, *, accept_unknown: bool = 
         else:
             if source is not None and not source.exists():
                 raise RulesError(f"--from {source}: no such file or directory")
-            jars = _jars_in(source) if source is not None else fetch_with_maven(Path(tmp))
+            jars = _jars_in(source) if source is not None else fetch_with_maven(Path(tmp), mvn)
             recorded = list(_install_jars(jars, staging, accept_unknown, moment, single=source is not None
                                           and source.is_file()))
             owners = [_BY_NAME[entry.artifact] for entry in recorded]

@@ -127,3 +127,31 @@ def test_no_release_in_force_is_an_error() -> None:
     with pytest.raises(ReleaseError, match="no installed release is in force"):
         select_release(["2026.5"], DATES, date(2026, 1, 1))
     assert newest_in_force(DATES, date(2024, 1, 1)) is None
+
+
+@needs_jars
+def test_without_from_the_pinned_jars_are_fetched_with_maven_and_checked(tmp_path: Path) -> None:
+    # a stand-in for mvn that "downloads" from the local Maven cache: dependency:copy -Dartifact=G:A:V:jar
+    # -DoutputDirectory=DIR copies A-V.jar into DIR
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for jar in cached_rule_jars():
+        (cache / jar.name).symlink_to(jar)
+    fake = tmp_path / "mvn"
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do case $a in -Dartifact=*) art=${a#-Dartifact=};; '
+                    '-DoutputDirectory=*) out=${a#-DoutputDirectory=};; esac; done\n'
+                    f'cp "{cache}/$(echo "$art" | cut -d: -f2,3 | tr : -).jar" "$out/"\n')
+    fake.chmod(0o755)
+    result = install(tmp_path / "rules", mvn=str(fake))
+    assert not result.skipped and {e.artifact for e in result.installed} == {a.name for a in ARTIFACTS}
+    assert RulesDirectory(tmp_path / "rules").is_current()
+    assert install(tmp_path / "rules", mvn=str(fake)).skipped
+
+
+def test_a_failing_maven_names_the_artifact_and_from(tmp_path: Path) -> None:
+    fake = tmp_path / "mvn"
+    fake.write_text("#!/bin/sh\necho '[ERROR] Could not resolve artifact' >&2\nexit 1\n")
+    fake.chmod(0o755)
+    with pytest.raises(RulesError, match=r"mvn could not fetch com\.helger\.phive\.rules:phive-rules-peppol:4\.3\.7: "
+                                         r"\[ERROR\] Could not resolve artifact; .*--from"):
+        install(tmp_path / "rules", mvn=str(fake))

@@ -4,6 +4,7 @@ with release 2025.11, the XSD verdicts are expected-xsd.json."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
@@ -86,3 +87,17 @@ def test_an_order_is_one_configuration_entry_away(bis_rules: Path) -> None:
         b"<Order xmlns='urn:oasis:names:specification:ubl:schema:xsd:Order-2'/>", TODAY)
     assert report is not None and report.document_type == "BIS Ordering 3.0 order"
     assert report.status is Status.INVALID  # an empty order misses every mandatory element
+
+
+def test_request_threads_share_the_compiled_rules(validator: Validator) -> None:
+    cases = {name: ORACLE[name]["fatal"] for name in ("base-example.xml", "invalid/invalid-BR-CO-10.xml",
+                                                      "invalid/invalid-PEPPOL-EN16931-R003.xml")}
+
+    def run(name: str) -> list[str]:
+        report = validator.validate((BIS / name).read_bytes(), TODAY, release="2025.11")
+        assert report is not None
+        return sorted({f.rule_id for f in report.fatal})
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(run, [name for name in cases for _ in range(4)]))
+    assert results == [expected for expected in cases.values() for _ in range(4)]
