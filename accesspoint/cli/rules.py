@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from accesspoint.adapters.rules import ARTIFACTS, RulesDirectory, RulesError, install
+from accesspoint.adapters.rules import RulesDirectory, RulesError, install
 from accesspoint.cli.common import config_option, fail, fail_config
 from accesspoint.config import Config, ConfigError, load_config
 from accesspoint.core.validation import newest_in_force, release_key
@@ -79,4 +79,4 @@ def list_command(config_path: str | None) -> None:
         click.echo(f"artifact {entry.artifact} {entry.version} sha256 {entry.sha256} installed {entry.installed_at}"
                    + ("" if entry.pinned else " (unpinned)"))
     for missing in directory.missing():
-        click.echo(f"missing artifact {missing} (pinned: {', '.join(a.coordinates for a in ARTIFACTS)})")
+        click.echo(f"missing artifact {missing}: run `peppol-ap rules install`")
