@@ -9,11 +9,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# `rules install` fetches the official BIS validation rules with Maven (a no-op when the pinned ones are installed).
 install: $(BIN)/python
 	$(BIN)/pip install -q -e .
+	$(BIN)/peppol-ap rules install
 
 install-test: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/peppol-ap rules install
 
 ## Install everything and start the whole gateway on its embedded defaults (local environment): web server,
 ## background worker and the local SML with its DNS server, in one process tree that Ctrl-C stops.

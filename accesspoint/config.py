@@ -13,10 +13,11 @@ unknown keys. `load_config` reports every problem at once, one line each naming 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
@@ -372,6 +373,41 @@ class ApiSection(_Section):
     max_json_depth: Annotated[Int, Field(ge=1, le=500)]
 
 
+def _clark_name(value: str) -> str:
+    if not re.fullmatch(r"\{[^{}\s]+\}[A-Za-z_][\w.\-]*", value):
+        raise PydanticCustomError("rule", "must be a root element as {namespace}LocalName, got {value}",
+                                  {"value": repr(value)})
+    return value
+
+
+def _file_name(value: str) -> str:
+    if value and (Path(value).name != value or value.startswith(".")):
+        raise PydanticCustomError("rule", "must be a file name of the rules directory, got {value}",
+                                  {"value": repr(value)})
+    return value
+
+
+FileName = Annotated[str, AfterValidator(_file_name)]
+
+
+class DocumentTypeEntry(_Section):
+    """One document type the BIS validation knows: which documents it matches (root element, and a prefix of
+    cbc:CustomizationID; empty: any) and which artefacts of a rule release check them, in order."""
+
+    name: Annotated[str, Field(min_length=1)]
+    root: Annotated[str, AfterValidator(_clark_name)]
+    customization: str
+    xsd: FileName
+    schematrons: Annotated[list[Annotated[FileName, Field(min_length=1)]], Field(min_length=1)]
+
+
+class ValidationSection(_Section):
+    rules_dir: str
+    release: str
+    release_dates: dict[str, date]
+    document_types: list[DocumentTypeEntry]
+
+
 class LogSection(_Section):
     level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR"], BeforeValidator(_upper)]
     format: Literal["json", "text"]
@@ -400,6 +436,7 @@ class Config(_Section):
     api: ApiSection
     log: LogSection
     retention: RetentionSection
+    validation: ValidationSection
     # the files read, for `config check`; not a setting
     _sources: tuple[str, ...] = PrivateAttr(default=())
 
@@ -459,6 +496,11 @@ class Config(_Section):
         if self.sml.dns_servers or self.environment != "local":
             return list(self.sml.dns_servers)
         return [f"127.0.0.1:{self.local_sml.dns_port}"]
+
+    @property
+    def rules_dir(self) -> Path:
+        """Where `peppol-ap rules install` puts the official validation artefacts and the validator reads them."""
+        return Path(self.validation.rules_dir).resolve() if self.validation.rules_dir else self.data_dir / "rules"
 
     @property
     def local_sml_store(self) -> Path:

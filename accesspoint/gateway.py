@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from accesspoint.adapters.blobs import FilesystemBlobStore
 from accesspoint.adapters.discovery import build_discovery
+from accesspoint.adapters.rules import RulesDirectory
+from accesspoint.adapters.validation import Validator
 from accesspoint.config import (
     Config,
     ConfigError,
@@ -86,6 +88,12 @@ class Gateway:
         [egress]; built once."""
         return egress_policy(self.config)
 
+    @cached_property
+    def bis(self) -> Validator:
+        """The BIS validator of [validation]; it compiles the rules on first use, so a process that never validates
+        never pays for them, and every request of a process shares one compiled copy."""
+        return build_validator(self.config)
+
     @property
     def discovery(self) -> Discovery:
         """SML + SMP discovery for this environment, built on first use (CLI commands that never send skip it)."""
@@ -121,6 +129,11 @@ class Gateway:
             except BaseException:
                 session.rollback()
                 raise
+
+
+def build_validator(cfg: Config) -> Validator:
+    """A BIS validator over the configured rules directory (for commands that validate without a gateway)."""
+    return Validator(RulesDirectory(cfg.rules_dir), cfg.validation, cfg.as4.max_payload_bytes)
 
 
 def build_gateway(cfg: Config, *, migrate: bool = True) -> Gateway:

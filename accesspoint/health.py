@@ -5,8 +5,9 @@ Two grades of trouble. *Down* (HTTP 503): this process cannot do its job: the da
 certificate is not valid now; a load balancer should stop sending it traffic. *Degraded* (HTTP 200, status
 "degraded"): it answers, but a person must act: no background worker has reported for `health.worker_stale_seconds`
 (outbound messages would stay `queued`), the oldest due message or webhook delivery has waited
-`health.queue_stuck_seconds`, or a certificate expires within `health.certificate_warning_days`. Every reason is
-one line naming what to do.
+`health.queue_stuck_seconds`, a certificate expires within `health.certificate_warning_days`, or the BIS validation
+rules are missing or older than the release in force by date (submissions are refused with 503 without them). Every
+reason is one line naming what to do.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from cryptography import x509
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from accesspoint.core.validation import newest_in_force, release_key
 from accesspoint.gateway import Gateway
 from accesspoint.store.database import display_url
 from accesspoint.store.liveness import Background, background, live_workers
@@ -65,6 +67,29 @@ def worker_missing(gateway: Gateway, session: Session, now: datetime) -> bool:
     return live_workers(session, now, timedelta(seconds=gateway.config.health.worker_stale_seconds)) == 0
 
 
+def _validation_rules(gateway: Gateway, health: Health) -> None:
+    """Are the rules installed, and is the release in force by date among them? (Reads the rules directory only;
+    nothing is compiled.)"""
+    settings = gateway.config.validation
+    rules = gateway.bis.rules
+    installed = sorted(rules.releases(), key=release_key)
+    today = health.now.date()
+    mandatory = newest_in_force(settings.release_dates, today)
+    in_use = settings.release or newest_in_force(settings.release_dates, today, installed)
+    reasons = []
+    if not installed or rules.missing():
+        reasons.append(f"no complete set of BIS validation rules is installed in {rules.path}: submissions are "
+                       "refused (503) and received documents wait for validation; run `peppol-ap rules install`")
+    elif mandatory is not None and (in_use is None or release_key(in_use) < release_key(mandatory)):
+        reasons.append(f"BIS rule release {mandatory} is mandatory since "
+                       f"{settings.release_dates[mandatory].isoformat()} but validation uses "
+                       f"{in_use or 'none'} (installed: {', '.join(installed)}): install newer rules with "
+                       "`peppol-ap rules install`" + (" or change validation.release" if settings.release else ""))
+    health.sections["validation"] = {"ok": not reasons, "rules_dir": str(rules.path), "installed": installed,
+                                     "release": in_use, "mandatory_release": mandatory}
+    health.degraded.extend(reasons)
+
+
 def check(gateway: Gateway, now: datetime) -> Health:
     cfg = gateway.config
     health = Health(now)
@@ -108,4 +133,5 @@ def check(gateway: Gateway, now: datetime) -> Health:
         elif facts["expires_soon"]:
             health.degraded.append(f"{name} expires in {facts['days_left']} days ({facts['not_after']}): "
                                    "replace it before then")
+    _validation_rules(gateway, health)
     return health

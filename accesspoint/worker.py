@@ -26,6 +26,7 @@ Task = Callable[[Gateway], int]
 # "module:function" of every task, imported on start so a module may depend on this one without a cycle.
 TASKS: tuple[str, ...] = (
     "accesspoint.flows.sending:send_due",
+    "accesspoint.flows.validation:validate_due",
     "accesspoint.flows.webhooks:deliver_due",
     "accesspoint.flows.registrations:retry_due",
     "accesspoint.flows.maintenance:sweep_blobs",

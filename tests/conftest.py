@@ -12,12 +12,46 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import NullPool
 
+from accesspoint.adapters.rules import ARTIFACTS, install
 from accesspoint.store.database import make_engine, session_factory, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("PEPPOL_SHARED", ROOT.parent / "shared")).resolve()
 VECTORS = SHARED / "vectors"
 POSTGRES_ENV = "PEPPOL_TEST_POSTGRES_URL"
+RULES_ENV = "PEPPOL_AP_VALIDATION__RULES_DIR"
+MAVEN_REPOSITORY = Path.home() / ".m2" / "repository"
+
+
+def cached_rule_jars() -> list[Path]:
+    """The pinned rule jars in the local Maven repository (where `peppol-ap rules install` has Maven put them), or
+    none when one is missing."""
+    jars = [MAVEN_REPOSITORY.joinpath(*a.group.split("."), a.name, a.version, a.file_name) for a in ARTIFACTS]
+    return jars if all(jar.is_file() for jar in jars) else []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def bis_rules(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The official BIS rules, installed once per test session (from the Maven cache, else with mvn) and named by
+    PEPPOL_AP_VALIDATION__RULES_DIR for every gateway the tests start: submitting needs them."""
+    target = tmp_path_factory.mktemp("bis-rules")
+    jars = tmp_path_factory.mktemp("bis-jars")
+    for jar in cached_rule_jars():
+        (jars / jar.name).symlink_to(jar)
+    install(target, jars if any(jars.iterdir()) else None)
+    previous = os.environ.get(RULES_ENV)
+    os.environ[RULES_ENV] = str(target)
+    yield target
+    if previous is None:
+        os.environ.pop(RULES_ENV, None)
+    else:
+        os.environ[RULES_ENV] = previous
+
+
+def rules_env() -> dict[str, str]:
+    """The rules directory setting of the session, for tests that build their configuration from an explicit
+    environment."""
+    return {RULES_ENV: os.environ[RULES_ENV]}
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,10 @@ from accesspoint.cli import (
     participants,
     pki,
     retention,
+    rules,
     send,
     tokens,
+    validate,
     worker,
 )
 from accesspoint.cli.common import config_option, fail_config
@@ -100,7 +102,7 @@ def config_show(config_path: str | None) -> None:
 
 for command in (pki.pki, inspect.inspect, discovery.lookup, discovery.smp, db, tokens.tokens, worker.worker,
                 localsml.localsml, organisations.organisations, participants.participants, send.send,
-                retention.retention):
+                retention.retention, rules.rules, validate.validate):
     cli.add_command(command)
 
 

@@ -10,7 +10,7 @@ import click
 
 from accesspoint.cli.common import config_option, fail, load_gateway
 from accesspoint.flows.sending import send_one
-from accesspoint.flows.submission import SubmissionError, submit
+from accesspoint.flows.submission import SubmissionError, ValidationRefused, submit
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import Message, MessageState
 from accesspoint.store.types import utcnow
@@ -73,9 +73,16 @@ def send(config_path: str | None, file: Path, receiver: str | None, wait: bool) 
     try:
         with file.open("rb") as source:
             message = submit(gateway, source, declared_size=file.stat().st_size, receiver=receiver).message
+    except ValidationRefused as exc:
+        for finding in exc.report.findings:  # as `peppol-ap validate` prints them
+            click.echo(f"{file}:{finding.line or 0}: {finding.flag} {finding.rule_id} {finding.message} "
+                       f"({finding.location})", err=True)
+        fail(f"{file}: {exc.field}: {exc.detail}", code=1)
     except SubmissionError as exc:
         fail(f"{file}: {exc.field}: {exc.detail}", code=1)
     click.echo(f"queued {message.id}: {_summary(message)}")
+    if message.validation and message.validation.get("warning"):
+        click.echo(f"peppol-ap: warning: {message.validation['warning']}", err=True)
     if not wait:
         click.echo("a running `peppol-ap worker` sends it; follow it with GET /api/v1/outbound/" + message.id)
         return

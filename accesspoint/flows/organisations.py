@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from accesspoint.store.models import ValidationMode
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId, ProcessId
 
 # name -> (maximum length, required); the lengths are the store's column sizes
@@ -22,7 +23,10 @@ ORGANISATION_FIELDS: dict[str, tuple[int, bool]] = {
     "contact_name": (200, False),
     "contact_email": (320, False),
     "contact_phone": (64, False),
+    # what a fatal BIS validation finding does to a submission
+    "validation_mode": (8, False),
 }
+VALIDATION_MODES = tuple(mode.value for mode in ValidationMode)
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 
@@ -50,6 +54,13 @@ def clean_organisation(data: Mapping[str, Any], *, partial: bool = False,
     errors: list[FieldError] = []
     for name, (limit, required) in ORGANISATION_FIELDS.items():
         where = prefix + name
+        if name == "validation_mode":
+            if name in data and data[name] not in VALIDATION_MODES:
+                errors.append(FieldError(where, f"must be one of {', '.join(VALIDATION_MODES)}: refuse sends no "
+                                                "document with a fatal BIS finding, warn sends it and says so"))
+            elif name in data:
+                clean[name] = data[name]
+            continue
         if name not in data or data[name] is None:
             if required and not partial:
                 errors.append(FieldError(where, "is required"))

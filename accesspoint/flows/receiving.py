@@ -16,8 +16,8 @@ Message, the signed Receipt (signed before the commit, so the stored bytes are t
 post-receipt actions enqueue, and commits (SQLite runs with synchronous=FULL). Only then does the receipt leave. A
 crash before the commit leaves at most an orphaned blob file, never a receipt for a message we do not have.
 
-Post-receipt actions enqueue work in that transaction rather than doing it: the work (a webhook delivery today; a
-validation report, an MLS later) then runs asynchronously and is retried by the worker, and is as durable as the
+Post-receipt actions enqueue work in that transaction rather than doing it: the work (the BIS validation report,
+webhook deliveries; an MLS later) then runs asynchronously and is retried by the worker, and is as durable as the
 message it is about, so a crash between the commit and the action cannot lose it.
 
 Duplicates are found by AS4 MessageId in the database, so the check is persistent and shared by every process
@@ -73,6 +73,7 @@ from accesspoint.core.sbdh import (
     document_length,
     iter_business_document,
 )
+from accesspoint.flows.validation import mark_for_validation
 from accesspoint.flows.webhooks import INBOUND_RECEIVED, record_event
 from accesspoint.gateway import Gateway
 from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState, Receipt
@@ -176,7 +177,10 @@ def offline_checks() -> list[tuple[str, Callable[[UserMessage, Sbdh], None]]]:
         return lambda user_message, sbdh: check.run(Accepting(user_message, sbdh, None))
 
     return [(check.name, run(check)) for check in INBOUND_CHECKS if not check.needs_database]
-POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (PostReceiptAction("hand-over", _hand_over),)
+POST_RECEIPT_ACTIONS: tuple[PostReceiptAction, ...] = (
+    PostReceiptAction("validation", mark_for_validation),
+    PostReceiptAction("hand-over", _hand_over),
+)
 
 
 def receive(gateway: Gateway, body: Iterable[bytes], content_type: str | None) -> InboundResult:

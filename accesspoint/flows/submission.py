@@ -17,18 +17,21 @@ import io
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from lxml import etree
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
+from accesspoint.adapters.validation import NotXml, RulesUnavailable
 from accesspoint.config import SendingSettings
 from accesspoint.core.sbdh import SBDH_NS, Sbdh, SbdhError, build_sbd, business_document_id, parse_sbdh, sbdh_from_ubl
+from accesspoint.core.validation import Report, Status
+from accesspoint.flows.validation import report_json, validate_document
 from accesspoint.gateway import Gateway
 from accesspoint.health import worker_missing
-from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState
+from accesspoint.store.models import DOCUMENT_ID_LENGTH, Direction, Message, MessageState, Organisation, ValidationMode
 from accesspoint.store.queries import find_participant
 from accesspoint.store.types import utcnow
 from base.safexml import XmlError, iterparse
@@ -77,24 +80,64 @@ class IdempotencyKeyReused(Exception):
         self.earlier = earlier
 
 
+class ValidationRefused(SubmissionError):
+    """The document has fatal BIS validation findings (and its organisation refuses such documents): a sending AP
+    must not send it. `report` lists every finding."""
+
+    def __init__(self, report: Report) -> None:
+        rules = ", ".join(dict.fromkeys(f.rule_id for f in report.fatal))
+        super().__init__("document", f"not Peppol BIS compliant (release {report.release}): {len(report.fatal)} "
+                                     f"fatal finding(s): {rules}", "bis-validation")
+        self.report = report
+
+
+class RulesNotInstalled(SubmissionError):
+    """The validation rules are not installed, so nothing can be checked and nothing is sent unvalidated."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("document", detail, "bis-rules-not-installed")
+
+
 @dataclass(frozen=True)
 class Prepared:
-    """A document ready to queue: the complete SBD to send, its header, and the organisation sending it."""
+    """A document ready to queue: the complete SBD to send, its header, the organisation sending it, the document
+    as submitted (a bare UBL document or the SBD), and the validation outcome to store (set by the BIS check)."""
 
     sbd: bytes
     sbdh: Sbdh
     document_size: int
     organisation_id: int
+    document: bytes
     document_id: str | None = None  # the business document's own ID (cbc:ID, the invoice number)
+    validation: dict[str, Any] | None = None
 
 
-OutboundCheck = Callable[[Prepared], None]
-"""Returns nothing when the document may be sent; raises SubmissionError (naming the field) to refuse it."""
+OutboundCheck = Callable[[Gateway, Prepared], Prepared]
+"""Returns the document to go on with (possibly with what it found attached) when it may be sent; raises
+SubmissionError (naming the field) to refuse it."""
 
-OUTBOUND_CHECKS: tuple[OutboundCheck, ...] = ()
+
+def _bis_validation(gateway: Gateway, prepared: Prepared) -> Prepared:
+    """The official BIS rules (accesspoint.flows.validation): a fatal finding refuses the document unless its
+    organisation's validation_mode is `warn`; warnings (and, in warn mode, the fatal findings) are kept with it."""
+    try:
+        report = validate_document(gateway, prepared.document)
+    except RulesUnavailable as exc:
+        raise RulesNotInstalled(str(exc)) from None
+    except NotXml as exc:
+        raise SubmissionError("document", str(exc)) from None
+    with gateway.read() as session:
+        organisation = session.get(Organisation, prepared.organisation_id)
+        mode = ValidationMode(organisation.validation_mode if organisation else ValidationMode.REFUSE)
+    if report is not None and report.status is Status.INVALID and mode is ValidationMode.REFUSE:
+        raise ValidationRefused(report)
+    return dataclasses.replace(prepared, validation=report_json(report, mode))
+
+
+OUTBOUND_CHECKS: tuple[OutboundCheck, ...] = (_bis_validation,)
 """The outbound checks, in order, run at the single exit of `submit`'s preparation: after the SBDH is derived and
-the sender is known to be ours, before anything is stored. A new check (BIS validation goes first) is added
-here, never in a door, so the API, the CLI, the console and the folder connector all refuse the same documents."""
+the sender is known to be ours, before anything is stored. A new check is added here, never in a door, so the API,
+the CLI, the console and the folder connector all refuse the same documents."""
 
 
 @dataclass(frozen=True)
@@ -167,8 +210,6 @@ def _wrap(document: bytes, receiver: str | None) -> tuple[bytes, Sbdh]:
     return sbd, header
 
 
-
-
 def _read(source: BinaryIO, declared_size: int | None, limit: int) -> bytes:
     """At most `limit` bytes of the document; a declared size over the limit is refused before reading."""
     if declared_size is not None and declared_size > limit:
@@ -196,9 +237,10 @@ def _prepare(gateway: Gateway, document: bytes, receiver: str | None, organisati
     with gateway.read() as session:
         sender = _sender_organisation(session, header, organisation_id)
     document_id = business_document_id(io.BytesIO(sbd))
-    prepared = Prepared(sbd, header, len(document), sender, document_id[:DOCUMENT_ID_LENGTH] if document_id else None)
+    prepared = Prepared(sbd, header, len(document), sender, document,
+                        document_id[:DOCUMENT_ID_LENGTH] if document_id else None)
     for check in OUTBOUND_CHECKS:
-        check(prepared)
+        prepared = check(gateway, prepared)
     return prepared
 
 
@@ -244,7 +286,7 @@ def _enqueue(gateway: Gateway, prepared: Prepared, api_client_id: int | None, ke
         document_size=prepared.document_size,
         next_attempt_at=now, deadline_at=now + SendingSettings.from_config(gateway.config).deadline,
         created_at=now, updated_at=now, api_client_id=api_client_id, idempotency_key=key,
-        idempotency_fingerprint=request, attempt_log=[],
+        idempotency_fingerprint=request, attempt_log=[], validation=prepared.validation,
     )
     try:
         with gateway.write() as session:

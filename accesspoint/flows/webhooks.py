@@ -83,7 +83,9 @@ INBOUND_ACKED = "inbound.acked"
 OUTBOUND_SENT = "outbound.sent"
 OUTBOUND_RETRYING = "outbound.retrying"
 OUTBOUND_FAILED = "outbound.failed"
-EVENT_TYPES = (INBOUND_RECEIVED, INBOUND_ACKED, OUTBOUND_SENT, OUTBOUND_RETRYING, OUTBOUND_FAILED)
+# the BIS validation report of a received message is stored (accesspoint.flows.validation)
+INBOUND_VALIDATED = "inbound.validated"
+EVENT_TYPES = (INBOUND_RECEIVED, INBOUND_ACKED, INBOUND_VALIDATED, OUTBOUND_SENT, OUTBOUND_RETRYING, OUTBOUND_FAILED)
 
 # connect / read timeouts as phoss-ap uses for its forwarding; a consumer that needs longer should queue the event
 TIMEOUTS = (5.0, 10.0)

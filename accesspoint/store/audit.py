@@ -29,7 +29,7 @@ TOKEN_CREATE = "token.create"  # noqa: S105 (an action name, no secret)
 TOKEN_REVOKE = "token.revoke"  # noqa: S105
 
 _ORGANISATION_COLUMNS = ("name", "country", "org_number", "vat_number", "contact_name", "contact_email",
-                         "contact_phone")
+                         "contact_phone", "validation_mode")
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,14 @@ class Direction(StrEnum):
     OUTBOUND = "outbound"
 
 
+class ValidationMode(StrEnum):
+    """Organisation.validation_mode: a submission with a fatal BIS finding is refused (the rule for a sending AP),
+    or, during a migration period, sent anyway with the findings in the answer and stored."""
+
+    REFUSE = "refuse"
+    WARN = "warn"
+
+
 class MessageState(StrEnum):
     # inbound: stored and receipted, then handed to the network: `new` until the network acknowledges it
     RECEIVED = "received"
@@ -150,6 +158,9 @@ class Organisation(Timestamps, Base):
     contact_name: Mapped[str | None] = mapped_column(String(200))
     contact_email: Mapped[str | None] = mapped_column(String(320))
     contact_phone: Mapped[str | None] = mapped_column(String(64))
+    # what a fatal BIS validation finding does to a submission: refuse it, or (for a migration period) send it
+    # and say so in the answer; see ValidationMode
+    validation_mode: Mapped[str] = mapped_column(String(8), default="refuse", server_default="refuse")
 
     participants: Mapped[list[Participant]] = relationship(
         back_populates="organisation", cascade="all, delete-orphan", passive_deletes=True
@@ -333,6 +344,10 @@ class Message(Base):
     received_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     acked_at: Mapped[datetime | None]
+    # the BIS validation report (accesspoint.core.validation.Report.to_dict()); NULL: not validated (yet)
+    validation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # inbound: validation is due (set by the post-receipt action, cleared when the report is stored)
+    validation_due_at: Mapped[datetime | None]
 
     attempt_log: Mapped[list[Attempt]] = relationship(
         back_populates="message", cascade="all, delete-orphan", passive_deletes=True, order_by="Attempt.number"
@@ -359,6 +374,7 @@ class Message(Base):
         # the orphaned blob sweep asks which of the blobs it listed a message refers to (maintenance.py)
         Index(None, "blob_key"),
         Index(None, "wire_blob_key"),
+        Index(None, "validation_due_at"),
     )
 
 

@@ -133,7 +133,7 @@ def organisation_json(organisation: Organisation) -> api.Organisation:
         id=organisation.id, name=organisation.name, country=organisation.country,
         org_number=organisation.org_number, vat_number=organisation.vat_number,
         contact_name=organisation.contact_name, contact_email=organisation.contact_email,
-        contact_phone=organisation.contact_phone,
+        contact_phone=organisation.contact_phone, validation_mode=organisation.validation_mode,
         participants=[participant_json(p) for p in sorted(organisation.participants, key=lambda p: p.id)],
         created_at=organisation.created_at, updated_at=organisation.updated_at)
 

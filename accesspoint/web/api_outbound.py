@@ -24,12 +24,19 @@ from sqlalchemy.orm import Session, selectinload
 from accesspoint.config import SendingSettings
 from accesspoint.flows import submission
 from accesspoint.flows.sending import document_name, retry_failed
-from accesspoint.flows.submission import DocumentTooLarge, IdempotencyKeyReused, SubmissionError
+from accesspoint.flows.submission import (
+    DocumentTooLarge,
+    IdempotencyKeyReused,
+    RulesNotInstalled,
+    SubmissionError,
+    ValidationRefused,
+)
 from accesspoint.health import worker_missing
 from accesspoint.store.audit import Actor
 from accesspoint.store.models import BIS_BILLING_INVOICE, BIS_BILLING_PROCESS, Direction, Message, MessageState
 from accesspoint.store.scopes import Scope
 from accesspoint.store.types import utcnow
+from accesspoint.web import validation
 from accesspoint.web.apidoc import INVOICE_XML, LOCATION_HEADER, NETWORK, RECEIPT_XML, xml_body
 from accesspoint.web.auth import current_client, require_client
 from accesspoint.web.context import gateway
@@ -113,7 +120,7 @@ _SUBMIT_EXTRA = {
 @blueprint.post("/api/v1/outbound")
 @require_client(Scope.OUTBOUND_WRITE)
 @NETWORK.operation("submitOutbound", tags=TAGS, query=SubmitQuery, responses={202: OutboundMessage},
-                   problems=(401, 403, 413, 415, 422), extra=_SUBMIT_EXTRA)
+                   problems=(401, 403, 413, 415, 422, 503), extra=_SUBMIT_EXTRA)
 def submit(query: SubmitQuery) -> ResponseReturnValue:
     """Submit a document for a Peppol receiver"""
     client = current_client()
@@ -132,6 +139,10 @@ def submit(query: SubmitQuery) -> ResponseReturnValue:
                            f"Idempotency-Key {exc.key!r} was used for another request (message {exc.earlier.id}); "
                            "a key stands for one submission: send a new document with a new key",
                            field="Idempotency-Key", idempotency_key=exc.key, message_id=exc.earlier.id) from None
+    except ValidationRefused as exc:
+        raise validation.refused(exc) from None
+    except RulesNotInstalled as exc:
+        raise validation.rules_missing(exc) from None
     except SubmissionError as exc:
         raise _invalid(exc.field, exc.detail, exc.code) from None
     with gateway().read() as session:

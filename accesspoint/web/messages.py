@@ -20,6 +20,7 @@ from accesspoint.web.schemas.messages import (
     OutboundMessage,
     ReceiptRef,
 )
+from accesspoint.web.validation import message_validation
 
 
 def message_fields(message: Message, receipt_endpoint: str) -> dict[str, Any]:
@@ -32,6 +33,7 @@ def message_fields(message: Message, receipt_endpoint: str) -> dict[str, Any]:
         "as4_message_id": message.as4_message_id, "conversation_id": message.conversation_id,
         "sbd_size": message.payload_size, "sbd_sha256": message.payload_sha256,
         "document_size": message.document_size, "created_at": message.created_at,
+        "validation": message_validation(message),
         "receipt": None if receipt is None else ReceiptRef(
             as4_message_id=receipt.as4_message_id, sha256=receipt.sha256,
             url=url_for(receipt_endpoint, message_id=message.id)),

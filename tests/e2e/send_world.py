@@ -83,10 +83,12 @@ class SendWorld:
 
     # ------------------------------------------------------------- workers of A
 
-    def start_workers(self, count: int) -> None:
-        env = {**os.environ, **self.a.env, "PYTHONPATH": str(ROOT)}
+    def start_workers(self, count: int, gateway: GatewayProcess | None = None) -> None:
+        """`peppol-ap worker` processes of A (or of `gateway`)."""
+        gateway = gateway or self.a
+        env = {**os.environ, **gateway.env, "PYTHONPATH": str(ROOT)}
         for number in range(count):
-            log = (self.a.data_dir / f"worker-{len(self.workers)}-{number}.log").open("wb")
+            log = (gateway.data_dir / f"worker-{len(self.workers)}-{number}.log").open("wb")
             self.workers.append(subprocess.Popen(
                 [sys.executable, "-m", "accesspoint.cli.main", "worker"], cwd=ROOT, env=env, stdout=log,
                 stderr=subprocess.STDOUT, start_new_session=True,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from accesspoint.adapters.rules import install
 from tests.e2e.gateway_process import ROOT, free_port
 from tests.e2e.terminal import Console, local_sml_ports, readme_blocks, with_ports
 
@@ -24,10 +25,12 @@ START_SECONDS = 120
 
 
 @pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A checkout's working directory after `make run`'s install: the .venv and conf/ (with the free ports)."""
+def workdir(tmp_path: Path, bis_rules: Path) -> Path:
+    """A checkout's working directory after `make run`'s install: the .venv, conf/ (with the free ports) and the
+    validation rules in var/rules."""
     (tmp_path / ".venv").symlink_to(ROOT / ".venv")
     shutil.copytree(ROOT / "conf", tmp_path / "conf")
+    install(tmp_path / "var" / "rules", bis_rules)
     return tmp_path
 
 

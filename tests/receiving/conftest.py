@@ -29,6 +29,7 @@ from accesspoint.store.models import (
 )
 from certs.devpki import ensure_dev_pki, init_pki, issue_leaf
 from certs.keystore import KeyMaterial, load_pem
+from tests.conftest import rules_env
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def make_receiver(keys: Keys, tmp_path: Path) -> Iterator[ReceiverFactory]:
     def make(database_url: str | None = None, **settings: str) -> Receiver:
         data_dir = tmp_path / f"gw{len(made)}"
         shutil.copytree(keys.pki_dir, data_dir / "pki")
-        env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir)}
+        env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir), **rules_env()}
         if database_url:
             env["PEPPOL_AP_DATABASE__URL"] = database_url
         env.update({f"PEPPOL_AP_{key.upper()}": value for key, value in settings.items()})

@@ -246,3 +246,16 @@ def test_migration_is_audited_without_the_key(gateway: Gateway, admin: FlaskClie
     assert record.action == "participant.migrate" and record.target_id == str(participant_id)
     assert (record.before["receiving_enabled"], record.after["receiving_enabled"]) == (False, True)
     assert key not in json.dumps([record.before, record.after])
+
+
+def test_the_validation_mode_is_set_by_patch_and_audited(gateway: Gateway, admin: FlaskClient) -> None:
+    org_id = admin.post("/admin/api/organisations", json=ACME).get_json()["id"]
+    assert admin.get(f"/admin/api/organisations/{org_id}").get_json()["validation_mode"] == "refuse"
+    refused = admin.patch(f"/admin/api/organisations/{org_id}", json={"validation_mode": "off"})
+    assert refused.status_code == 422 and "validation_mode" in refused.get_data(as_text=True)
+    seen = count(gateway)
+    response = admin.patch(f"/admin/api/organisations/{org_id}", json={"validation_mode": "warn"})
+    assert response.status_code == 200 and response.get_json()["validation_mode"] == "warn"
+    [update] = new(gateway, seen)
+    assert update.action == "organisation.update"
+    assert (update.before["validation_mode"], update.after["validation_mode"]) == ("refuse", "warn")

@@ -33,6 +33,7 @@ from smp.dnsserver import ZoneServer
 from smp.identifiers import ParticipantId
 from smp.lookup import naptr_name
 from smp.zonestore import ZoneStore, smp_record
+from tests.conftest import rules_env
 from tests.smp.smpserver import EndpointSpec, SmpServer, service_information, sign
 from tests.smp.zones import set_records
 
@@ -147,6 +148,7 @@ class Network:
 def gateway_config(data_dir: Path, dns_port: int, extra: Mapping[str, str] | None = None,
                    **sending: int) -> dict[str, str]:
     env = {
+        **rules_env(),
         **(extra or {}),
         "PEPPOL_AP_STORAGE__DATA_DIR": str(data_dir),
         "PEPPOL_AP_SML__ZONE": ZONE,

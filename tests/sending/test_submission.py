@@ -16,6 +16,7 @@ from accesspoint.app import create_app
 from accesspoint.cli.main import cli
 from accesspoint.flows import submission
 from accesspoint.flows.submission import DocumentTooLarge, OutboundCheck, Prepared, SubmissionError, submit
+from accesspoint.gateway import Gateway
 from accesspoint.store.models import Message
 from smp.identifiers import ParticipantId
 from tests.sending.harness import RECEIVER, SENDER, Network, invoice, network
@@ -24,10 +25,11 @@ BLOCKED = SENDER
 
 
 def refuse_sender(blocked: ParticipantId) -> OutboundCheck:
-    """An outbound check as BIS validation will be one: it judges the prepared document and refuses by raising."""
-    def check(prepared: Prepared) -> None:
+    """An outbound check as BIS validation is one: it judges the prepared document and refuses by raising."""
+    def check(_gateway: Gateway, prepared: Prepared) -> Prepared:
         if prepared.sbdh.sender.uri == blocked.uri:
             raise SubmissionError("sender", f"{blocked.value} may not send through this gateway", "sender-blocked")
+        return prepared
     return check
 
 
@@ -62,8 +64,14 @@ def post(net: Network, body: bytes):  # type: ignore[no-untyped-def]
 def test_the_checks_see_the_prepared_document_in_order(net: Network, document: bytes,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[str, Prepared]] = []
-    monkeypatch.setattr(submission, "OUTBOUND_CHECKS", (lambda p: seen.append(("first", p)),
-                                                        lambda p: seen.append(("second", p))))
+
+    def noting(name: str) -> OutboundCheck:
+        def check(_gateway: Gateway, prepared: Prepared) -> Prepared:
+            seen.append((name, prepared))
+            return prepared
+        return check
+
+    monkeypatch.setattr(submission, "OUTBOUND_CHECKS", (noting("first"), noting("second")))
     accepted = submit(net.gateway, io.BytesIO(document), receiver=RECEIVER.value)
     assert [name for name, _ in seen] == ["first", "second"]
     prepared = seen[0][1]

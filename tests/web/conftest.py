@@ -32,6 +32,7 @@ from accesspoint.store.models import (
     Receipt,
 )
 from smp.dnsserver import ZoneServer
+from tests.conftest import rules_env
 
 START = datetime(2026, 11, 21, 9, 0, tzinfo=UTC)
 
@@ -55,7 +56,7 @@ def _empty_zone_dns() -> str:
 def gateway_env(data: Path, dev_pki: Path, database_url: str | None = None) -> dict[str, str]:
     if not (data / "pki").exists():
         shutil.copytree(dev_pki, data / "pki")
-    env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data), "PEPPOL_AP_SML__DNS_SERVERS": _empty_zone_dns()}
+    env = {"PEPPOL_AP_STORAGE__DATA_DIR": str(data), "PEPPOL_AP_SML__DNS_SERVERS": _empty_zone_dns(), **rules_env()}
     if database_url:
         env["PEPPOL_AP_DATABASE__URL"] = database_url
     return env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,10 +17,11 @@ from accesspoint.store import liveness
 from accesspoint.store.database import make_engine, session_factory
 from accesspoint.store.models import Direction, Message, MessageState
 from accesspoint.worker import run_worker
+from tests.conftest import rules_env
 
 
 def test_health_reports_environment_database_worker_and_certificates(tmp_path: Path) -> None:
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
     app = create_app(cfg)
     run_worker(app.extensions["gateway"], once=True)  # a worker that just ran leaves its heartbeat
     response = app.test_client().get("/health")
@@ -40,7 +42,7 @@ def test_health_reports_environment_database_worker_and_certificates(tmp_path: P
 
 
 def test_health_says_when_no_worker_runs_and_the_queue_waits(tmp_path: Path) -> None:
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
                              "PEPPOL_AP_HEALTH__QUEUE_STUCK_SECONDS": "60"})
     app = create_app(cfg)
     gateway = app.extensions["gateway"]
@@ -75,7 +77,7 @@ def test_health_says_when_no_worker_runs_and_the_queue_waits(tmp_path: Path) -> 
 
 
 def test_a_worker_that_stops_cleanly_is_gone_at_once(tmp_path: Path) -> None:
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
     app = create_app(cfg)
     gateway = app.extensions["gateway"]
     stop = threading.Event()
@@ -93,7 +95,7 @@ def test_a_worker_that_stops_cleanly_is_gone_at_once(tmp_path: Path) -> None:
 
 def test_certificates_close_to_expiry_degrade_health_and_show_in_metrics(tmp_path: Path) -> None:
     # the dev certificates live two years: a warning window of three years covers both
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
                              "PEPPOL_AP_HEALTH__CERTIFICATE_WARNING_DAYS": "1100"})
     app = create_app(cfg)
     run_worker(app.extensions["gateway"], once=True)
@@ -111,7 +113,7 @@ def test_certificates_close_to_expiry_degrade_health_and_show_in_metrics(tmp_pat
 
 
 def test_unreachable_database_stops_start_up_with_one_line(tmp_path: Path) -> None:
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path),
                              "PEPPOL_AP_DATABASE__URL": "postgresql+psycopg://nobody:secret@127.0.0.1:1/none"})
     with pytest.raises(ConfigError) as info:
         create_app(cfg)
@@ -121,7 +123,7 @@ def test_unreachable_database_stops_start_up_with_one_line(tmp_path: Path) -> No
 
 
 def test_health_degrades_when_the_database_goes_away(tmp_path: Path) -> None:
-    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
     gateway = build_gateway(cfg)
     gateway.engine = make_engine("postgresql+psycopg://nobody@127.0.0.1:1/none")
     gateway.sessions = session_factory(gateway.engine)
@@ -131,3 +133,30 @@ def test_health_degrades_when_the_database_goes_away(tmp_path: Path) -> None:
     assert body["status"] == "down"
     assert body["database"]["ok"] is False
     assert body["reasons"][0].startswith("the database sqlite:///") and "does not answer" in body["reasons"][0]
+
+
+def test_health_degrades_without_validation_rules(tmp_path: Path) -> None:
+    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    body = create_app(cfg).test_client().get("/health").get_json()
+    assert body["validation"]["ok"] is False and body["validation"]["installed"] == []
+    assert any(r.startswith(f"no complete set of BIS validation rules is installed in {tmp_path / 'rules'}")
+               and "`peppol-ap rules install`" in r for r in body["reasons"])
+
+
+def test_health_degrades_when_the_installed_rules_are_older_than_the_release_in_force(
+        tmp_path: Path, bis_rules: Path) -> None:
+    rules = tmp_path / "rules"
+    (rules / "schematron/openpeppol/2025.11/xslt").mkdir(parents=True)
+    shutil.copy(bis_rules / "manifest.json", rules / "manifest.json")
+    cfg = load_config(None, {"PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    body = create_app(cfg).test_client().get("/health").get_json()
+    assert body["validation"] == {"ok": False, "rules_dir": str(rules), "installed": ["2025.11"],
+                                  "release": "2025.11", "mandatory_release": "2026.5"}
+    assert any(r.startswith("BIS rule release 2026.5 is mandatory since 2026-08-17 but validation uses 2025.11")
+               for r in body["reasons"])
+
+
+def test_health_is_ok_with_the_session_rules(tmp_path: Path) -> None:
+    cfg = load_config(None, {**rules_env(), "PEPPOL_AP_STORAGE__DATA_DIR": str(tmp_path)})
+    body = create_app(cfg).test_client().get("/health").get_json()
+    assert body["validation"]["ok"] is True and body["validation"]["release"] == "2026.5"

@@ -7,7 +7,7 @@ runs that rule, so the API and the import refuse the same values with the same w
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -106,6 +106,12 @@ class ParticipantRequest(BaseModel):
     receiving: StrictBool = False
 
 
+ValidationModeChoice = Literal["refuse", "warn"]
+VALIDATION_MODE_DESCRIPTION = ("what a fatal BIS validation finding does to a submission: `refuse` (422, nothing is "
+                               "sent; the rule for a sending access point) or `warn` (for a migration period: sent, "
+                               "and the answer says so)")
+
+
 class OrganisationUpdate(BaseModel):
     """The fields to change; the Peppol Directory re-reads the business card of a receiving participant"""
 
@@ -119,8 +125,9 @@ class OrganisationUpdate(BaseModel):
     contact_name: ContactName = None
     contact_email: ContactEmail = None
     contact_phone: ContactPhone = None
+    validation_mode: ValidationModeChoice | None = Field(None, description=VALIDATION_MODE_DESCRIPTION)
 
-    @field_validator("name", "country")
+    @field_validator("name", "country", "validation_mode")
     @classmethod
     def _required_stays_set(cls, value: str | None) -> str:
         if value is None:
@@ -144,6 +151,7 @@ class OrganisationRequest(BaseModel):
     contact_name: ContactName = None
     contact_email: ContactEmail = None
     contact_phone: ContactPhone = None
+    validation_mode: ValidationModeChoice = Field("refuse", description=VALIDATION_MODE_DESCRIPTION)
     participants: list[ParticipantRequest] = Field(default_factory=list, max_length=1000)
 
 
@@ -217,7 +225,8 @@ class Organisation(Schema):
 
     model_config = model_examples({
         "id": 1, "name": "Acme AB", "country": "SE", "org_number": "5567321707", "vat_number": None,
-        "contact_name": None, "contact_email": "peppol@acme.example", "contact_phone": None, "participants": [],
+        "contact_name": None, "contact_email": "peppol@acme.example", "contact_phone": None,
+        "validation_mode": "refuse", "participants": [],
         "created_at": "2026-11-21T09:00:00Z", "updated_at": "2026-11-21T09:00:00Z",
     })
 
@@ -229,6 +238,7 @@ class Organisation(Schema):
     contact_name: str | None
     contact_email: str | None
     contact_phone: str | None
+    validation_mode: ValidationModeChoice = Field(description=VALIDATION_MODE_DESCRIPTION)
     participants: list[Participant]
     created_at: datetime
     updated_at: datetime

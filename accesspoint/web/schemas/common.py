@@ -42,6 +42,10 @@ class Problem(BaseModel):
     field: str | None = Field(None, description="the field of a submitted document at fault (`sender`, "
                               "`receiver`, `document`, ...)")
     errors: list[FieldProblem] | None = Field(None, description="every invalid field, when there are several")
+    release: str | None = Field(None, description="a document that is not BIS compliant: the rule release used")
+    findings: list[dict[str, Any]] | None = Field(None, description="a document that is not BIS compliant: every "
+                                                  "finding (rule_id, flag, message, location, line, layer), as "
+                                                  "in the `validation` object of a message")
 
 
 def _rfc3339(value: Any) -> datetime:

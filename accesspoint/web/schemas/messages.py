@@ -13,6 +13,7 @@ from pydantic import Field, field_validator
 
 from accesspoint.store.models import INBOUND_STATES, OUTBOUND_STATES, MessageState
 from accesspoint.web.schemas.common import Instant, ListQuery, Page, Query, Schema, model_examples, page_examples
+from accesspoint.web.schemas.validation import Validation
 from smp.identifiers import DocumentTypeId, IdentifierError, ParticipantId
 
 Order = Literal["newest", "oldest"]
@@ -117,6 +118,8 @@ class MessageFields(Schema):
     document_size: int | None = Field(description="bytes of the business document inside the SBD")
     created_at: datetime
     receipt: ReceiptRef | None
+    validation: Validation | None = Field(description="the Peppol BIS validation report (null for messages from "
+                                                      "before validation existed)")
 
 
 class InboundLinks(Schema):
@@ -134,6 +137,8 @@ class InboundMessage(MessageFields):
         "process": BILLING, "country_c1": "SE", "document_id": "INV-2026-0042", "sbdh_instance_id":
         "4f5c2b8e-1b7e-4a8e-9d3e-6c1f0a2b3c4d", "as4_message_id": "a1b2c3@peer.example", "conversation_id": "conv-1",
         "sbd_size": 7816, "sbd_sha256": "9f" * 32, "document_size": 6950, "created_at": "2026-11-21T09:00:00Z",
+        "validation": {"status": "valid", "release": "2026.5", "document_type": "invoice", "findings": [],
+                       "sent_despite_fatal_findings": None, "warning": None, "detail": None},
         "receipt": {"as4_message_id": "d4e5f6@ap.example", "sha256": "3c" * 32,
                     "url": f"/api/v1/inbound/{MESSAGE_ID}/receipt"},
         "sending_ap": {"seat_id": "POP000002", "endpoint_url": None}, "duplicate_of": None,
@@ -179,6 +184,11 @@ class OutboundMessage(MessageFields):
         "process": BILLING, "country_c1": "SE", "document_id": "INV-2026-0042", "sbdh_instance_id":
         "4f5c2b8e-1b7e-4a8e-9d3e-6c1f0a2b3c4d", "as4_message_id": "a1b2c3@ap.example", "conversation_id": "conv-1",
         "sbd_size": 7816, "sbd_sha256": "9f" * 32, "document_size": 6950, "created_at": "2026-11-21T09:00:00Z",
+        "validation": {"status": "warnings", "release": "2026.5", "document_type": "invoice", "findings": [
+            {"rule_id": "UBL-CR-679", "flag": "warning", "message": "[UBL-CR-679]-A UBL invoice should not include "
+             "the ClassifiedTaxCategory/ID schemeID", "location": "/*:Invoice[namespace-uri()='urn:oasis:names:"
+             "specification:ubl:schema:xsd:Invoice-2'][1]", "line": 4, "layer": "CEN-EN16931-UBL"}],
+            "sent_despite_fatal_findings": None, "warning": None, "detail": None},
         "receipt": {"as4_message_id": "d4e5f6@peer.example", "sha256": "3c" * 32,
                     "url": f"/api/v1/outbound/{MESSAGE_ID}/receipt"},
         "receiving_ap": {"seat_id": "POP000002", "endpoint_url": "https://ap.example/as4"},
@@ -222,7 +232,7 @@ class AdminMessage(MessageFields):
         "receiver": RECEIVER, "document_type": INVOICE, "process": BILLING, "country_c1": "SE",
         "document_id": "INV-2026-0042", "sbdh_instance_id": "4f5c2b8e-1b7e-4a8e-9d3e-6c1f0a2b3c4d",
         "as4_message_id": None, "conversation_id": "conv-1", "sbd_size": 7816, "sbd_sha256": "9f" * 32,
-        "document_size": 6950, "created_at": "2026-11-21T09:00:00Z", "receipt": None,
+        "document_size": 6950, "created_at": "2026-11-21T09:00:00Z", "receipt": None, "validation": None,
         "peer_ap": None, "updated_at": "2026-11-22T09:00:00Z", "received_at": None, "sent_at": None,
         "acked_at": None, "error_code": "participant-not-registered",
         "reason": "0088:7300010000001 is not registered in Peppol",
