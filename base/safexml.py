@@ -36,12 +36,13 @@ def _reject_doctype(tree: etree._ElementTree) -> None:
         raise XmlError("DOCTYPE declarations are not accepted")
 
 
-def parse_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> etree._Element:
-    """Parse a whole document from bytes; returns the root element."""
+def parse_bytes(data: bytes, max_bytes: int = DEFAULT_MAX_BYTES, *, huge_tree: bool = False) -> etree._Element:
+    """Parse a whole document from bytes; returns the root element. `huge_tree` lifts libxml2's limits on one
+    text node (10 MB) and on depth, for documents whose size `max_bytes` already bounds (entities stay off)."""
     if len(data) > max_bytes:
         raise XmlError(f"XML document larger than {max_bytes} bytes")
     try:
-        root = etree.fromstring(data, parser=_parser())
+        root = etree.fromstring(data, parser=_parser(huge_tree))
     except etree.XMLSyntaxError as exc:
         raise XmlError(f"malformed XML: {exc}") from None
     _reject_doctype(root.getroottree())

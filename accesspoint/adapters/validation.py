@@ -94,7 +94,9 @@ class Validator:
         """Every finding of every layer for `document`, or None when it is of no configured document type.
         Raises NotXml and RulesUnavailable."""
         try:
-            root = parse_bytes(document, max_bytes=self.max_bytes)
+            # huge_tree: an invoice may embed an attachment (cac:AdditionalDocumentReference, base64) larger than
+            # libxml2's 10 MB text node limit; the document's size is bounded by max_bytes (as4.max_payload_bytes)
+            root = parse_bytes(document, max_bytes=self.max_bytes, huge_tree=True)
         except XmlError as exc:
             raise NotXml(str(exc)) from None
         entry = self.document_type(root)

@@ -3,7 +3,9 @@ with release 2025.11, the XSD verdicts are expected-xsd.json."""
 
 from __future__ import annotations
 
+import base64
 import json
+import random
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
@@ -101,3 +103,16 @@ def test_request_threads_share_the_compiled_rules(validator: Validator) -> None:
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(pool.map(run, [name for name in cases for _ in range(4)]))
     assert results == [expected for expected in cases.values() for _ in range(4)]
+
+
+def test_an_invoice_with_an_attachment_larger_than_a_libxml2_text_node_validates(validator: Validator) -> None:
+    """Embedded attachments (base64 in cbc:EmbeddedDocumentBinaryObject) pass libxml2's 10 MB text node limit;
+    such an invoice is valid and must be validated, not refused as malformed (phase4's 20 MB interop case)."""
+    scan = base64.b64encode(random.Random(20).randbytes(11 * 1024 * 1024)).decode()
+    anchor = "<cac:AccountingSupplierParty>"
+    text = (BIS / "base-example.xml").read_text(encoding="utf-8").replace(anchor, (
+        "<cac:AdditionalDocumentReference><cbc:ID>scan-1</cbc:ID><cac:Attachment><cbc:EmbeddedDocumentBinaryObject "
+        f'mimeCode="application/pdf" filename="scan.pdf">{scan}</cbc:EmbeddedDocumentBinaryObject></cac:Attachment>'
+        "</cac:AdditionalDocumentReference>" + anchor), 1)
+    report = validator.validate(text.encode(), TODAY)
+    assert report is not None and report.status is not Status.INVALID, report.fatal
