@@ -40,16 +40,6 @@ def gateway(tmp_path: Path, dev_pki: Path, database_url: str) -> Iterator[Gatewa
 
 
 @pytest.fixture
-def client(gateway: Gateway) -> FlaskClient:
-    return create_app(gateway=gateway).test_client()
-
-
-@pytest.fixture
-def acme(gateway: Gateway) -> Org:
-    return make_org(gateway, "Acme AB")
-
-
-@pytest.fixture
 def admin(gateway: Gateway) -> dict[str, str]:
     with gateway.read() as session:
         client, token = ApiClient.issue("ops", ApiRole.ADMIN)

@@ -63,16 +63,6 @@ def gateway(tmp_path: Path, dev_pki: Path, database_url: str) -> Iterator[Gatewa
     gw.engine.dispose()
 
 
-@pytest.fixture
-def client(gateway: Gateway) -> FlaskClient:
-    return create_app(gateway=gateway).test_client()
-
-
-@pytest.fixture
-def acme(gateway: Gateway) -> Org:
-    return make_org(gateway, "Acme AB")
-
-
 def subscriptions(gateway: Gateway) -> list[WebhookSubscription]:
     with gateway.sessions() as session:
         return list(session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.id)))
